@@ -1,0 +1,148 @@
+//! Command-line syntax.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Configuration precedence: flags > environment (DG_*, AWS_*) > config file > defaults.
+Endpoints: --endpoint-url / DG_ENDPOINT_URL / AWS_ENDPOINT_URL take http(s):// for an
+S3-compatible server or file:///some/dir for the local store (buckets are subdirectories).
+
+Exit codes: 0 success, 1 failure, 2 bad arguments or configuration, 3 bucket or object not
+found, 4 integrity check failed.";
+
+/// Store versioned artifacts in S3 as a reference plus tiny binary deltas.
+#[derive(Debug, Parser)]
+#[command(name = "deltaglider", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// S3 endpoint (http[s]://host:port) or local store (file:///dir).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS region.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// AWS profile from ~/.aws/config.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Config file (default: $XDG_CONFIG_HOME/deltaglider/config.toml, or DG_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not cache references, even for the duration of this command.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging on stderr (-v info, -vv debug, -vvv trace); also DG_LOG_LEVEL.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy a file to or from S3.
+    #[command(after_help = "\
+Examples:
+  deltaglider cp app-1.2.zip s3://releases/app/          # stored as a delta when possible
+  deltaglider cp app-1.2.zip s3://releases/app/app.zip   # explicit key
+  deltaglider cp s3://releases/app/app-1.2.zip ./        # byte-exact original back
+  deltaglider cp s3://releases/app/app-1.2.zip s3://backup/app/")]
+    Cp(CpArgs),
+    /// List buckets, or objects under a prefix.
+    #[command(
+        after_help = "\
+Examples:
+  deltaglider ls
+  deltaglider ls s3://releases/app/
+  deltaglider ls -r -h --summarize s3://releases",
+        disable_help_flag = true
+    )]
+    Ls(LsArgs),
+    /// Delete an object (and the deltaspace's reference once nothing uses it).
+    #[command(after_help = "Example:\n  deltaglider rm s3://releases/app/app-1.0.zip")]
+    Rm(RmArgs),
+    /// Rebuild an object and check it against its recorded SHA-256.
+    #[command(after_help = "Example:\n  deltaglider verify s3://releases/app/app-1.2.zip")]
+    Verify(VerifyArgs),
+    /// Make a bucket.
+    #[command(after_help = "Example:\n  deltaglider mb s3://releases")]
+    Mb(BucketArgs),
+    /// Remove an empty bucket (or, with --force, everything in it first).
+    #[command(after_help = "Example:\n  deltaglider rb --force s3://scratch")]
+    Rb(RbArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Source: a local file or s3://bucket/key.
+    pub source: String,
+    /// Destination: s3://bucket/key, s3://bucket/prefix/, a local file or directory.
+    pub destination: String,
+    /// Store the file whole, never as a delta.
+    #[arg(long)]
+    pub no_delta: bool,
+    /// Store whole when the delta is at least this fraction of the file (default 0.5).
+    #[arg(long, value_name = "RATIO")]
+    pub max_ratio: Option<f64>,
+    /// Delta-eligible extensions, comma separated; a leading '+' adds to the defaults.
+    #[arg(long, value_name = "LIST")]
+    pub delta_extensions: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// s3://bucket[/prefix]; without it, lists buckets.
+    pub target: Option<String>,
+    /// List every object under the prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Sizes in KiB/MiB/GiB.
+    #[arg(short = 'h', long = "human-readable")]
+    pub human_readable: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Print totals at the end.
+    #[arg(long)]
+    pub summarize: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// s3://bucket/key
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// s3://bucket/key
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BucketArgs {
+    /// s3://bucket
+    pub bucket: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RbArgs {
+    /// s3://bucket
+    pub bucket: String,
+    /// Delete every object first.
+    #[arg(long)]
+    pub force: bool,
+}

@@ -1,0 +1,5 @@
+//! The command line: parse, call the library, print.
+
+pub mod args;
+pub mod output;
+pub mod run;

@@ -1,0 +1,353 @@
+//! Runs one parsed command against the library.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use deltaglider::config::{Config, Overrides};
+use deltaglider::engine::{PutReport, PutRequestOptions};
+use deltaglider::{Engine, S3Url, StoredAs};
+use serde_json::json;
+
+use super::args::{BucketArgs, Cli, Command, CpArgs, LsArgs, RbArgs, RmArgs, VerifyArgs};
+use super::output::{human_size, listing_time, percent, print_json};
+
+/// Settings the command needs besides the engine.
+struct Printer {
+    json: bool,
+    quiet: bool,
+}
+
+impl Printer {
+    fn line(&self, s: impl AsRef<str>) {
+        if !self.quiet && !self.json {
+            println!("{}", s.as_ref());
+        }
+    }
+}
+
+/// Resolves configuration from the command line and environment.
+pub fn config(cli: &Cli) -> Result<Config> {
+    let (max_ratio, delta_extensions) = match &cli.command {
+        Command::Cp(a) => (a.max_ratio, a.delta_extensions.clone()),
+        _ => (None, None),
+    };
+    Ok(Config::from_env(&Overrides {
+        endpoint_url: cli.global.endpoint_url.clone(),
+        region: cli.global.region.clone(),
+        profile: cli.global.profile.clone(),
+        max_ratio,
+        delta_extensions,
+        config_file: cli.global.config.clone(),
+        no_cache: cli.global.no_cache,
+    })?)
+}
+
+/// Runs the command.
+pub async fn run(cli: Cli, engine: Engine) -> Result<()> {
+    let printer = Printer {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+    };
+    match cli.command {
+        Command::Cp(args) => cp(&engine, &printer, args).await,
+        Command::Ls(args) => ls(&engine, &printer, args).await,
+        Command::Rm(args) => rm(&engine, &printer, args).await,
+        Command::Verify(args) => verify(&engine, &printer, args).await,
+        Command::Mb(args) => mb(&engine, &printer, args).await,
+        Command::Rb(args) => rb(&engine, &printer, args).await,
+    }
+}
+
+fn parse_s3(s: &str) -> Result<S3Url> {
+    Ok(S3Url::parse(s)?)
+}
+
+fn describe_put(r: &PutReport) -> String {
+    match r.stored_as {
+        StoredAs::Delta if r.created_reference => format!(
+            "(new reference for s3://{}/{}, {})",
+            r.bucket,
+            deltaglider::deltaspace::reference_key_for(&r.key),
+            human_size(r.original_size)
+        ),
+        StoredAs::Delta => format!(
+            "(delta {} of {}, {:.1}% stored, {:.1}% saved)",
+            human_size(r.stored_size),
+            human_size(r.original_size),
+            percent(r.stored_size, r.original_size),
+            100.0 - percent(r.stored_size, r.original_size)
+        ),
+        _ => match &r.direct_reason {
+            Some(why) => format!("(stored whole, {}: {why})", human_size(r.original_size)),
+            None => format!("(stored whole, {})", human_size(r.original_size)),
+        },
+    }
+}
+
+async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
+    let options = PutRequestOptions {
+        no_delta: args.no_delta,
+        max_ratio: args.max_ratio,
+        content_type: None,
+    };
+    match (S3Url::is_s3(&args.source), S3Url::is_s3(&args.destination)) {
+        (false, true) => {
+            let src = PathBuf::from(&args.source);
+            let meta = std::fs::metadata(&src)
+                .with_context(|| format!("cannot read source file {}", src.display()))?;
+            if meta.is_dir() {
+                bail!(
+                    "{} is a directory (recursive copy is not supported by this version)",
+                    src.display()
+                );
+            }
+            let dest = parse_s3(&args.destination)?;
+            let key = object_key_for_upload(&dest, &src)?;
+            let report = engine.put_file(&src, &dest.bucket, &key, &options).await?;
+            if p.json {
+                print_json(&report);
+            }
+            p.line(format!(
+                "upload: {} to s3://{}/{} {}",
+                src.display(),
+                report.bucket,
+                report.key,
+                describe_put(&report)
+            ));
+        }
+        (true, false) => {
+            let src = parse_s3(&args.source)?;
+            if src.is_dir_like() {
+                bail!(
+                    "{src} names a prefix, not an object (recursive copy is not supported by this version)"
+                );
+            }
+            let dest = local_destination(&src, &args.destination);
+            let report = engine.get_to_file(&src.bucket, &src.key, &dest).await?;
+            if p.json {
+                print_json(&report);
+            }
+            p.line(format!(
+                "download: s3://{}/{} to {}{}",
+                report.bucket,
+                report.key,
+                dest.display(),
+                if report.verified {
+                    " (sha256 verified)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        (true, true) => {
+            let src = parse_s3(&args.source)?;
+            let dest = parse_s3(&args.destination)?;
+            if src.is_dir_like() {
+                bail!("{src} names a prefix, not an object");
+            }
+            let name = deltaglider::deltaspace::file_name(&src.key).to_string();
+            let key = if dest.is_dir_like() {
+                format!("{}{}", dest.key, name)
+            } else {
+                dest.key.clone()
+            };
+            // Rebuild and store again: a delta's bytes mean nothing outside its deltaspace.
+            let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
+            let local = scratch.path().join(&name);
+            engine.get_to_file(&src.bucket, &src.key, &local).await?;
+            let report = engine
+                .put_file(&local, &dest.bucket, &key, &options)
+                .await?;
+            if p.json {
+                print_json(&report);
+            }
+            p.line(format!(
+                "copy: {src} to s3://{}/{} {}",
+                dest.bucket,
+                key,
+                describe_put(&report)
+            ));
+        }
+        (false, false) => bail!(
+            "one of '{}' and '{}' must be an s3:// URL",
+            args.source,
+            args.destination
+        ),
+    }
+    Ok(())
+}
+
+/// AWS semantics: a destination ending in `/` (or a bare bucket) is a prefix to put the file
+/// under; anything else is the exact key.
+fn object_key_for_upload(dest: &S3Url, src: &Path) -> Result<String> {
+    if dest.is_dir_like() {
+        let name = src
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no usable file name", src.display()))?;
+        Ok(format!("{}{}", dest.key, name))
+    } else {
+        Ok(dest.key.clone())
+    }
+}
+
+/// AWS semantics: an existing directory or a path ending in `/` receives the object's name.
+fn local_destination(src: &S3Url, dest: &str) -> PathBuf {
+    let name = deltaglider::deltaspace::file_name(&src.key);
+    let path = PathBuf::from(dest);
+    if dest.ends_with('/') || path.is_dir() {
+        path.join(name)
+    } else {
+        path
+    }
+}
+
+async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
+    let size = |n: u64| {
+        if args.human_readable {
+            human_size(n)
+        } else {
+            n.to_string()
+        }
+    };
+    let Some(target) = args.target else {
+        let buckets = engine.store().list_buckets().await?;
+        if p.json {
+            print_json(
+                &json!({ "buckets": buckets.iter().map(|b| json!({"name": b.name, "created": b.created})).collect::<Vec<_>>() }),
+            );
+        }
+        for b in buckets {
+            p.line(format!("{} {}", listing_time(b.created), b.name));
+        }
+        return Ok(());
+    };
+    let url = parse_s3(&target)?;
+    if !engine.store().bucket_exists(&url.bucket).await? {
+        return Err(deltaglider::Error::NoSuchBucket(url.bucket).into());
+    }
+    let listing = engine.list(&url.bucket, &url.key, args.recursive).await?;
+    let base_len = if args.recursive {
+        0
+    } else {
+        url.key.rfind('/').map_or(0, |i| i + 1)
+    };
+    let total: u64 = listing.objects.iter().map(|o| o.size).sum();
+    let stored: u64 = listing.objects.iter().map(|o| o.stored_size).sum();
+    if p.json {
+        print_json(&json!({
+            "bucket": url.bucket,
+            "prefix": url.key,
+            "prefixes": listing.prefixes,
+            "objects": listing.objects,
+            "total_objects": listing.objects.len(),
+            "total_size": total,
+            "total_stored_size": stored,
+        }));
+        return Ok(());
+    }
+    for prefix in &listing.prefixes {
+        p.line(format!(
+            "{:>30} {}",
+            "PRE",
+            &prefix[base_len.min(prefix.len())..]
+        ));
+    }
+    for o in &listing.objects {
+        p.line(format!(
+            "{} {:>10} {}",
+            listing_time(o.last_modified),
+            size(o.size),
+            &o.key[base_len.min(o.key.len())..]
+        ));
+    }
+    if args.summarize {
+        p.line(format!(
+            "\nTotal Objects: {}\n   Total Size: {}",
+            listing.objects.len(),
+            size(total)
+        ));
+        p.line(format!(
+            " Stored Size: {} (deltas and direct objects; references not included)",
+            size(stored)
+        ));
+    }
+    Ok(())
+}
+
+async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()> {
+    let url = parse_s3(&args.target)?;
+    if url.is_dir_like() {
+        bail!(
+            "{url} names a prefix, not an object (recursive delete is not supported by this version)"
+        );
+    }
+    let report = engine.delete(&url.bucket, &url.key).await?;
+    if p.json {
+        print_json(&report);
+    }
+    p.line(format!("delete: s3://{}/{}", report.bucket, report.key));
+    if let Some(r) = &report.reference_removed {
+        p.line(format!(
+            "delete: s3://{}/{r} (reference no longer used)",
+            report.bucket
+        ));
+    }
+    Ok(())
+}
+
+async fn verify(engine: &Engine, p: &Printer, args: VerifyArgs) -> Result<()> {
+    let url = parse_s3(&args.target)?;
+    let report = engine.verify(&url.bucket, &url.key).await?;
+    if p.json {
+        print_json(&report);
+    }
+    match (&report.expected_sha256, report.valid) {
+        (Some(_), true) => p.line(format!("OK {url} sha256 {}", report.actual_sha256)),
+        (None, _) => p.line(format!(
+            "UNVERIFIED {url}: plain object without a recorded sha256 (sha256 {})",
+            report.actual_sha256
+        )),
+        (Some(expected), false) => {
+            return Err(deltaglider::Error::IntegrityMismatch {
+                what: url.to_string(),
+                expected: expected.clone(),
+                actual: report.actual_sha256,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn bucket_only(s: &str) -> Result<String> {
+    let url = parse_s3(s)?;
+    if !url.key.is_empty() {
+        bail!("'{s}' names an object; expected s3://bucket");
+    }
+    Ok(url.bucket)
+}
+
+async fn mb(engine: &Engine, p: &Printer, args: BucketArgs) -> Result<()> {
+    let bucket = bucket_only(&args.bucket)?;
+    engine.store().create_bucket(&bucket).await?;
+    if p.json {
+        print_json(&json!({ "bucket": bucket, "created": true }));
+    }
+    p.line(format!("make_bucket: {bucket}"));
+    Ok(())
+}
+
+async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()> {
+    let bucket = bucket_only(&args.bucket)?;
+    if args.force {
+        let removed = engine.delete_everything(&bucket).await?;
+        p.line(format!("deleted {removed} objects from {bucket}"));
+    }
+    engine.store().delete_bucket(&bucket).await?;
+    if p.json {
+        print_json(&json!({ "bucket": bucket, "removed": true }));
+    }
+    p.line(format!("remove_bucket: {bucket}"));
+    Ok(())
+}

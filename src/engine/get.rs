@@ -1,0 +1,300 @@
+//! Reading: resolve a logical key to what is stored, rebuild it, verify it, expose it.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+
+use super::{Engine, StoredAs};
+use crate::deltaspace::{self, DELTA_SUFFIX};
+use crate::error::{Error, IoContext, Result};
+use crate::hashing::HashingWriter;
+use crate::metadata::DgMetadata;
+use crate::storage::{ObjectBody, ObjectInfo};
+
+/// What a download did.
+#[derive(Debug, Clone, Serialize)]
+pub struct GetReport {
+    pub bucket: String,
+    /// The logical key asked for.
+    pub key: String,
+    /// The key actually read (`<key>.delta` for deltas).
+    pub stored_key: String,
+    pub stored_as: StoredAs,
+    pub size: u64,
+    pub sha256: String,
+    /// True if the bytes were checked against a recorded SHA-256.
+    pub verified: bool,
+    pub destination: Option<PathBuf>,
+}
+
+/// Outcome of `verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub bucket: String,
+    pub key: String,
+    pub stored_key: String,
+    pub stored_as: StoredAs,
+    pub expected_sha256: Option<String>,
+    pub actual_sha256: String,
+    pub size: u64,
+    pub valid: bool,
+}
+
+/// A logical key resolved to the stored object that represents it.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub stored_key: String,
+    pub info: ObjectInfo,
+    pub meta: DgMetadata,
+    pub stored_as: StoredAs,
+}
+
+/// Copies an async body into a synchronous writer (local files, hashers).
+pub(crate) async fn drain_into(mut body: ObjectBody, out: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = body.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        out.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+fn created_at(info: &ObjectInfo) -> Option<DateTime<Utc>> {
+    info.metadata
+        .as_ref()
+        .and_then(|m| DgMetadata::parse(m).created_at)
+}
+
+impl Engine {
+    /// Finds what stores the logical `key`. When both `<key>` and `<key>.delta` exist (only
+    /// other tools or an interrupted overwrite leave both), the one with the newer
+    /// `dg-created-at` wins; if either has no timestamp, `<key>` wins, as in the Python tool.
+    pub(crate) async fn resolve(&self, bucket: &str, key: &str) -> Result<Resolved> {
+        let delta_key = format!("{key}{DELTA_SUFFIX}");
+        let (direct, delta) = if key.ends_with(DELTA_SUFFIX) {
+            (self.store.head_object(bucket, key).await?, None)
+        } else {
+            let (a, b) = tokio::join!(
+                self.store.head_object(bucket, key),
+                self.store.head_object(bucket, &delta_key)
+            );
+            (a?, b?)
+        };
+        let info = match (direct, delta) {
+            (None, None) => {
+                if !self.store.bucket_exists(bucket).await? {
+                    return Err(Error::NoSuchBucket(bucket.to_string()));
+                }
+                return Err(Error::NotFound {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                });
+            }
+            (Some(d), None) => d,
+            (None, Some(x)) => x,
+            (Some(d), Some(x)) => match (created_at(&d), created_at(&x)) {
+                (Some(td), Some(tx)) if tx > td => x,
+                _ => d,
+            },
+        };
+        let meta = DgMetadata::parse(info.metadata.as_ref().unwrap_or(&Default::default()));
+        let stored_as = if info.key.ends_with(DELTA_SUFFIX) && meta.is_deltaglider() {
+            StoredAs::Delta
+        } else if meta.is_deltaglider() {
+            StoredAs::Direct
+        } else {
+            StoredAs::Plain
+        };
+        Ok(Resolved {
+            stored_key: info.key.clone(),
+            info,
+            meta,
+            stored_as,
+        })
+    }
+
+    /// A verified handle on the reference `ref_key` whose content must hash to `ref_sha`:
+    /// from the cache, or downloaded into it and checked before anything uses it.
+    pub(crate) async fn reference_handle(
+        &self,
+        bucket: &str,
+        ref_key: &str,
+        ref_sha: &str,
+        needed_by: &str,
+    ) -> Result<File> {
+        if let Some(f) = self.cache.lookup(ref_sha)? {
+            tracing::debug!(%ref_key, "reference cache hit");
+            return Ok(f);
+        }
+        tracing::debug!(%ref_key, "reference cache miss: downloading");
+        let reader = self
+            .store
+            .get_object(bucket, ref_key)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::InvalidMetadata {
+                    bucket: bucket.to_string(),
+                    key: needed_by.to_string(),
+                    reason: format!("its reference s3://{bucket}/{ref_key} is missing"),
+                },
+                other => other,
+            })?;
+        let mut writer = self.cache.writer(ref_sha)?;
+        drain_into(reader.body, &mut *writer)
+            .await
+            .ctx(|| format!("cannot download reference s3://{bucket}/{ref_key}"))?;
+        writer.commit(&format!(
+            "reference s3://{bucket}/{ref_key} (needed by {needed_by})"
+        ))
+    }
+
+    /// Rebuilds the bytes of a resolved object into `out`, returning `(sha256, size, out)`.
+    /// For deltas the reference is verified before decoding; the caller compares the result.
+    async fn reconstruct<W: Write + Send + 'static>(
+        &self,
+        bucket: &str,
+        resolved: &Resolved,
+        out: W,
+    ) -> Result<(String, u64, W)> {
+        let what = format!("s3://{bucket}/{}", resolved.stored_key);
+        match resolved.stored_as {
+            StoredAs::Delta => {
+                let ref_sha =
+                    resolved
+                        .meta
+                        .ref_sha256
+                        .clone()
+                        .ok_or_else(|| Error::InvalidMetadata {
+                            bucket: bucket.to_string(),
+                            key: resolved.stored_key.clone(),
+                            reason: "delta has no dg-ref-sha256".into(),
+                        })?;
+                let ref_key = resolved
+                    .meta
+                    .reference_key(deltaspace::of_key(&resolved.stored_key));
+                let reference = self
+                    .reference_handle(bucket, &ref_key, &ref_sha, &what)
+                    .await?;
+                let reader = self.store.get_object(bucket, &resolved.stored_key).await?;
+                let mut delta =
+                    tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
+                drain_into(reader.body, &mut delta)
+                    .await
+                    .ctx(|| format!("cannot download {what}"))?;
+                let codec = self.codec.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut hashing =
+                        HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out));
+                    codec
+                        .decode(&reference, &delta, &mut hashing)
+                        .map_err(|e| match e {
+                            Error::Codec { operation, detail } => Error::Codec {
+                                operation,
+                                detail: format!("{what}: {detail}"),
+                            },
+                            other => other,
+                        })?;
+                    let (sha, len, buffered) = hashing.into_parts();
+                    let out = buffered
+                        .into_inner()
+                        .map_err(|e| Error::io("cannot write the output", e.into_error()))?;
+                    Ok((sha, len, out))
+                })
+                .await
+                .map_err(|e| Error::io("decoder task failed", io::Error::other(e)))?
+            }
+            StoredAs::Direct | StoredAs::Plain => {
+                let reader = self.store.get_object(bucket, &resolved.stored_key).await?;
+                let mut hashing = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out));
+                drain_into(reader.body, &mut hashing)
+                    .await
+                    .ctx(|| format!("cannot download {what}"))?;
+                let (sha, len, buffered) = hashing.into_parts();
+                let out = buffered
+                    .into_inner()
+                    .map_err(|e| Error::io("cannot write the output", e.into_error()))?;
+                Ok((sha, len, out))
+            }
+        }
+    }
+
+    /// Downloads the logical object `key` to `dest`. The bytes go to a temporary file next
+    /// to `dest`, are checked against the recorded SHA-256, and only then renamed into place:
+    /// `dest` never holds partial or unverified content.
+    pub async fn get_to_file(&self, bucket: &str, key: &str, dest: &Path) -> Result<GetReport> {
+        let resolved = self.resolve(bucket, key).await?;
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "download".into());
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".dgtmp")
+            .tempfile_in(&parent)
+            .ctx(|| format!("cannot create a file in {}", parent.display()))?;
+        let (file, temp_path) = temp.into_parts();
+        let (sha, size, file) = self.reconstruct(bucket, &resolved, file).await?;
+        let verified = self.check(bucket, key, &resolved, &sha)?;
+        file.sync_all()
+            .ctx(|| format!("cannot write {}", dest.display()))?;
+        if let Some(t) = resolved.info.last_modified {
+            let _ = file.set_modified(t.into());
+        }
+        drop(file);
+        temp_path
+            .persist(dest)
+            .map_err(|e| Error::io(format!("cannot create {}", dest.display()), e.error))?;
+        Ok(GetReport {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            stored_key: resolved.stored_key,
+            stored_as: resolved.stored_as,
+            size,
+            sha256: sha,
+            verified,
+            destination: Some(dest.to_path_buf()),
+        })
+    }
+
+    /// Rebuilds the object and compares it with its recorded SHA-256, writing nothing.
+    pub async fn verify(&self, bucket: &str, key: &str) -> Result<VerifyReport> {
+        let resolved = self.resolve(bucket, key).await?;
+        let (sha, size, _) = self.reconstruct(bucket, &resolved, io::sink()).await?;
+        let expected = resolved.meta.file_sha256.clone();
+        Ok(VerifyReport {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            valid: expected.as_deref().is_none_or(|e| e == sha),
+            stored_key: resolved.stored_key,
+            stored_as: resolved.stored_as,
+            expected_sha256: expected,
+            actual_sha256: sha,
+            size,
+        })
+    }
+
+    /// Compares a result with the recorded hash; plain objects have none to compare.
+    fn check(&self, bucket: &str, key: &str, resolved: &Resolved, sha: &str) -> Result<bool> {
+        match &resolved.meta.file_sha256 {
+            Some(expected) if expected != sha => Err(Error::IntegrityMismatch {
+                what: format!("s3://{bucket}/{key} (stored as {})", resolved.stored_key),
+                expected: expected.clone(),
+                actual: sha.to_string(),
+            }),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
+    }
+}

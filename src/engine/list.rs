@@ -1,0 +1,140 @@
+//! Listing logical objects: references and internal objects hidden, `.delta` stripped,
+//! original sizes reported.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::{Engine, StoredAs};
+use crate::deltaspace::{self, DELTA_SUFFIX};
+use crate::error::Result;
+use crate::metadata::DgMetadata;
+use crate::storage::{ListRequest, ObjectInfo};
+
+/// One logical object in a listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListEntry {
+    /// Logical key (no `.delta`).
+    pub key: String,
+    pub stored_key: String,
+    pub stored_as: StoredAs,
+    /// Size of the original file.
+    pub size: u64,
+    /// Bytes the object occupies in the store (the delta for deltas; the shared reference
+    /// is not included).
+    pub stored_size: u64,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// A listing: objects and, for non-recursive listings, the sub-prefixes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Listing {
+    pub objects: Vec<ListEntry>,
+    pub prefixes: Vec<String>,
+}
+
+impl Engine {
+    /// Lists logical objects under `prefix`; with `recursive == false`, groups deeper keys
+    /// into prefixes like `aws s3 ls`.
+    ///
+    /// S3 listings carry no user metadata, so the original size of a delta needs one HEAD per
+    /// delta; they run `list_concurrency` at a time. Stores that return metadata with the
+    /// listing (the local store) need none.
+    pub async fn list(&self, bucket: &str, prefix: &str, recursive: bool) -> Result<Listing> {
+        let mut request = ListRequest {
+            prefix: prefix.to_string(),
+            delimiter: (!recursive).then(|| "/".to_string()),
+            ..Default::default()
+        };
+        let mut raw: Vec<ObjectInfo> = Vec::new();
+        let mut prefixes = Vec::new();
+        loop {
+            let page = self.store.list_objects(bucket, &request).await?;
+            raw.extend(
+                page.objects
+                    .into_iter()
+                    .filter(|o| !deltaspace::is_hidden(&o.key)),
+            );
+            prefixes.extend(
+                page.common_prefixes
+                    .into_iter()
+                    .filter(|p| !deltaspace::is_hidden(p)),
+            );
+            match page.next_token {
+                Some(t) => request.continuation_token = Some(t),
+                None => break,
+            }
+        }
+
+        // Deltas without metadata in the listing need a HEAD for their original size.
+        let store = self.store.clone();
+        let raw: Vec<ObjectInfo> = futures::stream::iter(raw.into_iter().map(|o| {
+            let store = store.clone();
+            async move {
+                if o.metadata.is_none() && o.key.ends_with(DELTA_SUFFIX) {
+                    if let Some(h) = store.head_object(bucket, &o.key).await? {
+                        return Ok(ObjectInfo {
+                            metadata: h.metadata,
+                            ..o
+                        });
+                    }
+                }
+                Ok::<_, crate::Error>(o)
+            }
+        }))
+        .buffered(self.settings.list_concurrency.max(1))
+        .try_collect()
+        .await?;
+
+        let mut by_key: BTreeMap<String, ListEntry> = BTreeMap::new();
+        let mut created: BTreeMap<String, Option<DateTime<Utc>>> = BTreeMap::new();
+        for o in raw {
+            let meta = o
+                .metadata
+                .as_ref()
+                .map(DgMetadata::parse)
+                .unwrap_or_default();
+            let (key, stored_as) = match o.key.strip_suffix(DELTA_SUFFIX) {
+                Some(k) if meta.is_deltaglider() || o.metadata.is_none() => {
+                    (k.to_string(), StoredAs::Delta)
+                }
+                _ if meta.is_deltaglider() => (o.key.clone(), StoredAs::Direct),
+                _ => (o.key.clone(), StoredAs::Plain),
+            };
+            let entry = ListEntry {
+                size: if stored_as == StoredAs::Delta {
+                    meta.file_size.unwrap_or(o.size)
+                } else {
+                    o.size
+                },
+                key: key.clone(),
+                stored_key: o.key.clone(),
+                stored_as,
+                stored_size: o.size,
+                last_modified: o.last_modified,
+            };
+            // Same rule as downloads: newer dg-created-at wins, else the direct object.
+            let keep_existing = match (by_key.get(&key), created.get(&key)) {
+                (Some(existing), Some(existing_created)) => {
+                    let existing_is_direct = existing.stored_as != StoredAs::Delta;
+                    match (existing_created, &meta.created_at) {
+                        (Some(a), Some(b)) if existing_is_direct => a >= b,
+                        (Some(a), Some(b)) => a > b,
+                        _ => existing_is_direct,
+                    }
+                }
+                _ => false,
+            };
+            if !keep_existing {
+                created.insert(key.clone(), meta.created_at);
+                by_key.insert(key, entry);
+            }
+        }
+        Ok(Listing {
+            objects: by_key.into_values().collect(),
+            prefixes,
+        })
+    }
+}

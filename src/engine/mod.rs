@@ -1,0 +1,99 @@
+//! The DeltaGlider engine: the on-bucket format applied over a storage backend, a delta codec
+//! and a reference cache.
+
+mod delete;
+mod get;
+mod list;
+mod put;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use delete::DeleteReport;
+pub use get::{GetReport, VerifyReport};
+pub use list::{ListEntry, Listing};
+pub use put::{PutReport, PutRequestOptions};
+
+use crate::cache::ReferenceCache;
+use crate::codec::DeltaCodec;
+use crate::deltaspace::DeltaPolicy;
+use crate::storage::ObjectStore;
+
+/// How a logical object is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoredAs {
+    /// `<key>.delta` against its deltaspace's `reference.bin`.
+    Delta,
+    /// Whole, with DeltaGlider metadata.
+    Direct,
+    /// Whole, written by something other than DeltaGlider (no metadata).
+    Plain,
+}
+
+/// Engine settings that are not components.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub policy: DeltaPolicy,
+    /// A delta at least this fraction of the file's size is not worth it: store the file whole.
+    pub max_ratio: f64,
+    /// Concurrent metadata requests when listing.
+    pub list_concurrency: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            policy: DeltaPolicy::default(),
+            max_ratio: 0.5,
+            list_concurrency: 16,
+        }
+    }
+}
+
+/// Stores and fetches files in the DeltaGlider format.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Arc<dyn ObjectStore>,
+    codec: Arc<dyn DeltaCodec>,
+    cache: Arc<dyn ReferenceCache>,
+    settings: EngineSettings,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        codec: Arc<dyn DeltaCodec>,
+        cache: Arc<dyn ReferenceCache>,
+        settings: EngineSettings,
+    ) -> Self {
+        Engine {
+            store,
+            codec,
+            cache,
+            settings,
+        }
+    }
+
+    /// The storage backend.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The reference cache.
+    pub fn cache(&self) -> &Arc<dyn ReferenceCache> {
+        &self.cache
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+}
+
+/// Serializes timestamps as RFC 3339.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now()
+}

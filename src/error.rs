@@ -1,0 +1,126 @@
+//! Typed errors of the library. The CLI adds context and prints them as one line.
+
+use std::io;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in DeltaGlider's library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A string that should have been `s3://bucket[/key]` was not.
+    #[error("invalid S3 URL '{url}': {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    /// The bucket does not exist on the store.
+    #[error("bucket '{0}' does not exist")]
+    NoSuchBucket(String),
+
+    /// The object does not exist.
+    #[error("object s3://{bucket}/{key} does not exist")]
+    NotFound { bucket: String, key: String },
+
+    /// `mb` on a bucket that is already there.
+    #[error("bucket '{0}' already exists")]
+    BucketAlreadyExists(String),
+
+    /// `rb` on a bucket that still holds objects.
+    #[error("bucket '{0}' is not empty (remove its objects first)")]
+    BucketNotEmpty(String),
+
+    /// A bucket name that no S3 store accepts.
+    #[error("invalid bucket name '{name}': {reason}")]
+    InvalidBucketName { name: String, reason: String },
+
+    /// A key that cannot be stored safely (reserved name, unrepresentable on the store, ...).
+    #[error("cannot store s3://{bucket}/{key}: {reason}")]
+    InvalidKey {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+
+    /// Bytes did not hash to what the metadata promised.
+    #[error("integrity check failed for {what}: expected sha256 {expected}, got {actual}")]
+    IntegrityMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// DeltaGlider metadata on an object is missing a required field or is malformed.
+    #[error("invalid DeltaGlider metadata on s3://{bucket}/{key}: {reason}")]
+    InvalidMetadata {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+
+    /// The delta codec program is not installed.
+    #[error("{program} not found on PATH: {hint}")]
+    CodecMissing { program: String, hint: String },
+
+    /// The delta codec ran but failed.
+    #[error("delta {operation} failed: {detail}")]
+    Codec { operation: String, detail: String },
+
+    /// The storage backend reported an error.
+    #[error("{operation} s3://{bucket}/{key}: {detail}")]
+    Storage {
+        operation: String,
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Configuration that cannot be used.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// A local file changed while it was being stored.
+    #[error("{path} changed while it was being uploaded; nothing was stored")]
+    SourceChanged { path: String },
+}
+
+impl Error {
+    /// Wraps an I/O error with a description of what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Process exit code for this error, documented in the README.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidUrl { .. }
+            | Error::InvalidBucketName { .. }
+            | Error::InvalidKey { .. }
+            | Error::Config(_) => 2,
+            Error::NotFound { .. } | Error::NoSuchBucket(_) => 3,
+            Error::IntegrityMismatch { .. } | Error::InvalidMetadata { .. } => 4,
+            _ => 1,
+        }
+    }
+}
+
+/// Extension to attach context to `io::Result`.
+pub trait IoContext<T> {
+    /// Turns an `io::Error` into [`Error::Io`] with the given context.
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}

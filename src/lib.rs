@@ -1,0 +1,24 @@
+//! DeltaGlider: store versioned binary artifacts in S3-compatible storage as one reference
+//! file per prefix plus small binary deltas, and get byte-exact originals back.
+//!
+//! The crate is the SDK; the `deltaglider` binary is a thin command line over it.
+//! The seams are narrow traits, each with implementations in their own files:
+//! [`storage::ObjectStore`] (S3, local directory), [`codec::DeltaCodec`] (the `xdelta3`
+//! program) and [`cache::ReferenceCache`] (process-private directory, none).
+//! [`engine::Engine`] applies the on-bucket format over them, and [`config::Config`] resolves
+//! settings from flags, environment, config file and defaults in one place.
+
+pub mod cache;
+pub mod codec;
+pub mod config;
+pub mod deltaspace;
+pub mod engine;
+pub mod error;
+pub mod hashing;
+pub mod metadata;
+pub mod storage;
+pub mod url;
+
+pub use engine::{Engine, EngineSettings, StoredAs};
+pub use error::{Error, Result};
+pub use url::S3Url;

@@ -1,0 +1,86 @@
+//! `deltaglider`: the command-line front end of the library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::args::Cli;
+
+fn init_logging(verbose: u8, configured: Option<&str>) {
+    let level = match verbose {
+        0 => configured.unwrap_or("warn").to_string(),
+        1 => "info".into(),
+        2 => "debug".into(),
+        _ => "trace".into(),
+    };
+    let filter = EnvFilter::try_new(format!(
+        "{level},aws_config=warn,aws_smithy_runtime=warn,hyper=warn"
+    ))
+    .unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// One line: the error and its causes.
+fn report(err: &anyhow::Error) -> ExitCode {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !line.contains(&c) {
+            line.push_str(": ");
+            line.push_str(&c);
+        }
+    }
+    eprintln!("deltaglider: error: {line}");
+    let code = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<deltaglider::Error>())
+        .map_or(1, |e| e.exit_code());
+    ExitCode::from(code as u8)
+}
+
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "terminated",
+        _ = int.recv() => "interrupted",
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli::run::config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            init_logging(cli.global.verbose, None);
+            return report(&e);
+        }
+    };
+    init_logging(cli.global.verbose, config.log_level.as_deref());
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    let result = runtime.block_on(async {
+        let engine = config.build_engine().await?;
+        // Dropping the command future on a signal drops its temporary files and the private
+        // cache directory before the process exits.
+        tokio::select! {
+            r = cli::run::run(cli, engine) => r,
+            why = interrupted() => Err(anyhow::anyhow!("{why}; temporary files removed, nothing partial was stored")),
+        }
+    });
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}

@@ -1,0 +1,125 @@
+//! The narrow storage seam: what the engine needs from an object store, nothing more.
+//!
+//! Two real implementations live beside this file: [`s3::S3Store`] over `aws-sdk-s3`, and
+//! [`local::LocalStore`], a directory tree with the same semantics (user metadata,
+//! conditional create, atomic publication, prefix/delimiter listing with pagination).
+
+pub mod local;
+pub mod s3;
+
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncRead;
+
+use crate::error::Result;
+use crate::metadata::UserMetadata;
+
+/// What a store knows about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    /// Stored size in bytes.
+    pub size: u64,
+    pub last_modified: Option<DateTime<Utc>>,
+    pub etag: Option<String>,
+    /// User metadata. `None` when the store did not return it (S3 listings never do).
+    pub metadata: Option<UserMetadata>,
+}
+
+/// A bucket as listed by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created: Option<DateTime<Utc>>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectInfo>,
+    /// Common prefixes (ending in the delimiter) when a delimiter was given.
+    pub common_prefixes: Vec<String>,
+    /// Token for the next page, `None` on the last page.
+    pub next_token: Option<String>,
+}
+
+/// Parameters of a listing request.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub continuation_token: Option<String>,
+    pub max_keys: Option<usize>,
+}
+
+/// Where the bytes of a put come from.
+#[derive(Debug, Clone)]
+pub enum PutSource {
+    /// A file on local disk, read in a streaming fashion (multipart when large).
+    File(PathBuf),
+    /// Small in-memory content.
+    Bytes(Bytes),
+}
+
+/// Options of a put.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub metadata: UserMetadata,
+    pub content_type: Option<String>,
+    /// Create only if no object exists under the key (`If-None-Match: *`).
+    pub if_none_match: bool,
+}
+
+/// Outcome of a put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    Stored {
+        etag: Option<String>,
+    },
+    /// `if_none_match` was set and an object already existed (HTTP 412).
+    AlreadyExists,
+}
+
+/// A streaming object body.
+pub type ObjectBody = Pin<Box<dyn AsyncRead + Send>>;
+
+/// An object being read: its description and a stream of its bytes.
+pub struct ObjectReader {
+    pub info: ObjectInfo,
+    pub body: ObjectBody,
+}
+
+/// The storage operations DeltaGlider needs. Errors distinguish a missing bucket
+/// ([`crate::Error::NoSuchBucket`]) and a missing object ([`crate::Error::NotFound`]).
+#[async_trait]
+pub trait ObjectStore: Send + Sync + std::fmt::Debug {
+    /// Human-readable description of where the store is, for messages.
+    fn describe(&self) -> String;
+
+    async fn list_buckets(&self) -> Result<Vec<BucketInfo>>;
+    async fn create_bucket(&self, bucket: &str) -> Result<()>;
+    /// Deletes an empty bucket.
+    async fn delete_bucket(&self, bucket: &str) -> Result<()>;
+    async fn bucket_exists(&self, bucket: &str) -> Result<bool>;
+
+    /// Metadata of one object, `None` if absent.
+    async fn head_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>>;
+    /// Streams one object.
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectReader>;
+    /// Stores one object atomically: readers see the old object or the whole new one.
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        source: PutSource,
+        options: PutOptions,
+    ) -> Result<PutOutcome>;
+    /// One page of keys in lexicographic order.
+    async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage>;
+    /// Deletes one object; deleting an absent object is not an error.
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<()>;
+}

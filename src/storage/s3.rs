@@ -1,0 +1,468 @@
+//! Object store over S3 and S3-compatible servers, through `aws-sdk-s3`.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::{
+    BucketInfo, ListPage, ListRequest, ObjectInfo, ObjectReader, ObjectStore, PutOptions,
+    PutOutcome, PutSource,
+};
+use crate::error::{Error, IoContext, Result};
+use crate::metadata::UserMetadata;
+
+/// Sizes that decide how large bodies are uploaded.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferLimits {
+    /// Files at least this large are uploaded in parts.
+    pub multipart_threshold: u64,
+    /// Size of each part (grown automatically to stay under 10,000 parts).
+    pub part_size: u64,
+    /// Parts in flight at once; memory use is about `part_size * concurrency`.
+    pub concurrency: usize,
+}
+
+impl Default for TransferLimits {
+    fn default() -> Self {
+        TransferLimits {
+            multipart_threshold: 64 << 20,
+            part_size: 16 << 20,
+            concurrency: 4,
+        }
+    }
+}
+
+/// S3 backend.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    endpoint: Option<String>,
+    limits: TransferLimits,
+}
+
+/// How to reach S3: everything else comes from the standard AWS credential chain.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub limits: Option<TransferLimits>,
+}
+
+impl S3Store {
+    /// Builds a client from the standard AWS configuration chain plus explicit settings.
+    /// Custom endpoints use path-style addressing, and request checksums are only computed
+    /// when an operation requires them (S3-compatible servers reject the SDK's defaults).
+    pub async fn connect(settings: S3Settings) -> Result<Self> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(p) = &settings.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &settings.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        let sdk = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            );
+        if sdk.region().is_none() {
+            builder = builder.region(aws_config::Region::new("us-east-1"));
+        }
+        let endpoint = settings
+            .endpoint_url
+            .clone()
+            .or_else(|| sdk.endpoint_url().map(str::to_string));
+        if let Some(ep) = &endpoint {
+            builder = builder.endpoint_url(ep).force_path_style(true);
+        }
+        Ok(S3Store {
+            client: Client::from_conf(builder.build()),
+            endpoint,
+            limits: settings.limits.unwrap_or_default(),
+        })
+    }
+
+    /// The underlying SDK client, for operations outside the storage trait.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn put_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        size: u64,
+        options: &PutOptions,
+    ) -> Result<PutOutcome> {
+        let mut part_size = self.limits.part_size.max(5 << 20);
+        while size.div_ceil(part_size) > 10_000 {
+            part_size *= 2;
+        }
+        let mut create = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .set_metadata(Some(options.metadata.clone().into_iter().collect()));
+        if let Some(ct) = &options.content_type {
+            create = create.content_type(ct);
+        }
+        let upload = create
+            .send()
+            .await
+            .map_err(|e| storage_error("upload", bucket, key, e))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let result = async {
+            let parts: Vec<CompletedPart> = futures::stream::iter(0..size.div_ceil(part_size))
+                .map(|i| {
+                    let upload_id = upload_id.clone();
+                    async move {
+                        let offset = i * part_size;
+                        let len = part_size.min(size - offset);
+                        let mut f = tokio::fs::File::open(path)
+                            .await
+                            .ctx(|| format!("cannot read {}", path.display()))?;
+                        f.seek(std::io::SeekFrom::Start(offset))
+                            .await
+                            .ctx(|| format!("cannot read {}", path.display()))?;
+                        let mut buf = vec![0u8; len as usize];
+                        f.read_exact(&mut buf)
+                            .await
+                            .ctx(|| format!("cannot read {} (did it shrink?)", path.display()))?;
+                        let part_number = i as i32 + 1;
+                        let out = self
+                            .client
+                            .upload_part()
+                            .bucket(bucket)
+                            .key(key)
+                            .upload_id(&upload_id)
+                            .part_number(part_number)
+                            .body(ByteStream::from(buf))
+                            .send()
+                            .await
+                            .map_err(|e| storage_error("upload part of", bucket, key, e))?;
+                        Ok::<_, Error>(
+                            CompletedPart::builder()
+                                .part_number(part_number)
+                                .set_e_tag(out.e_tag().map(str::to_string))
+                                .build(),
+                        )
+                    }
+                })
+                .buffered(self.limits.concurrency.max(1))
+                .try_collect()
+                .await?;
+            let mut complete = self
+                .client
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                );
+            if options.if_none_match {
+                complete = complete.if_none_match("*");
+            }
+            match complete.send().await {
+                Ok(out) => Ok(PutOutcome::Stored {
+                    etag: out.e_tag().map(str::to_string),
+                }),
+                Err(e) if is_precondition_failed(&e) => Ok(PutOutcome::AlreadyExists),
+                Err(e) => Err(storage_error("complete upload of", bucket, key, e)),
+            }
+        }
+        .await;
+        if !matches!(result, Ok(PutOutcome::Stored { .. })) {
+            // Never leave invisible parts billed behind a failed upload.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+}
+
+fn is_precondition_failed<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+    R: std::fmt::Debug,
+{
+    let status = match err {
+        SdkError::ServiceError(se) => format!("{:?}", se.raw()),
+        _ => String::new(),
+    };
+    err.code() == Some("PreconditionFailed") || status.contains("status: StatusCode(412)")
+}
+
+/// Turns an SDK error into a typed error, keeping the server's code and message.
+fn storage_error<E, R>(operation: &str, bucket: &str, key: &str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match err.code() {
+        Some("NoSuchBucket") => return Error::NoSuchBucket(bucket.to_string()),
+        Some("NoSuchKey") => {
+            return Error::NotFound {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            };
+        }
+        Some("BucketAlreadyOwnedByYou") | Some("BucketAlreadyExists") => {
+            return Error::BucketAlreadyExists(bucket.to_string());
+        }
+        Some("BucketNotEmpty") => return Error::BucketNotEmpty(bucket.to_string()),
+        _ => {}
+    }
+    let detail = match (&err, err.code()) {
+        (SdkError::ServiceError(_), Some(code)) => {
+            format!("{code}: {}", err.message().unwrap_or("(no message)"))
+        }
+        _ => DisplayErrorContext(&err).to_string(),
+    };
+    Error::Storage {
+        operation: operation.to_string(),
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        detail,
+    }
+}
+
+fn to_utc(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+fn lowercase_metadata(m: Option<&std::collections::HashMap<String, String>>) -> UserMetadata {
+    m.map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn describe(&self) -> String {
+        match &self.endpoint {
+            Some(ep) => format!("S3 at {ep}"),
+            None => "AWS S3".to_string(),
+        }
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        let out = self
+            .client
+            .list_buckets()
+            .send()
+            .await
+            .map_err(|e| storage_error("list buckets of", "", "", e))?;
+        Ok(out
+            .buckets()
+            .iter()
+            .map(|b| BucketInfo {
+                name: b.name().unwrap_or_default().to_string(),
+                created: to_utc(b.creation_date()),
+            })
+            .collect())
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        crate::url::validate_bucket_name(bucket)?;
+        let mut req = self.client.create_bucket().bucket(bucket);
+        let region = self.client.config().region().map(|r| r.to_string());
+        if let Some(r) = region.filter(|r| r != "us-east-1") {
+            req = req.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(r.as_str().into())
+                    .build(),
+            );
+        }
+        req.send()
+            .await
+            .map_err(|e| storage_error("create bucket", bucket, "", e))?;
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        self.client
+            .delete_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| storage_error("delete bucket", bucket, "", e))?;
+        Ok(())
+    }
+
+    async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
+        match self.client.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(false),
+            Err(e) => Err(storage_error("check bucket", bucket, "", e)),
+        }
+    }
+
+    async fn head_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>> {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                last_modified: to_utc(out.last_modified()),
+                etag: out.e_tag().map(str::to_string),
+                metadata: Some(lowercase_metadata(out.metadata())),
+            })),
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
+            Err(e) => Err(storage_error("head", bucket, key, e)),
+        }
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectReader> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| storage_error("download", bucket, key, e))?;
+        let info = ObjectInfo {
+            key: key.to_string(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: to_utc(out.last_modified()),
+            etag: out.e_tag().map(str::to_string),
+            metadata: Some(lowercase_metadata(out.metadata())),
+        };
+        Ok(ObjectReader {
+            info,
+            body: Box::pin(out.body.into_async_read()),
+        })
+    }
+
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        source: PutSource,
+        options: PutOptions,
+    ) -> Result<PutOutcome> {
+        let body = match &source {
+            PutSource::File(path) => {
+                let size = tokio::fs::metadata(path)
+                    .await
+                    .ctx(|| format!("cannot read {}", path.display()))?
+                    .len();
+                if size >= self.limits.multipart_threshold {
+                    return self.put_multipart(bucket, key, path, size, &options).await;
+                }
+                ByteStream::from_path(path).await.map_err(|e| {
+                    Error::io(
+                        format!("cannot read {}", path.display()),
+                        std::io::Error::other(e),
+                    )
+                })?
+            }
+            PutSource::Bytes(b) => ByteStream::from(b.clone()),
+        };
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body)
+            .set_metadata(Some(options.metadata.clone().into_iter().collect()));
+        if let Some(ct) = &options.content_type {
+            req = req.content_type(ct);
+        }
+        if options.if_none_match {
+            req = req.if_none_match("*");
+        }
+        match req.send().await {
+            Ok(out) => Ok(PutOutcome::Stored {
+                etag: out.e_tag().map(str::to_string),
+            }),
+            Err(e) if options.if_none_match && is_precondition_failed(&e) => {
+                Ok(PutOutcome::AlreadyExists)
+            }
+            Err(e) => Err(storage_error("upload", bucket, key, e)),
+        }
+    }
+
+    async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage> {
+        let mut req = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&request.prefix)
+            .set_delimiter(request.delimiter.clone())
+            .set_continuation_token(request.continuation_token.clone());
+        if let Some(n) = request.max_keys {
+            req = req.max_keys(n.min(1000) as i32);
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| storage_error("list", bucket, &request.prefix, e))?;
+        Ok(ListPage {
+            objects: out
+                .contents()
+                .iter()
+                .map(|o| ObjectInfo {
+                    key: o.key().unwrap_or_default().to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    last_modified: to_utc(o.last_modified()),
+                    etag: o.e_tag().map(str::to_string),
+                    metadata: None,
+                })
+                .collect(),
+            common_prefixes: out
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_string))
+                .collect(),
+            next_token: if out.is_truncated() == Some(true) {
+                out.next_continuation_token().map(str::to_string)
+            } else {
+                None
+            },
+        })
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| storage_error("delete", bucket, key, e))?;
+        Ok(())
+    }
+}
