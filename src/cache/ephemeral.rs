@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use super::{CacheWriter, ReferenceCache, VerifyingFile, check_sha, handle_matches};
@@ -20,6 +20,7 @@ impl EphemeralCache {
     pub fn new() -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("deltaglider-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|e| Error::io("cannot create the private cache directory", e))?;
         Ok(EphemeralCache { dir })
@@ -146,7 +147,6 @@ mod tests {
     use super::*;
     use crate::hashing::sha256_hex;
     use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
 
     fn fill(cache: &EphemeralCache, bytes: &[u8]) -> String {
         let sha = sha256_hex(bytes);

@@ -54,7 +54,10 @@ pub(crate) struct Resolved {
 }
 
 /// Copies an async body into a synchronous writer (local files, hashers).
-pub(crate) async fn drain_into(mut body: ObjectBody, out: &mut dyn Write) -> io::Result<u64> {
+pub(crate) async fn drain_into(
+    mut body: ObjectBody,
+    out: &mut (dyn Write + Send),
+) -> io::Result<u64> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {

@@ -97,3 +97,19 @@ impl Engine {
 pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SDK users spawn engine operations on multi-threaded runtimes: the futures must be Send.
+    #[allow(dead_code)]
+    fn futures_are_send(engine: &Engine, path: &std::path::Path) {
+        fn send<T: Send>(_: T) {}
+        send(engine.put_file(path, "b", "k", &PutRequestOptions::default()));
+        send(engine.get_to_file("b", "k", path));
+        send(engine.list("b", "", true));
+        send(engine.delete("b", "k"));
+        send(engine.verify("b", "k"));
+    }
+}

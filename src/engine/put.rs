@@ -252,7 +252,7 @@ impl Engine {
                     }
                 }
             };
-            let report = self
+            let written = self
                 .write_delta(
                     bucket,
                     key,
@@ -262,7 +262,17 @@ impl Engine {
                     options,
                     created_reference,
                 )
-                .await?;
+                .await;
+            let report = match written {
+                Ok(r) => r,
+                Err(e) => {
+                    // A reference without any delta would be an orphan: take back what we made.
+                    if created_reference {
+                        let _ = self.store.delete_object(bucket, &ref_key).await;
+                    }
+                    return Err(e);
+                }
+            };
             if self.reference_sha(bucket, &ref_key).await?.as_deref() == Some(ref_sha.as_str()) {
                 return Ok(report);
             }
