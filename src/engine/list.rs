@@ -73,13 +73,14 @@ impl Engine {
         let raw: Vec<ObjectInfo> = futures::stream::iter(raw.into_iter().map(|o| {
             let store = store.clone();
             async move {
-                if o.metadata.is_none() && o.key.ends_with(DELTA_SUFFIX) {
-                    if let Some(h) = store.head_object(bucket, &o.key).await? {
-                        return Ok(ObjectInfo {
-                            metadata: h.metadata,
-                            ..o
-                        });
-                    }
+                if o.metadata.is_none()
+                    && o.key.ends_with(DELTA_SUFFIX)
+                    && let Some(h) = store.head_object(bucket, &o.key).await?
+                {
+                    return Ok(ObjectInfo {
+                        metadata: h.metadata,
+                        ..o
+                    });
                 }
                 Ok::<_, crate::Error>(o)
             }

@@ -219,10 +219,8 @@ impl LocalStore {
         let mut emitted = 0usize;
         let mut last: Option<Token> = None;
         for (key, path) in entries {
-            if let Some(t) = &token {
-                if !t.is_before(&key) {
-                    continue;
-                }
+            if token.as_ref().is_some_and(|t| !t.is_before(&key)) {
+                continue;
             }
             let grouped = request
                 .delimiter
@@ -233,10 +231,10 @@ impl LocalStore {
                         .find(d)
                         .map(|i| key[..prefix.len() + i + d.len()].to_string())
                 });
-            if let Some(cp) = &grouped {
-                if matches!(&last, Some(Token::Prefix(p)) if p == cp) {
-                    continue;
-                }
+            if let Some(cp) = &grouped
+                && matches!(&last, Some(Token::Prefix(p)) if p == cp)
+            {
+                continue;
             }
             if emitted == max_keys {
                 page.next_token = last.map(|t| t.render());

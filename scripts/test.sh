@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The project's one test command, the same for developers and CI:
+#   scripts/test.sh [ARGS...]     ARGS go to both `cargo test` runs (a test name filter, say)
+# It installs what the tests need (scripts/install-deps.sh), fetches the test corpus
+# (scripts/corpus/fetch.sh), starts a local S3 server (scripts/s3-server.sh) and then runs
+#   cargo fmt --all -- --check
+#   cargo clippy --all-targets -- -D warnings
+#   cargo test --all-targets --no-fail-fast [ARGS]
+#   cargo test --doc --no-fail-fast [ARGS]          (only if the crate has a library)
+# with the integration tests required to run (DG_REQUIRE_S3=1: no skipping for want of a
+# server). The S3 server is stopped on the way out, whatever happens; DG_S3_KEEP=1 leaves
+# it running. Every step runs even after one fails; the exit status is non-zero if any did.
+# Section headers and the summary go to stderr.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+export DG_PY_VENV=${DG_PY_VENV:-$root/target/py-venv}
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-$([ -t 2 ] && echo auto || echo never)}
+
+t_start=$SECONDS
+section() { printf '\n===== %s  [%ds]\n' "$*" $((SECONDS - t_start)) >&2; }
+
+server_started=
+stop_server() {
+  if [ -n "$server_started" ] && [ "${DG_S3_KEEP:-0}" != 1 ]; then
+    section "stopping the S3 server"
+    scripts/s3-server.sh stop || true
+  fi
+}
+trap stop_server EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+section "installing dependencies (scripts/install-deps.sh)"
+scripts/install-deps.sh
+
+section "fetching the test corpus (scripts/corpus/fetch.sh)"
+DG_CORPUS=$(scripts/corpus/fetch.sh)
+export DG_CORPUS
+
+section "starting the S3 server (scripts/s3-server.sh)"
+server_started=1
+s3_env=$(scripts/s3-server.sh start)
+eval "$s3_env"
+export DG_PYTHON_DELTAGLIDER=$DG_PY_VENV/bin/deltaglider
+export DG_REQUIRE_S3=1
+{
+  echo "test environment:"
+  printf '  %s\n' "DG_CORPUS=$DG_CORPUS" "DG_PYTHON_DELTAGLIDER=$DG_PYTHON_DELTAGLIDER" \
+    "DG_REQUIRE_S3=$DG_REQUIRE_S3" "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
+} >&2
+
+failed=()
+step() {
+  local name=$1 t0=$SECONDS
+  shift
+  section "$name"
+  if "$@"; then
+    printf -- '----- %s: ok (%ds)\n' "$name" $((SECONDS - t0)) >&2
+  else
+    printf -- '----- %s: FAILED (exit %d, %ds)\n' "$name" "$?" $((SECONDS - t0)) >&2
+    failed+=("$name")
+  fi
+}
+
+has_lib() {
+  cargo metadata --no-deps --format-version 1 2>/dev/null | grep -q '"kind":\["lib"\]'
+}
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --all-targets -- -D warnings
+step "cargo test --all-targets" cargo test --all-targets --no-fail-fast "$@"
+if has_lib; then
+  step "cargo test --doc" cargo test --doc --no-fail-fast "$@"
+else
+  section "cargo test --doc: skipped (no library target)"
+fi
+
+section "summary"
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+echo "all checks passed in $((SECONDS - t_start))s" >&2
