@@ -7,6 +7,20 @@
 //! program) and [`cache::ReferenceCache`] (process-private directory, none).
 //! [`engine::Engine`] applies the on-bucket format over them, and [`config::Config`] resolves
 //! settings from flags, environment, config file and defaults in one place.
+//!
+//! ```no_run
+//! use deltaglider::config::{Config, Overrides};
+//!
+//! # async fn demo() -> deltaglider::Result<()> {
+//! // Same configuration as the CLI: DG_ENDPOINT_URL / AWS_* / config file.
+//! let engine = Config::from_env(&Overrides::default())?.build_engine().await?;
+//! let report = engine
+//!     .put_file("app-1.1.zip".as_ref(), "releases", "app/app-1.1.zip", &Default::default())
+//!     .await?;
+//! println!("stored {} of {} bytes", report.stored_size, report.original_size);
+//! engine.get_to_file("releases", "app/app-1.1.zip", "restored.zip".as_ref()).await?;
+//! # Ok(()) }
+//! ```
 
 pub mod cache;
 pub mod codec;

@@ -8,6 +8,8 @@
 #   already there with the right hash are not fetched again. Next to every wheel a .zip twin
 #   is made (a hard link, else a copy), botocore-1.44.1-py3-none-any.zip, because .whl is not
 #   an extension deltaglider stores as a delta while .zip is.
+#   DG_CORPUS_SETS (space-separated set names) and DG_CORPUS_LIMIT (first N files of each
+#   set) fetch a part of it, as the quickstart does.
 #   On success the absolute DEST is the only thing printed on stdout:
 #     export DG_CORPUS=$(scripts/corpus/fetch.sh)
 #
@@ -50,8 +52,12 @@ pick_python() {
 # Pass 1: keep what is already there; list what is missing or damaged.
 todo=()
 total=0
+declare -A per_set=()
 while read -r want set file; do
   case "$want" in '' | \#*) continue ;; esac
+  if [ -n "${DG_CORPUS_SETS:-}" ] && [[ " $DG_CORPUS_SETS " != *" $set "* ]]; then continue; fi
+  per_set[$set]=$((${per_set[$set]:-0} + 1))
+  if [ -n "${DG_CORPUS_LIMIT:-}" ] && [ "${per_set[$set]}" -gt "$DG_CORPUS_LIMIT" ]; then continue; fi
   total=$((total + 1))
   out=$dest/$set/$file
   if [ -f "$out" ] && [ "$(sha "$out")" = "$want" ]; then
