@@ -65,7 +65,7 @@ pub enum Error {
     Codec { operation: String, detail: String },
 
     /// The storage backend reported an error.
-    #[error("{operation} s3://{bucket}/{key}: {detail}")]
+    #[error("{}", storage_message(operation, bucket, key, detail))]
     Storage {
         operation: String,
         bucket: String,
@@ -88,6 +88,14 @@ pub enum Error {
     /// A local file changed while it was being stored.
     #[error("{path} changed while it was being uploaded; nothing was stored")]
     SourceChanged { path: String },
+}
+
+fn storage_message(operation: &str, bucket: &str, key: &str, detail: &str) -> String {
+    if bucket.is_empty() {
+        format!("{operation}: {detail}")
+    } else {
+        format!("{operation} s3://{bucket}/{key}: {detail}")
+    }
 }
 
 impl Error {

@@ -17,7 +17,7 @@ fn init_logging(verbose: u8, configured: Option<&str>) {
         _ => "trace".into(),
     };
     let filter = EnvFilter::try_new(format!(
-        "{level},aws_config=warn,aws_smithy_runtime=warn,hyper=warn"
+        "{level},aws_config=error,aws_smithy_runtime=error,hyper=warn"
     ))
     .unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()

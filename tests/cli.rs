@@ -233,3 +233,35 @@ fn missing_xdelta3_says_how_to_install_it() {
         .count();
     assert_eq!(store, 0, "no reference left behind");
 }
+
+#[test]
+fn unreachable_server_and_missing_credentials_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[(&str, &str)], &str); 2] = [
+        (
+            &[("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")],
+            "Connection refused",
+        ),
+        (
+            &[
+                ("AWS_ACCESS_KEY_ID", ""),
+                ("AWS_SECRET_ACCESS_KEY", ""),
+                ("AWS_PROFILE", ""),
+            ],
+            "credentials",
+        ),
+    ];
+    for (env, needle) in cases {
+        let mut envs = vec![
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("HOME", dir.path().to_str().unwrap()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ];
+        envs.extend_from_slice(env);
+        let out = run_dg(&["ls", "s3://some-bucket/"], &envs);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+}

@@ -123,6 +123,10 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 );
             }
             let dest = local_destination(&src, &args.destination);
+            if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create directory {}", parent.display()))?;
+            }
             let report = engine.get_to_file(&src.bucket, &src.key, &dest).await?;
             if p.json {
                 print_json(&report);

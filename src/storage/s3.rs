@@ -7,7 +7,6 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -203,23 +202,22 @@ impl S3Store {
     }
 }
 
-fn is_precondition_failed<E, R>(err: &SdkError<E, R>) -> bool
-where
-    E: ProvideErrorMetadata,
-    R: std::fmt::Debug,
-{
-    let status = match err {
-        SdkError::ServiceError(se) => format!("{:?}", se.raw()),
-        _ => String::new(),
-    };
-    err.code() == Some("PreconditionFailed") || status.contains("status: StatusCode(412)")
+fn is_precondition_failed<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    err.code() == Some("PreconditionFailed")
+        || err.raw_response().map(|r| r.status().as_u16()) == Some(412)
 }
 
+type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
+
 /// Turns an SDK error into a typed error, keeping the server's code and message.
-fn storage_error<E, R>(operation: &str, bucket: &str, key: &str, err: SdkError<E, R>) -> Error
+fn storage_error<E>(
+    operation: &str,
+    bucket: &str,
+    key: &str,
+    err: SdkError<E, HttpResponse>,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match err.code() {
         Some("NoSuchBucket") => return Error::NoSuchBucket(bucket.to_string()),
@@ -235,17 +233,61 @@ where
         Some("BucketNotEmpty") => return Error::BucketNotEmpty(bucket.to_string()),
         _ => {}
     }
-    let detail = match (&err, err.code()) {
-        (SdkError::ServiceError(_), Some(code)) => {
-            format!("{code}: {}", err.message().unwrap_or("(no message)"))
-        }
-        _ => DisplayErrorContext(&err).to_string(),
-    };
     Error::Storage {
         operation: operation.to_string(),
         bucket: bucket.to_string(),
         key: key.to_string(),
-        detail,
+        detail: describe_sdk_error(&err),
+    }
+}
+
+/// One readable line for an SDK error: the server's code and message, or what failed on
+/// the way there (connection, credentials, timeout), without the SDK's debug dumps.
+fn describe_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    if let SdkError::ServiceError(_) = err {
+        let message = err.message().filter(|m| !m.trim().is_empty());
+        return match (err.code(), message, status) {
+            (Some(code), Some(msg), _) => format!("{code}: {msg}"),
+            (Some(code), None, _) => code.to_string(),
+            (None, _, Some(403)) => "HTTP 403 Forbidden: access denied (check the credentials, the region and the bucket policy)".into(),
+            (None, _, Some(301)) => "HTTP 301: the bucket is in another region (set --region)".into(),
+            (None, _, Some(s)) => format!("HTTP {s}"),
+            (None, _, None) => "the server returned an error without details".into(),
+        };
+    }
+    if let SdkError::TimeoutError(_) = err {
+        return "the request timed out".into();
+    }
+    // Walk the cause chain and keep the informative messages.
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        let generic = [
+            "dispatch failure",
+            "io error",
+            "other",
+            "service error",
+            "unhandled error",
+            "response error",
+            "construction failure",
+        ];
+        if !generic.contains(&text.as_str()) && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    let joined = parts.join(": ");
+    if joined.contains("loading credentials") || joined.contains("no credentials") {
+        "no usable AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or --profile)".into()
+    } else if joined.is_empty() {
+        "request failed".into()
+    } else {
+        joined
     }
 }
 
@@ -277,7 +319,7 @@ impl ObjectStore for S3Store {
             .list_buckets()
             .send()
             .await
-            .map_err(|e| storage_error("list buckets of", "", "", e))?;
+            .map_err(|e| storage_error("list buckets", "", "", e))?;
         Ok(out
             .buckets()
             .iter()
