@@ -47,6 +47,8 @@ s3_env=$(scripts/s3-server.sh start)
 eval "$s3_env"
 export DG_PYTHON_DELTAGLIDER=$DG_PY_VENV/bin/deltaglider
 export DG_REQUIRE_S3=1
+# nothing here runs on EC2: do not let the SDKs probe for instance metadata
+export AWS_EC2_METADATA_DISABLED=true
 {
   echo "test environment:"
   printf '  %s\n' "DG_CORPUS=$DG_CORPUS" "DG_PYTHON_DELTAGLIDER=$DG_PYTHON_DELTAGLIDER" \

@@ -214,7 +214,7 @@ impl Engine {
                 .await
                 .map_err(|e| Error::io("decoder task failed", io::Error::other(e)))?
             }
-            StoredAs::Direct | StoredAs::Plain => {
+            StoredAs::Direct | StoredAs::Plain | StoredAs::Whole => {
                 let reader = self.store.get_object(bucket, &resolved.stored_key).await?;
                 let mut hashing = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out));
                 drain_into(reader.body, &mut hashing)

@@ -1,7 +1,7 @@
 //! Listing logical objects: references and internal objects hidden, `.delta` stripped,
 //! original sizes reported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -68,13 +68,22 @@ impl Engine {
             }
         }
 
-        // Deltas without metadata in the listing need a HEAD for their original size.
+        // Deltas need a HEAD for their original size when the listing has no metadata, and so
+        // do direct objects shadowed by a delta of the same name (to pick the newer one).
+        let delta_keys: HashSet<String> = raw
+            .iter()
+            .filter(|o| o.key.ends_with(DELTA_SUFFIX))
+            .map(|o| o.key.clone())
+            .collect();
         let store = self.store.clone();
+        let delta_keys = &delta_keys;
         let raw: Vec<ObjectInfo> = futures::stream::iter(raw.into_iter().map(|o| {
             let store = store.clone();
             async move {
+                let needs_head = o.key.ends_with(DELTA_SUFFIX)
+                    || delta_keys.contains(&format!("{}{DELTA_SUFFIX}", o.key));
                 if o.metadata.is_none()
-                    && o.key.ends_with(DELTA_SUFFIX)
+                    && needs_head
                     && let Some(h) = store.head_object(bucket, &o.key).await?
                 {
                     return Ok(ObjectInfo {
@@ -102,6 +111,7 @@ impl Engine {
                     (k.to_string(), StoredAs::Delta)
                 }
                 _ if meta.is_deltaglider() => (o.key.clone(), StoredAs::Direct),
+                _ if o.metadata.is_none() => (o.key.clone(), StoredAs::Whole),
                 _ => (o.key.clone(), StoredAs::Plain),
             };
             let entry = ListEntry {

@@ -31,6 +31,9 @@ pub enum StoredAs {
     Direct,
     /// Whole, written by something other than DeltaGlider (no metadata).
     Plain,
+    /// Whole; only in listings from stores that return no metadata (S3), where telling
+    /// `Direct` from `Plain` would cost a request per object.
+    Whole,
 }
 
 /// Engine settings that are not components.
