@@ -3,7 +3,7 @@
 
 use std::fs::File;
 
-use super::{CacheWriter, ReferenceCache, VerifyingFile, check_sha};
+use super::{CacheInfo, CacheWriter, ReferenceCache, VerifyingFile, check_sha};
 use crate::error::{Error, Result};
 
 /// A cache that never hits.
@@ -46,5 +46,13 @@ impl ReferenceCache for NoCache {
 
     fn clear(&self) -> Result<()> {
         Ok(())
+    }
+
+    fn info(&self) -> Result<CacheInfo> {
+        Ok(CacheInfo {
+            backend: "disabled".into(),
+            description: self.describe(),
+            ..CacheInfo::default()
+        })
     }
 }

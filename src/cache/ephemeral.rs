@@ -1,76 +1,112 @@
-//! The default cache: a directory private to this process (mode 0700, in `$TMPDIR`), content
-//! addressed (`ab/cd/<sha256>`), removed when the cache is dropped.
+//! The default cache: a directory private to this process (`$TMPDIR/deltaglider-rs-XXXXXX`,
+//! mode 0700, checked by handle after creation), content addressed (`ab/cd/<sha256>` plus a
+//! record), removed when the cache is dropped — which the CLI does on normal exit, on error,
+//! on Ctrl-C/SIGTERM, and unwinding does on panic.
+//!
+//! It is the same [`DirStore`] as the persistent cache (dir-relative `O_NOFOLLOW` opens,
+//! `O_EXCL` 0600 temp files, `fstat` checks, hashing through the handle), without `fsync`
+//! (nothing here outlives the process), optionally encrypted at rest.
+//!
+//! The process holds a shared `flock` on its directory while it lives. A directory left by a
+//! process that was killed (`SIGKILL`, power loss) has no lock holder: the next cache created
+//! removes such directories of ours once they have been idle for a minute.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::{CacheWriter, ReferenceCache, VerifyingFile, check_sha, handle_matches};
-use crate::error::{Error, IoContext, Result};
+use rustix::fs::{FlockOperation, Mode, OFlags};
+
+use super::dir_store::{DirStore, DirStoreOptions};
+use super::encrypted::Encrypted;
+use super::keys::CacheKey;
+use super::secure_fs::{self, Policy, SecureDir};
+use super::store::{EntryStore, StoreCache};
+use super::{CacheInfo, CacheWriter, FillLock, ReferenceCache, VerifySummary};
+use crate::error::{Error, Result};
+
+/// Name prefix of private cache directories in the temp dir.
+pub const EPHEMERAL_PREFIX: &str = "deltaglider-rs-";
+/// A private directory nobody holds a lock on is removed after this much idleness.
+const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// Process-private reference cache.
 #[derive(Debug)]
 pub struct EphemeralCache {
+    cache: StoreCache,
+    store: DirStore,
+    // Dropped last: removes the directory.
     dir: tempfile::TempDir,
 }
 
 impl EphemeralCache {
     /// Creates a fresh private directory under the system temp dir (`$TMPDIR` honoured).
     pub fn new() -> Result<Self> {
+        EphemeralCache::with_encryption(None)
+    }
+
+    /// As [`EphemeralCache::new`], storing entries encrypted under `key` if given.
+    pub fn with_encryption(key: Option<CacheKey>) -> Result<Self> {
+        remove_stale_dirs(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix("deltaglider-")
+            .prefix(EPHEMERAL_PREFIX)
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|e| Error::io("cannot create the private cache directory", e))?;
-        Ok(EphemeralCache { dir })
+        let fd = rustix::fs::open(
+            dir.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("cannot open the private cache directory", e.into()))?;
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io("cannot stat the private cache directory", e.into()))?;
+        if st.st_mode & 0o777 != 0o700 {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700))
+                .map_err(|e| Error::io("cannot protect the private cache directory", e.into()))?;
+        }
+        let policy = Policy { strict: true };
+        secure_fs::check_dir_stat(
+            &rustix::fs::fstat(&fd).map_err(|e| Error::io("cannot stat", e.into()))?,
+            policy,
+        )
+        .map_err(|why| {
+            Error::Config(format!(
+                "private cache directory {} is unsafe: {why}",
+                dir.path().display()
+            ))
+        })?;
+        rustix::fs::flock(&fd, FlockOperation::LockShared)
+            .map_err(|e| Error::io("cannot lock the private cache directory", e.into()))?;
+        let store = DirStore::from_dir(
+            SecureDir::from_parts(fd, dir.path().to_path_buf(), policy),
+            DirStoreOptions {
+                policy,
+                durable: false,
+                ..DirStoreOptions::default()
+            },
+        );
+        let stack: Arc<dyn EntryStore> = match key {
+            Some(k) => Arc::new(Encrypted::new(Arc::new(store.clone()), k)),
+            None => Arc::new(store.clone()),
+        };
+        Ok(EphemeralCache {
+            cache: StoreCache::new(stack, None, "ephemeral", false),
+            store,
+            dir,
+        })
     }
 
     /// The private directory (for diagnostics and tests).
-    pub fn path(&self) -> &std::path::Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn entry_path(&self, sha256: &str) -> PathBuf {
-        self.dir
-            .path()
-            .join(&sha256[..2])
-            .join(&sha256[2..4])
-            .join(sha256)
-    }
-}
-
-struct EphemeralEntry {
-    inner: VerifyingFile,
-    temp: tempfile::TempPath,
-    final_path: PathBuf,
-}
-
-impl Write for EphemeralEntry {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl CacheWriter for EphemeralEntry {
-    fn commit(self: Box<Self>, what: &str) -> Result<File> {
-        let EphemeralEntry {
-            inner,
-            temp,
-            final_path,
-        } = *self;
-        // On a mismatch `temp` is dropped here and the partial entry deleted.
-        let file = inner.finish(what)?;
-        temp.persist(&final_path).map_err(|e| {
-            Error::io(
-                format!("cannot publish cache entry {}", final_path.display()),
-                e.error,
-            )
-        })?;
-        Ok(file)
+    /// Where an entry's bytes are (for diagnostics and tests; never opened by name).
+    pub fn entry_path(&self, sha256: &str) -> PathBuf {
+        self.store.entry_path(sha256)
     }
 }
 
@@ -81,64 +117,77 @@ impl ReferenceCache for EphemeralCache {
             self.dir.path().display()
         )
     }
-
     fn lookup(&self, sha256: &str) -> Result<Option<File>> {
-        check_sha(sha256)?;
-        let path = self.entry_path(sha256);
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), "unusable cache entry removed: {e}");
-                let _ = fs::remove_file(&path);
-                return Ok(None);
-            }
-        };
-        let is_file = file.metadata().map(|m| m.is_file()).unwrap_or(false);
-        if !is_file
-            || !handle_matches(&mut file, sha256)
-                .ctx(|| format!("cannot read cache entry {}", path.display()))?
-        {
-            tracing::warn!(path = %path.display(), "security: cache entry does not match its hash; removed");
-            let _ = fs::remove_file(&path);
-            return Ok(None);
-        }
-        Ok(Some(file))
+        self.cache.lookup(sha256)
     }
-
     fn writer(&self, sha256: &str) -> Result<Box<dyn CacheWriter>> {
-        check_sha(sha256)?;
-        let final_path = self.entry_path(sha256);
-        let parent = final_path.parent().expect("entry has a parent");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .ctx(|| format!("cannot create {}", parent.display()))?;
-        // tempfile creates with O_EXCL and mode 0600.
-        let temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(parent)
-            .ctx(|| format!("cannot create a cache entry in {}", parent.display()))?;
-        let (file, temp) = temp.into_parts();
-        Ok(Box::new(EphemeralEntry {
-            inner: VerifyingFile::new(sha256, file),
-            temp,
-            final_path,
-        }))
+        self.cache.writer(sha256)
     }
-
     fn clear(&self) -> Result<()> {
-        for entry in fs::read_dir(self.dir.path()).ctx(|| "cannot list the cache".into())? {
-            let entry = entry.ctx(|| "cannot list the cache".into())?;
-            fs::remove_dir_all(entry.path())
-                .ctx(|| format!("cannot remove {}", entry.path().display()))?;
+        self.cache.clear()
+    }
+    fn info(&self) -> Result<CacheInfo> {
+        let mut info = self.cache.info()?;
+        info.description = self.describe();
+        Ok(info)
+    }
+    fn verify_all(&self) -> Result<VerifySummary> {
+        self.cache.verify_all()
+    }
+    fn lock_for_fill(&self, sha256: &str) -> Result<FillLock> {
+        self.cache.lock_for_fill(sha256)
+    }
+}
+
+/// Removes private cache directories of ours in `tmp` whose process is gone (nobody holds
+/// their lock) and that have been idle for a minute. Best effort; never fails.
+fn remove_stale_dirs(tmp: &Path) {
+    let Ok(read) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let mut parent: Option<SecureDir> = None;
+    for entry in read.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(EPHEMERAL_PREFIX) {
+            continue;
         }
-        Ok(())
+        let path = entry.path();
+        let Ok(fd) = secure_fs::open_nofollow(&path) else {
+            continue;
+        };
+        let Ok(st) = rustix::fs::fstat(&fd) else {
+            continue;
+        };
+        let idle = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64))
+            .unwrap_or_default();
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory
+            || st.st_uid != secure_fs::euid()
+            || idle < STALE_AFTER
+            || !secure_fs::try_lock_exclusive(&fd)
+        {
+            continue;
+        }
+        if parent.is_none() {
+            parent = rustix::fs::open(
+                tmp,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+            .map(|fd| SecureDir::from_parts(fd, tmp.to_path_buf(), Policy { strict: false }));
+        }
+        if let Some(p) = &parent {
+            match p.remove_tree(name) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a private cache left by a killed process")
+                }
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), "cannot remove stale private cache: {e}")
+                }
+            }
+        }
     }
 }
 
@@ -146,7 +195,8 @@ impl ReferenceCache for EphemeralCache {
 mod tests {
     use super::*;
     use crate::hashing::sha256_hex;
-    use std::io::Read;
+    use std::fs;
+    use std::io::{Read, Write};
 
     fn fill(cache: &EphemeralCache, bytes: &[u8]) -> String {
         let sha = sha256_hex(bytes);
@@ -164,9 +214,31 @@ mod tests {
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o700
         );
-        fill(&cache, b"x");
+        let sha = fill(&cache, b"x");
+        assert_eq!(
+            fs::metadata(cache.entry_path(&sha))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
         drop(cache);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn directory_lives_under_tmpdir() {
+        let cache = EphemeralCache::new().unwrap();
+        assert!(cache.path().starts_with(std::env::temp_dir()));
+        assert!(
+            cache
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(EPHEMERAL_PREFIX)
+        );
     }
 
     #[test]
@@ -177,6 +249,8 @@ mod tests {
         let mut s = String::new();
         f.read_to_string(&mut s).unwrap();
         assert_eq!(s, "reference bytes");
+        // Upper-case hex from foreign metadata names the same entry.
+        assert!(cache.lookup(&sha.to_uppercase()).unwrap().is_some());
     }
 
     #[test]
@@ -188,6 +262,8 @@ mod tests {
         let err = w.commit("s3://b/reference.bin").unwrap_err();
         assert!(err.to_string().contains("s3://b/reference.bin"), "{err}");
         assert!(cache.lookup(&sha).unwrap().is_none());
+        let leaf = cache.entry_path(&sha).parent().unwrap().to_path_buf();
+        assert_eq!(fs::read_dir(leaf).unwrap().count(), 0, "no temp file left");
     }
 
     #[test]
@@ -215,5 +291,54 @@ mod tests {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(&target, &path).unwrap();
         assert!(cache.lookup(&sha).unwrap().is_none());
+        assert!(fs::symlink_metadata(&path).is_err(), "planted link removed");
+        assert!(target.exists());
+    }
+
+    #[test]
+    fn encrypted_ephemeral_cache_keeps_only_ciphertext() {
+        let cache = EphemeralCache::with_encryption(Some(CacheKey::per_process())).unwrap();
+        let sha = fill(&cache, b"plaintext reference");
+        let on_disk = fs::read(cache.entry_path(&sha)).unwrap();
+        assert!(!on_disk.windows(9).any(|w| w == b"plaintext"));
+        let mut s = String::new();
+        cache
+            .lookup(&sha)
+            .unwrap()
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "plaintext reference");
+        assert!(cache.info().unwrap().encryption_key.is_some());
+    }
+
+    #[test]
+    fn directories_of_killed_processes_are_removed_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(600);
+        let touch_old = |p: &Path| {
+            File::open(p).unwrap().set_modified(old).unwrap();
+        };
+        // Left by a killed process: nobody holds its lock.
+        let dead = tmp.path().join(format!("{EPHEMERAL_PREFIX}dead01"));
+        fs::create_dir_all(dead.join("ab/cd")).unwrap();
+        fs::write(dead.join("ab/cd/x"), b"x").unwrap();
+        touch_old(&dead);
+        // A live process's: locked.
+        let live = tmp.path().join(format!("{EPHEMERAL_PREFIX}live01"));
+        fs::create_dir(&live).unwrap();
+        touch_old(&live);
+        let held = File::open(&live).unwrap();
+        rustix::fs::flock(&held, FlockOperation::LockShared).unwrap();
+        // Recent, unlocked: maybe a process between mkdir and flock.
+        let fresh = tmp.path().join(format!("{EPHEMERAL_PREFIX}new001"));
+        fs::create_dir(&fresh).unwrap();
+        // Not ours by name (the Python tool's, say): untouched.
+        let python = tmp.path().join("deltaglider-abcd1234");
+        fs::create_dir(&python).unwrap();
+        touch_old(&python);
+        remove_stale_dirs(tmp.path());
+        assert!(!dead.exists());
+        assert!(live.exists() && fresh.exists() && python.exists());
     }
 }

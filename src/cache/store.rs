@@ -1,0 +1,323 @@
+//! The lower layer: an [`EntryStore`] keeps, per content hash, some bytes and a
+//! [`Record`]. Stores stack: [`super::signed::Signed`] and [`super::encrypted::Encrypted`]
+//! each wrap another store and transform the record or the bytes on the way through;
+//! [`StoreCache`] sits on top and is the [`ReferenceCache`] the engine sees, hashing every
+//! byte it hands out.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::record::{FLAG_ENCRYPTED, Record};
+use super::{
+    CacheInfo, CacheWriter, FillLock, ReferenceCache, VerifySummary, normalize_sha, secure_fs,
+};
+use crate::error::{Error, IoContext, Result};
+use crate::hashing::HashingWriter;
+
+/// The bytes of an opened entry.
+#[derive(Debug)]
+pub enum EntryData {
+    /// An open, `fstat`-checked file (or a sealed memory file).
+    File(File),
+    /// Bytes held in memory.
+    Bytes(Arc<[u8]>),
+}
+
+impl EntryData {
+    /// A reader from the first byte.
+    pub fn reader(&mut self) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            EntryData::File(f) => {
+                f.seek(SeekFrom::Start(0))?;
+                Box::new(io::BufReader::with_capacity(1 << 20, f))
+            }
+            EntryData::Bytes(b) => Box::new(&b[..]),
+        })
+    }
+}
+
+/// An opened entry: its bytes and its record, as the layer below left them.
+#[derive(Debug)]
+pub struct Entry {
+    pub data: EntryData,
+    pub record: Record,
+    /// Set by a layer that already hashed `data` while producing it into a sealed memory
+    /// file, so the top does not hash it twice.
+    pub hashed: Option<String>,
+}
+
+/// Totals for `cache info`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// Keeps bytes and a record per content hash. Every method takes a lowercase hex SHA-256.
+pub trait EntryStore: Send + Sync + std::fmt::Debug {
+    /// One line for humans.
+    fn describe(&self) -> String;
+
+    /// The entry, or `None` if absent. A store removes (and logs) what it finds invalid at
+    /// its own level and reports a miss.
+    fn open(&self, sha256: &str) -> Result<Option<Entry>>;
+
+    /// Starts writing an entry.
+    fn create(&self, sha256: &str) -> Result<Box<dyn PendingEntry>>;
+
+    /// Removes an entry (best effort; a layer above found it bad).
+    fn remove(&self, sha256: &str);
+
+    /// The hashes of the entries present.
+    fn list(&self) -> Result<Vec<String>>;
+
+    /// Removes every entry.
+    fn clear(&self) -> Result<()>;
+
+    /// Housekeeping: stale temporary files, orphans, expired entries, size budget. Returns
+    /// how many files were removed.
+    fn maintain(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// Entry count and bytes.
+    fn usage(&self) -> Result<Usage>;
+
+    /// Adds what this layer knows to `info`, then asks the layer below.
+    fn fill_info(&self, info: &mut CacheInfo);
+
+    /// See [`ReferenceCache::lock_for_fill`]; wrappers delegate.
+    fn lock_for_fill(&self, _sha256: &str) -> Result<FillLock> {
+        Ok(FillLock::default())
+    }
+}
+
+/// An entry being written to a store.
+pub trait PendingEntry: Write + Send {
+    /// Makes the entry visible with `record` (whose `size` is the number of bytes written to
+    /// this layer). Returns a rewound handle on the bytes as this layer holds them, when it
+    /// has one. Dropping without publishing discards everything.
+    fn publish(self: Box<Self>, record: Record) -> Result<Option<File>>;
+}
+
+/// The [`ReferenceCache`] over a stack of stores: verifies SHA-256 of everything it returns.
+#[derive(Debug)]
+pub struct StoreCache {
+    store: Arc<dyn EntryStore>,
+    ttl: Option<Duration>,
+    backend: &'static str,
+    persistent: bool,
+    /// Plaintext must never touch the disk (some layer encrypts).
+    encrypted: bool,
+}
+
+impl StoreCache {
+    /// `backend` names the cache in `cache info`; `ttl` is written into each new record.
+    pub fn new(
+        store: Arc<dyn EntryStore>,
+        ttl: Option<Duration>,
+        backend: &'static str,
+        persistent: bool,
+    ) -> StoreCache {
+        let mut info = CacheInfo::default();
+        store.fill_info(&mut info);
+        StoreCache {
+            store,
+            ttl,
+            backend,
+            persistent,
+            encrypted: info.encryption_key.is_some(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EntryStore> {
+        &self.store
+    }
+
+    fn reject(&self, sha: &str, why: &str) -> Result<Option<File>> {
+        tracing::warn!(target: "security", sha256 = %sha, "cache entry rejected and removed: {why}");
+        self.store.remove(sha);
+        Ok(None)
+    }
+}
+
+impl ReferenceCache for StoreCache {
+    fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    fn lookup(&self, sha256: &str) -> Result<Option<File>> {
+        let sha = normalize_sha(sha256)?;
+        let Some(entry) = self.store.open(&sha)? else {
+            return Ok(None);
+        };
+        if entry.record.has(FLAG_ENCRYPTED) {
+            return self.reject(&sha, "encrypted entry, but no encryption key is configured");
+        }
+        if entry.record.sha256_hex() != sha {
+            return self.reject(&sha, "its record names another hash");
+        }
+        if entry.record.is_expired(super::now_secs()) {
+            tracing::debug!(sha256 = %sha, "cache entry expired");
+            self.store.remove(&sha);
+            return Ok(None);
+        }
+        let file = match entry.data {
+            EntryData::File(mut f) => {
+                if entry.hashed.as_deref() == Some(sha.as_str()) {
+                    f.seek(SeekFrom::Start(0))
+                        .ctx(|| "cannot rewind the cache entry".into())?;
+                } else if !super::handle_matches(&mut f, &sha)
+                    .ctx(|| format!("cannot read cache entry {sha}"))?
+                {
+                    return self.reject(&sha, "its bytes do not hash to its name");
+                }
+                f
+            }
+            EntryData::Bytes(bytes) => {
+                if crate::hashing::sha256_hex(&bytes) != sha {
+                    return self.reject(&sha, "its bytes do not hash to its name");
+                }
+                let mut m = secure_fs::memfd("dg-reference")
+                    .ctx(|| "cannot create a memory file".into())?;
+                m.write_all(&bytes)
+                    .and_then(|()| secure_fs::seal(&m))
+                    .and_then(|()| m.seek(SeekFrom::Start(0)).map(drop))
+                    .ctx(|| "cannot fill a memory file".into())?;
+                m
+            }
+        };
+        Ok(Some(file))
+    }
+
+    fn writer(&self, sha256: &str) -> Result<Box<dyn CacheWriter>> {
+        let sha = normalize_sha(sha256)?;
+        let pending: Box<dyn PendingEntry> = match self.store.create(&sha) {
+            Ok(p) => p,
+            Err(e) => {
+                // A cache that cannot store never blocks a download: fall back to an
+                // anonymous file (in memory if the cache encrypts), verified the same way.
+                tracing::warn!(
+                    "cannot store in the reference cache ({e}); not caching this reference"
+                );
+                let file = if self.encrypted {
+                    secure_fs::memfd("dg-reference")
+                } else {
+                    tempfile::tempfile()
+                };
+                Box::new(Anonymous(
+                    file.ctx(|| "cannot create a temporary file".into())?,
+                ))
+            }
+        };
+        Ok(Box::new(StoreWriter {
+            sha,
+            ttl: self.ttl.map(|t| t.as_secs()),
+            inner: HashingWriter::new(pending),
+        }))
+    }
+
+    fn clear(&self) -> Result<()> {
+        self.store.clear()
+    }
+
+    fn info(&self) -> Result<CacheInfo> {
+        let usage = self.store.usage()?;
+        let mut info = CacheInfo {
+            backend: self.backend.into(),
+            description: self.describe(),
+            persistent: self.persistent,
+            entries: usage.entries,
+            bytes: usage.bytes,
+            ttl_seconds: self.ttl.map(|t| t.as_secs()),
+            ..CacheInfo::default()
+        };
+        self.store.fill_info(&mut info);
+        Ok(info)
+    }
+
+    fn lock_for_fill(&self, sha256: &str) -> Result<FillLock> {
+        self.store.lock_for_fill(&normalize_sha(sha256)?)
+    }
+
+    fn verify_all(&self) -> Result<VerifySummary> {
+        let mut summary = VerifySummary {
+            removed: self.store.maintain()?,
+            ..VerifySummary::default()
+        };
+        for sha in self.store.list()? {
+            summary.checked += 1;
+            match self.lookup(&sha) {
+                Ok(Some(_)) => summary.valid += 1,
+                Ok(None) => summary.removed += 1,
+                Err(e) => {
+                    tracing::warn!(sha256 = %sha, "cannot verify cache entry: {e}");
+                    self.store.remove(&sha);
+                    summary.removed += 1;
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
+
+struct StoreWriter {
+    sha: String,
+    ttl: Option<u64>,
+    inner: HashingWriter<Box<dyn PendingEntry>>,
+}
+
+impl Write for StoreWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl CacheWriter for StoreWriter {
+    fn commit(self: Box<Self>, what: &str) -> Result<File> {
+        let StoreWriter { sha, ttl, inner } = *self;
+        let (actual, len, pending) = inner.into_parts();
+        if actual != sha {
+            // Dropping `pending` discards the partial entry.
+            return Err(Error::IntegrityMismatch {
+                what: what.to_string(),
+                expected: sha,
+                actual,
+            });
+        }
+        match pending.publish(Record::new(&sha, len, ttl))? {
+            Some(mut f) => {
+                f.seek(SeekFrom::Start(0))
+                    .ctx(|| "cannot rewind the cache entry".into())?;
+                Ok(f)
+            }
+            None => Err(Error::io(
+                "the cache store kept no readable copy of the entry",
+                io::Error::other("store misconfigured: wrap a memory store in encryption"),
+            )),
+        }
+    }
+}
+
+/// Fallback when a store cannot take an entry: an unnamed temporary file.
+struct Anonymous(File);
+
+impl Write for Anonymous {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl PendingEntry for Anonymous {
+    fn publish(self: Box<Self>, _record: Record) -> Result<Option<File>> {
+        Ok(Some(self.0))
+    }
+}
