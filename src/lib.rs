@@ -31,6 +31,7 @@ pub mod error;
 pub mod hashing;
 pub mod metadata;
 pub mod storage;
+pub mod transfer;
 pub mod url;
 
 pub use engine::{Engine, EngineSettings, StoredAs};

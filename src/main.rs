@@ -4,7 +4,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use cli::args::Cli;
@@ -56,7 +56,9 @@ async fn interrupted() -> &'static str {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let filters = cli::run::ordered_filters(&matches);
     let config = match cli::run::config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -74,7 +76,7 @@ fn main() -> ExitCode {
         // Dropping the command future on a signal drops its temporary files and the private
         // cache directory before the process exits.
         tokio::select! {
-            r = cli::run::run(cli, engine) => r,
+            r = cli::run::run(cli, filters, engine) => r,
             why = interrupted() => Err(anyhow::anyhow!("{why}; temporary files removed, nothing partial was stored")),
         }
     });

@@ -74,6 +74,13 @@ Examples:
     /// Delete an object (and the deltaspace's reference once nothing uses it).
     #[command(after_help = "Example:\n  deltaglider rm s3://releases/app/app-1.0.zip")]
     Rm(RmArgs),
+    /// Make a directory and a prefix hold the same files (only what changed moves).
+    #[command(after_help = "\
+Examples:
+  deltaglider sync ./releases s3://artifacts/releases/
+  deltaglider sync --delete --exclude '*.tmp' ./releases s3://artifacts/releases/
+  deltaglider sync s3://artifacts/releases/ ./restore/")]
+    Sync(SyncArgs),
     /// Rebuild an object and check it against its recorded SHA-256.
     #[command(after_help = "Example:\n  deltaglider verify s3://releases/app/app-1.2.zip")]
     Verify(VerifyArgs),
@@ -85,12 +92,41 @@ Examples:
     Rb(RbArgs),
 }
 
+/// `--include` / `--exclude`, applied in command-line order; the last match decides.
+#[derive(Debug, Args, Default)]
+pub struct FilterArgs {
+    /// Include paths matching this pattern (after an --exclude).
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Exclude paths matching this pattern (`*` matches across `/`).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
+/// Options of multi-file transfers.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Show what would be done, change nothing.
+    #[arg(long)]
+    pub dryrun: bool,
+    /// Files transferred at once (default: one per CPU, at least 2).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
 #[derive(Debug, Args)]
 pub struct CpArgs {
-    /// Source: a local file or s3://bucket/key.
+    /// Source: a local file or s3://bucket/key (a directory or prefix with -r).
     pub source: String,
     /// Destination: s3://bucket/key, s3://bucket/prefix/, a local file or directory.
     pub destination: String,
+    /// Copy every file below a directory or prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
     /// Store the file whole, never as a delta.
     #[arg(long)]
     pub no_delta: bool,
@@ -121,9 +157,47 @@ pub struct LsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// A local directory or s3://bucket/prefix/.
+    pub source: String,
+    /// A local directory or s3://bucket/prefix/ (the other kind than the source).
+    pub destination: String,
+    /// Delete destination files that are not in the source (never references still needed).
+    #[arg(long)]
+    pub delete: bool,
+    /// Compare sizes only, not modification times.
+    #[arg(long)]
+    pub size_only: bool,
+    /// Downloads: copy same-sized files unless their times match exactly.
+    #[arg(long)]
+    pub exact_timestamps: bool,
+    /// Store files whole, never as deltas.
+    #[arg(long)]
+    pub no_delta: bool,
+    /// Store whole when the delta is at least this fraction of the file (default 0.5).
+    #[arg(long, value_name = "RATIO")]
+    pub max_ratio: Option<f64>,
+    /// Delta-eligible extensions, comma separated; a leading '+' adds to the defaults.
+    #[arg(long, value_name = "LIST")]
+    pub delta_extensions: Option<String>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct RmArgs {
-    /// s3://bucket/key
+    /// s3://bucket/key, or s3://bucket/prefix/ with -r
     pub target: String,
+    /// Delete every object under the prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Show what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dryrun: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
 }
 
 #[derive(Debug, Args)]

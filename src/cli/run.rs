@@ -8,7 +8,13 @@ use deltaglider::engine::{PutReport, PutRequestOptions};
 use deltaglider::{Engine, S3Url, StoredAs};
 use serde_json::json;
 
-use super::args::{BucketArgs, Cli, Command, CpArgs, LsArgs, RbArgs, RmArgs, VerifyArgs};
+use deltaglider::transfer::filter::{FilterKind, Filters};
+use deltaglider::transfer::plan::CompareOptions;
+use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
+
+use super::args::{
+    BucketArgs, Cli, Command, CpArgs, LsArgs, RbArgs, RmArgs, SyncArgs, TransferArgs, VerifyArgs,
+};
 use super::output::{human_size, listing_time, percent, print_json};
 
 /// Settings the command needs besides the engine.
@@ -29,6 +35,7 @@ impl Printer {
 pub fn config(cli: &Cli) -> Result<Config> {
     let (max_ratio, delta_extensions) = match &cli.command {
         Command::Cp(a) => (a.max_ratio, a.delta_extensions.clone()),
+        Command::Sync(a) => (a.max_ratio, a.delta_extensions.clone()),
         _ => (None, None),
     };
     Ok(Config::from_env(&Overrides {
@@ -42,15 +49,40 @@ pub fn config(cli: &Cli) -> Result<Config> {
     })?)
 }
 
+/// `--include`/`--exclude` of the subcommand, in the order they were given.
+pub fn ordered_filters(matches: &clap::ArgMatches) -> Vec<(FilterKind, String)> {
+    let Some((_, sub)) = matches.subcommand() else {
+        return Vec::new();
+    };
+    let mut rules: Vec<(usize, FilterKind, String)> = Vec::new();
+    for (id, kind) in [
+        ("include", FilterKind::Include),
+        ("exclude", FilterKind::Exclude),
+    ] {
+        // Only the transfer commands have filters; indices_of panics on unknown ids.
+        if let Ok(Some(values)) = sub.try_get_many::<String>(id)
+            && let Some(indices) = sub.indices_of(id)
+        {
+            rules.extend(indices.zip(values).map(|(i, v)| (i, kind, v.clone())));
+        }
+    }
+    rules.sort_by_key(|(i, _, _)| *i);
+    rules.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
 /// Runs the command.
-pub async fn run(cli: Cli, engine: Engine) -> Result<()> {
+pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -> Result<()> {
     let printer = Printer {
         json: cli.global.json,
         quiet: cli.global.quiet,
     };
+    let filters = Filters::new(filters)?;
     match cli.command {
+        Command::Cp(args) if args.recursive => cp_recursive(&engine, &printer, args, filters).await,
         Command::Cp(args) => cp(&engine, &printer, args).await,
+        Command::Sync(args) => sync(&engine, &printer, args, filters).await,
         Command::Ls(args) => ls(&engine, &printer, args).await,
+        Command::Rm(args) if args.recursive => rm_recursive(&engine, &printer, args, filters).await,
         Command::Rm(args) => rm(&engine, &printer, args).await,
         Command::Verify(args) => verify(&engine, &printer, args).await,
         Command::Mb(args) => mb(&engine, &printer, args).await,
@@ -96,10 +128,7 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
             let meta = std::fs::metadata(&src)
                 .with_context(|| format!("cannot read source file {}", src.display()))?;
             if meta.is_dir() {
-                bail!(
-                    "{} is a directory (recursive copy is not supported by this version)",
-                    src.display()
-                );
+                bail!("{} is a directory (use --recursive)", src.display());
             }
             let dest = parse_s3(&args.destination)?;
             let key = object_key_for_upload(&dest, &src)?;
@@ -118,9 +147,7 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
         (true, false) => {
             let src = parse_s3(&args.source)?;
             if src.is_dir_like() {
-                bail!(
-                    "{src} names a prefix, not an object (recursive copy is not supported by this version)"
-                );
+                bail!("{src} names a prefix, not an object (use --recursive)");
             }
             let dest = local_destination(&src, &args.destination);
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -282,9 +309,7 @@ async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
 async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()> {
     let url = parse_s3(&args.target)?;
     if url.is_dir_like() {
-        bail!(
-            "{url} names a prefix, not an object (recursive delete is not supported by this version)"
-        );
+        bail!("{url} names a prefix, not an object (use --recursive)");
     }
     let report = engine.delete(&url.bucket, &url.key).await?;
     if p.json {
@@ -354,4 +379,189 @@ async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()> {
     }
     p.line(format!("remove_bucket: {bucket}"));
     Ok(())
+}
+
+/// Prints one line per file event (or one JSON object per event) as they happen.
+fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
+    move |e: &TransferEvent| {
+        if p.json {
+            print_json(e);
+            return;
+        }
+        match e {
+            TransferEvent::Uploaded { path, report } => p.line(format!(
+                "upload: {} to s3://{}/{} {}",
+                path.display(),
+                report.bucket,
+                report.key,
+                describe_put(report)
+            )),
+            TransferEvent::Downloaded { report } => p.line(format!(
+                "download: s3://{}/{} to {}",
+                report.bucket,
+                report.key,
+                report
+                    .destination
+                    .as_deref()
+                    .unwrap_or(Path::new("?"))
+                    .display()
+            )),
+            TransferEvent::Deleted { target } => p.line(format!("delete: {target}")),
+            TransferEvent::WouldCopy { from, to } => {
+                p.line(format!("(dryrun) copy: {from} to {to}"))
+            }
+            TransferEvent::WouldDelete { target } => p.line(format!("(dryrun) delete: {target}")),
+            // Failures always reach stderr, even with -q.
+            TransferEvent::Failed { target, error } => eprintln!("failed: {target}: {error}"),
+        }
+    }
+}
+
+fn transfer_options(
+    t: &TransferArgs,
+    filters: Filters,
+    compare: CompareOptions,
+    put: PutRequestOptions,
+) -> TransferOptions {
+    TransferOptions {
+        compare,
+        filters,
+        dry_run: t.dryrun,
+        concurrency: t
+            .concurrency
+            .unwrap_or_else(deltaglider::transfer::default_concurrency),
+        put,
+    }
+}
+
+fn finish(p: &Printer, what: &str, s: &TransferSummary) -> Result<()> {
+    if p.json {
+        print_json(&json!({ "summary": s }));
+    } else if !p.quiet {
+        let mut line = if what == "rm" {
+            format!("{what}: {} deleted", s.deleted)
+        } else {
+            format!(
+                "{what}: {} copied, {} deleted, {} unchanged",
+                s.copied, s.deleted, s.unchanged
+            )
+        };
+        if s.stored_bytes > 0 {
+            line.push_str(&format!(
+                "; {} uploaded as {} ({:.1}% saved)",
+                human_size(s.bytes),
+                human_size(s.stored_bytes),
+                100.0 - percent(s.stored_bytes, s.bytes)
+            ));
+        }
+        if s.failed > 0 {
+            line.push_str(&format!(", {} FAILED", s.failed));
+        }
+        eprintln!("{line}");
+    }
+    if s.failed > 0 {
+        bail!("{} of the files failed (see the lines above)", s.failed);
+    }
+    Ok(())
+}
+
+/// Runs a tree transfer in the direction the two arguments imply.
+async fn tree(
+    engine: &Engine,
+    p: &Printer,
+    source: &str,
+    destination: &str,
+    options: &TransferOptions,
+) -> Result<TransferSummary> {
+    let sink = event_printer(p);
+    match (S3Url::is_s3(source), S3Url::is_s3(destination)) {
+        (false, true) => {
+            let dest = parse_s3(destination)?;
+            Ok(engine
+                .upload_tree(Path::new(source), &dest.bucket, &dest.key, options, &sink)
+                .await?)
+        }
+        (true, false) => {
+            let src = parse_s3(source)?;
+            Ok(engine
+                .download_tree(
+                    &src.bucket,
+                    &src.key,
+                    Path::new(destination),
+                    options,
+                    &sink,
+                )
+                .await?)
+        }
+        (true, true) => bail!(
+            "S3-to-S3 transfers of many files are not supported by this version; copy single objects with cp"
+        ),
+        (false, false) => bail!("one of '{source}' and '{destination}' must be an s3:// URL"),
+    }
+}
+
+async fn cp_recursive(engine: &Engine, p: &Printer, args: CpArgs, filters: Filters) -> Result<()> {
+    let put = PutRequestOptions {
+        no_delta: args.no_delta,
+        max_ratio: args.max_ratio,
+        content_type: None,
+    };
+    let compare = CompareOptions {
+        always_copy: true,
+        ..Default::default()
+    };
+    let options = transfer_options(&args.transfer, filters, compare, put);
+    let summary = tree(engine, p, &args.source, &args.destination, &options).await?;
+    finish(p, "cp", &summary)
+}
+
+async fn sync(engine: &Engine, p: &Printer, args: SyncArgs, filters: Filters) -> Result<()> {
+    let put = PutRequestOptions {
+        no_delta: args.no_delta,
+        max_ratio: args.max_ratio,
+        content_type: None,
+    };
+    let compare = CompareOptions {
+        size_only: args.size_only,
+        exact_timestamps: args.exact_timestamps,
+        delete: args.delete,
+        always_copy: false,
+    };
+    let options = transfer_options(&args.transfer, filters, compare, put);
+    let summary = tree(engine, p, &args.source, &args.destination, &options).await?;
+    finish(p, "sync", &summary)
+}
+
+async fn rm_recursive(engine: &Engine, p: &Printer, args: RmArgs, filters: Filters) -> Result<()> {
+    let url = parse_s3(&args.target)?;
+    if !engine.store().bucket_exists(&url.bucket).await? {
+        return Err(deltaglider::Error::NoSuchBucket(url.bucket).into());
+    }
+    let listing = engine.list(&url.bucket, &url.key, true).await?;
+    let base = url.key.rfind('/').map_or(0, |i| i + 1);
+    let mut summary = TransferSummary::default();
+    let sink = event_printer(p);
+    for o in listing.objects {
+        if !filters.accepts(&o.key[base.min(o.key.len())..]) {
+            continue;
+        }
+        let target = format!("s3://{}/{}", url.bucket, o.key);
+        let event = if args.dryrun {
+            TransferEvent::WouldDelete { target }
+        } else {
+            match engine.delete(&url.bucket, &o.key).await {
+                Ok(_) => TransferEvent::Deleted { target },
+                Err(e) => TransferEvent::Failed {
+                    target,
+                    error: e.to_string(),
+                },
+            }
+        };
+        sink(&event);
+        match event {
+            TransferEvent::Failed { .. } => summary.failed += 1,
+            _ => summary.deleted += 1,
+        }
+    }
+    finish(p, "rm", &summary)
 }

@@ -1,0 +1,436 @@
+//! Many files at once: `cp -r` and `sync` between a local directory and a prefix, with
+//! `aws s3` filter and comparison semantics, bounded concurrency, and per-file failures
+//! reported without stopping the rest.
+
+pub mod filter;
+pub mod plan;
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::deltaspace;
+use crate::engine::{Engine, GetReport, PutReport, PutRequestOptions};
+use crate::error::{Error, Result};
+use filter::Filters;
+use plan::{Action, CompareOptions, Direction, Entry};
+
+/// Options of a multi-file transfer.
+#[derive(Debug, Clone)]
+pub struct TransferOptions {
+    pub compare: CompareOptions,
+    pub filters: Filters,
+    /// Report what would happen, change nothing.
+    pub dry_run: bool,
+    /// Files in flight at once.
+    pub concurrency: usize,
+    pub put: PutRequestOptions,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            compare: CompareOptions::default(),
+            filters: Filters::default(),
+            dry_run: false,
+            concurrency: default_concurrency(),
+            put: PutRequestOptions::default(),
+        }
+    }
+}
+
+/// One file per core: encoding is CPU-bound, and memory per transfer is bounded.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
+}
+
+/// Something that happened to one file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum TransferEvent {
+    Uploaded {
+        path: PathBuf,
+        report: PutReport,
+    },
+    Downloaded {
+        report: GetReport,
+    },
+    Deleted {
+        target: String,
+    },
+    /// `--dryrun`: what would have been done.
+    WouldCopy {
+        from: String,
+        to: String,
+    },
+    WouldDelete {
+        target: String,
+    },
+    Failed {
+        target: String,
+        error: String,
+    },
+}
+
+/// Totals of a multi-file transfer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TransferSummary {
+    pub copied: usize,
+    pub deleted: usize,
+    /// Files present on both sides and left alone.
+    pub unchanged: usize,
+    pub failed: usize,
+    /// Original bytes copied.
+    pub bytes: u64,
+    /// Bytes stored for uploads (deltas or whole files).
+    pub stored_bytes: u64,
+}
+
+/// Receives events as they happen (progress lines, JSON).
+pub type EventSink<'a> = &'a (dyn Fn(&TransferEvent) + Send + Sync);
+
+/// `prefix` as a directory: empty, or ending in `/`.
+fn as_dir_prefix(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// A relative key that is safe to join below a local directory.
+fn safe_local_path(root: &Path, relative: &str) -> Option<PathBuf> {
+    let clean = relative
+        .split('/')
+        .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && Path::new(relative)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    clean.then(|| root.join(relative))
+}
+
+/// Regular files below `dir`, with `/`-separated relative paths, filtered.
+fn scan_local(dir: &Path, filters: &Filters) -> Result<Vec<Entry>> {
+    if !dir.is_dir() {
+        return Err(Error::io(
+            format!("{} is not a directory", dir.display()),
+            std::io::Error::from(std::io::ErrorKind::NotADirectory),
+        ));
+    }
+    let mut out = Vec::new();
+    for item in walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        let item = item.map_err(|e| {
+            let path = e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            Error::io(
+                format!("cannot read {path}"),
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("file system loop")),
+            )
+        })?;
+        if !item.file_type().is_file() {
+            continue;
+        }
+        let rel = item
+            .path()
+            .strip_prefix(dir)
+            .expect("walkdir stays below its root");
+        let Some(rel) = rel.to_str() else {
+            return Err(Error::Config(format!(
+                "{} is not valid UTF-8; S3 keys must be",
+                item.path().display()
+            )));
+        };
+        let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
+        if !filters.accepts(&rel) {
+            continue;
+        }
+        let meta = item
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat {}", item.path().display()), e.into()))?;
+        out.push(Entry {
+            path: rel,
+            size: meta.len(),
+            modified: meta.modified().ok().map(Into::into),
+        });
+    }
+    Ok(out)
+}
+
+impl Engine {
+    async fn scan_remote(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        filters: &Filters,
+    ) -> Result<Vec<Entry>> {
+        let listing = self.list(bucket, prefix, true).await?;
+        Ok(listing
+            .objects
+            .into_iter()
+            .filter_map(|o| {
+                let rel = o.key.strip_prefix(prefix)?.to_string();
+                filters.accepts(&rel).then_some(Entry {
+                    path: rel,
+                    size: o.size,
+                    modified: o.last_modified,
+                })
+            })
+            .collect())
+    }
+
+    /// Copies (or, with `compare`, syncs) the files below `dir` to `s3://bucket/prefix/`.
+    pub async fn upload_tree(
+        &self,
+        dir: &Path,
+        bucket: &str,
+        prefix: &str,
+        options: &TransferOptions,
+        events: EventSink<'_>,
+    ) -> Result<TransferSummary> {
+        let prefix = as_dir_prefix(prefix);
+        if !self.store().bucket_exists(bucket).await? {
+            return Err(Error::NoSuchBucket(bucket.to_string()));
+        }
+        let local = scan_local(dir, &options.filters)?;
+        let remote = if options.compare.always_copy && !options.compare.delete {
+            Vec::new()
+        } else {
+            self.scan_remote(bucket, &prefix, &options.filters).await?
+        };
+        let actions = plan::plan(Direction::Upload, &local, &remote, options.compare);
+        let mut summary = TransferSummary {
+            unchanged: local.len()
+                - actions
+                    .iter()
+                    .filter(|a| matches!(a, Action::Copy { .. }))
+                    .count(),
+            ..Default::default()
+        };
+        let (copies, deletes): (Vec<_>, Vec<_>) = actions
+            .into_iter()
+            .partition(|a| matches!(a, Action::Copy { .. }));
+        // The first file of each deltaspace goes alone, so that it becomes the reference
+        // without the others racing to upload whole copies of themselves.
+        let mut seen = BTreeSet::new();
+        let (first, rest): (Vec<_>, Vec<_>) = copies.into_iter().partition(|a| match a {
+            Action::Copy { path, .. } => {
+                seen.insert(deltaspace::of_key(&format!("{prefix}{path}")).to_string())
+            }
+            Action::Delete { .. } => false,
+        });
+        for batch in [first, rest] {
+            let results: Vec<_> = futures::stream::iter(batch.into_iter().map(|action| {
+                let Action::Copy { path, .. } = action else {
+                    unreachable!("copies only")
+                };
+                let (local_path, key) = (dir.join(&path), format!("{prefix}{path}"));
+                async move {
+                    if options.dry_run {
+                        let e = TransferEvent::WouldCopy {
+                            from: local_path.display().to_string(),
+                            to: format!("s3://{bucket}/{key}"),
+                        };
+                        events(&e);
+                        return e;
+                    }
+                    let e = match self.put_file(&local_path, bucket, &key, &options.put).await {
+                        Ok(report) => TransferEvent::Uploaded {
+                            path: local_path,
+                            report,
+                        },
+                        Err(err) => TransferEvent::Failed {
+                            target: local_path.display().to_string(),
+                            error: err.to_string(),
+                        },
+                    };
+                    events(&e);
+                    e
+                }
+            }))
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
+            for e in results {
+                tally(&mut summary, &e);
+            }
+        }
+        for action in deletes {
+            let Action::Delete { path } = action else {
+                continue;
+            };
+            let key = format!("{prefix}{path}");
+            let target = format!("s3://{bucket}/{key}");
+            let e = if options.dry_run {
+                TransferEvent::WouldDelete { target }
+            } else {
+                match self.delete(bucket, &key).await {
+                    Ok(_) => TransferEvent::Deleted { target },
+                    Err(err) => TransferEvent::Failed {
+                        target,
+                        error: err.to_string(),
+                    },
+                }
+            };
+            events(&e);
+            tally(&mut summary, &e);
+        }
+        Ok(summary)
+    }
+
+    /// Copies (or, with `compare`, syncs) the objects under `s3://bucket/prefix/` into `dir`.
+    pub async fn download_tree(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        dir: &Path,
+        options: &TransferOptions,
+        events: EventSink<'_>,
+    ) -> Result<TransferSummary> {
+        let prefix = as_dir_prefix(prefix);
+        if !self.store().bucket_exists(bucket).await? {
+            return Err(Error::NoSuchBucket(bucket.to_string()));
+        }
+        let remote = self.scan_remote(bucket, &prefix, &options.filters).await?;
+        let local = if dir.exists() {
+            scan_local(dir, &options.filters)?
+        } else {
+            Vec::new()
+        };
+        let actions = plan::plan(Direction::Download, &remote, &local, options.compare);
+        let mut summary = TransferSummary {
+            unchanged: remote.len()
+                - actions
+                    .iter()
+                    .filter(|a| matches!(a, Action::Copy { .. }))
+                    .count(),
+            ..Default::default()
+        };
+        let prefix = prefix.as_str();
+        let results: Vec<_> = futures::stream::iter(actions.into_iter().map(|action| async move {
+            let (path, copy) = match action {
+                Action::Copy { path, .. } => (path, true),
+                Action::Delete { path } => (path, false),
+            };
+            let Some(local_path) = safe_local_path(dir, &path) else {
+                let e = TransferEvent::Failed {
+                    target: format!("s3://{bucket}/{prefix}{path}"),
+                    error:
+                        "the key does not map to a path inside the destination directory; skipped"
+                            .into(),
+                };
+                events(&e);
+                return e;
+            };
+            let e = match (copy, options.dry_run) {
+                (true, true) => TransferEvent::WouldCopy {
+                    from: format!("s3://{bucket}/{prefix}{path}"),
+                    to: local_path.display().to_string(),
+                },
+                (false, true) => TransferEvent::WouldDelete {
+                    target: local_path.display().to_string(),
+                },
+                (true, false) => {
+                    let created = match local_path.parent() {
+                        Some(parent) => std::fs::create_dir_all(parent).map_err(|e| {
+                            Error::io(format!("cannot create {}", parent.display()), e)
+                        }),
+                        None => Ok(()),
+                    };
+                    match created {
+                        Ok(()) => match self
+                            .get_to_file(bucket, &format!("{prefix}{path}"), &local_path)
+                            .await
+                        {
+                            Ok(report) => TransferEvent::Downloaded { report },
+                            Err(err) => TransferEvent::Failed {
+                                target: format!("s3://{bucket}/{prefix}{path}"),
+                                error: err.to_string(),
+                            },
+                        },
+                        Err(err) => TransferEvent::Failed {
+                            target: local_path.display().to_string(),
+                            error: err.to_string(),
+                        },
+                    }
+                }
+                (false, false) => match std::fs::remove_file(&local_path) {
+                    Ok(()) => TransferEvent::Deleted {
+                        target: local_path.display().to_string(),
+                    },
+                    Err(err) => TransferEvent::Failed {
+                        target: local_path.display().to_string(),
+                        error: err.to_string(),
+                    },
+                },
+            };
+            events(&e);
+            e
+        }))
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+        for e in results {
+            tally(&mut summary, &e);
+        }
+        Ok(summary)
+    }
+}
+
+fn tally(summary: &mut TransferSummary, e: &TransferEvent) {
+    match e {
+        TransferEvent::Uploaded { report, .. } => {
+            summary.copied += 1;
+            summary.bytes += report.original_size;
+            summary.stored_bytes += report.stored_size;
+        }
+        TransferEvent::Downloaded { report } => {
+            summary.copied += 1;
+            summary.bytes += report.size;
+        }
+        TransferEvent::WouldCopy { .. } => summary.copied += 1,
+        TransferEvent::Deleted { .. } | TransferEvent::WouldDelete { .. } => summary.deleted += 1,
+        TransferEvent::Failed { .. } => summary.failed += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_escape_the_directory_are_refused() {
+        let root = Path::new("/dest");
+        assert_eq!(
+            safe_local_path(root, "a/b.zip"),
+            Some(PathBuf::from("/dest/a/b.zip"))
+        );
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "./a",
+            "",
+            "dir/",
+        ] {
+            assert_eq!(safe_local_path(root, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_directories() {
+        assert_eq!(as_dir_prefix(""), "");
+        assert_eq!(as_dir_prefix("a"), "a/");
+        assert_eq!(as_dir_prefix("a/"), "a/");
+    }
+}
