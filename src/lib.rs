@@ -30,6 +30,7 @@ pub mod engine;
 pub mod error;
 pub mod hashing;
 pub mod metadata;
+pub mod stats;
 pub mod storage;
 pub mod transfer;
 pub mod url;

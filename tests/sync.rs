@@ -210,8 +210,140 @@ fn tree_transfer_errors_are_clear() {
     assert!(!ok && err.contains("nobucket"), "{err}");
     let (ok, _, err) = s.run(&["cp", &s.path("."), "s3://bkt/"]);
     assert!(!ok && err.contains("--recursive"), "{err}");
-    let (ok, _, err) = s.run(&["sync", "s3://bkt/", "s3://bkt/x/"]);
-    assert!(!ok && err.contains("not supported"), "{err}");
+    let (ok, _, err) = s.run(&["sync", "s3://bkt/", "s3://nobucket2/x/"]);
+    assert!(!ok && err.contains("nobucket2"), "{err}");
+    let (ok, _, err) = s.run(&["sync", &s.path("."), &s.path("other")]);
+    assert!(!ok && err.contains("s3:// URL"), "{err}");
     let (ok, _, err) = s.run(&["sync", &s.path("."), "s3://bkt/", "--include", "a["]);
     assert!(!ok && err.contains("a["), "{err}");
+}
+
+#[test]
+fn migrate_copies_a_plain_prefix_resumably_and_stats_report_it() {
+    let s = Session::local();
+    s.ok(&["mb", "s3://old-bkt"]);
+    s.ok(&["mb", "s3://new-bkt"]);
+    releases(&s.dir.path().join("src"));
+    s.ok(&[
+        "cp",
+        "-r",
+        "--no-delta",
+        &s.path("src/app"),
+        "s3://old-bkt/data/",
+    ]);
+
+    let (ok, _, err) = s.run(&["migrate", "s3://old-bkt/data/", "s3://new-bkt/"]);
+    assert!(
+        !ok && err.contains("--yes"),
+        "no terminal: must ask for --yes: {err}"
+    );
+    let dry = s.ok(&[
+        "migrate",
+        "--dry-run",
+        "s3://old-bkt/data/",
+        "s3://new-bkt/",
+    ]);
+    assert!(
+        dry.contains("5 to copy") && dry.contains("(dryrun) copy:"),
+        "{dry}"
+    );
+    assert!(s.ok(&["ls", "-r", "s3://new-bkt"]).is_empty());
+
+    s.ok(&["migrate", "--yes", "s3://old-bkt/data/", "s3://new-bkt/"]);
+    let again = s.ok(&["migrate", "--yes", "s3://old-bkt/data/", "s3://new-bkt/"]);
+    assert!(
+        again.contains("0 to copy, 5 already there"),
+        "resumable: {again}"
+    );
+
+    let back = s.path("back");
+    s.ok(&["sync", "s3://new-bkt/data/", &back]);
+    assert_eq!(
+        tree(Path::new(&back)),
+        tree(&s.dir.path().join("src/app")),
+        "prefix preserved, bytes exact"
+    );
+
+    let stats: serde_json::Value =
+        serde_json::from_str(&s.ok(&["stats", "--json", "new-bkt"])).unwrap();
+    assert_eq!(stats["objects"], 5);
+    assert_eq!(stats["deltas"], 3);
+    let original: u64 = tree(&s.dir.path().join("src/app"))
+        .iter()
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    assert_eq!(stats["original_bytes"].as_u64(), Some(original));
+    assert!(
+        stats["stored_bytes"].as_u64().unwrap() < original,
+        "{stats}"
+    );
+    assert_eq!(stats["estimated"], false);
+    let sampled: serde_json::Value =
+        serde_json::from_str(&s.ok(&["stats", "--json", "--sampled", "s3://new-bkt/data/"]))
+            .unwrap();
+    assert_eq!(sampled["objects"], 5);
+    let detailed = s.ok(&["stats", "--detailed", "new-bkt"]);
+    assert!(detailed.contains("data/sub"), "{detailed}");
+
+    s.ok(&[
+        "migrate",
+        "--yes",
+        "--no-preserve-prefix",
+        "s3://old-bkt/data/",
+        "s3://new-bkt/flat/",
+    ]);
+    assert!(s.ok(&["ls", "s3://new-bkt/flat/"]).contains("app-1.0.zip"));
+}
+
+#[test]
+fn stats_report_orphaned_references() {
+    let s = Session::local();
+    s.ok(&["mb", "s3://bkt"]);
+    let store = deltaglider::storage::local::LocalStore::new(s.dir.path().join("store")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    use deltaglider::storage::{ObjectStore, PutOptions, PutSource};
+    rt.block_on(store.put_object(
+        "bkt",
+        "old/reference.bin",
+        PutSource::Bytes("x".into()),
+        PutOptions::default(),
+    ))
+    .unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&s.ok(&["stats", "--json", "bkt"])).unwrap();
+    assert_eq!(
+        stats["orphaned_references"],
+        serde_json::json!(["old/reference.bin"])
+    );
+}
+
+#[test]
+fn copies_between_prefixes_rebuild_deltas_and_mv_removes_the_source() {
+    let s = Session::local();
+    s.ok(&["mb", "s3://bkt"]);
+    releases(&s.dir.path().join("src"));
+    s.ok(&["sync", &s.path("src/app"), "s3://bkt/a/"]);
+    s.ok(&["cp", "-r", "s3://bkt/a/", "s3://bkt/b/"]);
+    let out = s.ok(&["cp", "s3://bkt/a/app-1.1.zip", "s3://bkt/c/"]);
+    assert!(
+        out.contains("new reference for s3://bkt/c/reference.bin"),
+        "{out}"
+    );
+    let down = s.path("down");
+    s.ok(&["sync", "s3://bkt/b/", &down]);
+    assert_eq!(tree(Path::new(&down)), tree(&s.dir.path().join("src/app")));
+
+    s.ok(&["mv", "s3://bkt/c/app-1.1.zip", "s3://bkt/d/moved.zip"]);
+    assert!(!s.ok(&["ls", "-r", "s3://bkt/c/"]).contains("app-1.1.zip"));
+    let local = s.path("moved.zip");
+    s.ok(&["mv", "s3://bkt/d/moved.zip", &local]);
+    assert_eq!(
+        std::fs::read(&local).unwrap(),
+        std::fs::read(s.dir.path().join("src/app/app-1.1.zip")).unwrap()
+    );
+    s.ok(&["mv", &local, "s3://bkt/e/"]);
+    assert!(!Path::new(&local).exists());
+    assert!(s.ok(&["ls", "s3://bkt/e/"]).contains("moved.zip"));
+    let (ok, _, err) = s.run(&["mv", "s3://bkt/nope.zip", &local]);
+    assert!(!ok && err.contains("nope.zip"), "{err}");
 }

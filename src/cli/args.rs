@@ -81,6 +81,30 @@ Examples:
   deltaglider sync --delete --exclude '*.tmp' ./releases s3://artifacts/releases/
   deltaglider sync s3://artifacts/releases/ ./restore/")]
     Sync(SyncArgs),
+    /// Move a file or object: copy it, then delete the source.
+    #[command(after_help = "\
+Examples:
+  deltaglider mv build/app.zip s3://releases/app/
+  deltaglider mv s3://releases/app/old.zip s3://archive/app/")]
+    Mv(MvArgs),
+    /// What DeltaGlider stores and saves in a bucket or prefix.
+    #[command(after_help = "\
+Examples:
+  deltaglider stats releases
+  deltaglider stats --sampled --json s3://releases/app/
+  deltaglider stats --detailed releases")]
+    Stats(StatsArgs),
+    /// Copy a bucket or prefix into DeltaGlider storage (resumable: present files are skipped).
+    #[command(after_help = "\
+The last segment of the source prefix is kept under the destination unless
+--no-preserve-prefix is given:
+  s3://src/prefix1/ -> s3://dest/      creates s3://dest/prefix1/...
+  s3://src/a/b/c/   -> s3://dest/x/    creates s3://dest/x/c/...
+
+Examples:
+  deltaglider migrate --dry-run s3://old-bucket/ s3://new-bucket/
+  deltaglider migrate --yes s3://old-bucket/data/ s3://new-bucket/")]
+    Migrate(MigrateArgs),
     /// Rebuild an object and check it against its recorded SHA-256.
     #[command(after_help = "Example:\n  deltaglider verify s3://releases/app/app-1.2.zip")]
     Verify(VerifyArgs),
@@ -219,4 +243,55 @@ pub struct RbArgs {
     /// Delete every object first.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MvArgs {
+    /// A local file or s3://bucket/key.
+    pub source: String,
+    /// s3://bucket/key, s3://bucket/prefix/, a local file or directory.
+    pub destination: String,
+    /// Store the file whole, never as a delta.
+    #[arg(long)]
+    pub no_delta: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// BUCKET, s3://bucket or s3://bucket/prefix
+    pub target: String,
+    /// Read the metadata of a few deltas per deltaspace and extrapolate (fast on big buckets).
+    #[arg(long)]
+    pub sampled: bool,
+    /// Show every deltaspace.
+    #[arg(long)]
+    pub detailed: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// s3://bucket[/prefix/] to read.
+    pub source: String,
+    /// s3://bucket[/prefix/] to write, stored as deltas.
+    pub destination: String,
+    /// Show what would be migrated, change nothing.
+    #[arg(long, visible_alias = "dryrun")]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Put the files directly under the destination prefix.
+    #[arg(long)]
+    pub no_preserve_prefix: bool,
+    /// Store files whole, never as deltas.
+    #[arg(long)]
+    pub no_delta: bool,
+    /// Store whole when the delta is at least this fraction of the file (default 0.5).
+    #[arg(long, value_name = "RATIO")]
+    pub max_ratio: Option<f64>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Files transferred at once (default: one per CPU, at least 2).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
 }

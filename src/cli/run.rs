@@ -13,7 +13,8 @@ use deltaglider::transfer::plan::CompareOptions;
 use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
 
 use super::args::{
-    BucketArgs, Cli, Command, CpArgs, LsArgs, RbArgs, RmArgs, SyncArgs, TransferArgs, VerifyArgs,
+    BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, RbArgs, RmArgs, StatsArgs,
+    SyncArgs, TransferArgs, VerifyArgs,
 };
 use super::output::{human_size, listing_time, percent, print_json};
 
@@ -35,6 +36,7 @@ impl Printer {
 pub fn config(cli: &Cli) -> Result<Config> {
     let (max_ratio, delta_extensions) = match &cli.command {
         Command::Cp(a) => (a.max_ratio, a.delta_extensions.clone()),
+        Command::Migrate(a) => (a.max_ratio, None),
         Command::Sync(a) => (a.max_ratio, a.delta_extensions.clone()),
         _ => (None, None),
     };
@@ -81,6 +83,9 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -
         Command::Cp(args) if args.recursive => cp_recursive(&engine, &printer, args, filters).await,
         Command::Cp(args) => cp(&engine, &printer, args).await,
         Command::Sync(args) => sync(&engine, &printer, args, filters).await,
+        Command::Mv(args) => mv(&engine, &printer, args).await,
+        Command::Stats(args) => stats(&engine, &printer, args).await,
+        Command::Migrate(args) => migrate(&engine, &printer, args, filters).await,
         Command::Ls(args) => ls(&engine, &printer, args).await,
         Command::Rm(args) if args.recursive => rm_recursive(&engine, &printer, args, filters).await,
         Command::Rm(args) => rm(&engine, &printer, args).await,
@@ -182,12 +187,8 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
             } else {
                 dest.key.clone()
             };
-            // Rebuild and store again: a delta's bytes mean nothing outside its deltaspace.
-            let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
-            let local = scratch.path().join(&name);
-            engine.get_to_file(&src.bucket, &src.key, &local).await?;
             let report = engine
-                .put_file(&local, &dest.bucket, &key, &options)
+                .copy_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
                 .await?;
             if p.json {
                 print_json(&report);
@@ -406,6 +407,12 @@ fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
                     .unwrap_or(Path::new("?"))
                     .display()
             )),
+            TransferEvent::Copied { from, report } => p.line(format!(
+                "copy: {from} to s3://{}/{} {}",
+                report.bucket,
+                report.key,
+                describe_put(report)
+            )),
             TransferEvent::Deleted { target } => p.line(format!("delete: {target}")),
             TransferEvent::WouldCopy { from, to } => {
                 p.line(format!("(dryrun) copy: {from} to {to}"))
@@ -493,9 +500,19 @@ async fn tree(
                 )
                 .await?)
         }
-        (true, true) => bail!(
-            "S3-to-S3 transfers of many files are not supported by this version; copy single objects with cp"
-        ),
+        (true, true) => {
+            let (src, dest) = (parse_s3(source)?, parse_s3(destination)?);
+            Ok(engine
+                .copy_tree(
+                    &src.bucket,
+                    &src.key,
+                    &dest.bucket,
+                    &dest.key,
+                    options,
+                    &sink,
+                )
+                .await?)
+        }
         (false, false) => bail!("one of '{source}' and '{destination}' must be an s3:// URL"),
     }
 }
@@ -564,4 +581,214 @@ async fn rm_recursive(engine: &Engine, p: &Printer, args: RmArgs, filters: Filte
         }
     }
     finish(p, "rm", &summary)
+}
+
+async fn mv(engine: &Engine, p: &Printer, args: MvArgs) -> Result<()> {
+    let copy = CpArgs {
+        source: args.source.clone(),
+        destination: args.destination.clone(),
+        recursive: false,
+        filters: Default::default(),
+        transfer: TransferArgs {
+            dryrun: false,
+            concurrency: None,
+        },
+        no_delta: args.no_delta,
+        max_ratio: None,
+        delta_extensions: None,
+    };
+    cp(engine, p, copy).await?;
+    // Only after the copy is stored and verified does the source go.
+    if S3Url::is_s3(&args.source) {
+        let src = parse_s3(&args.source)?;
+        engine.delete(&src.bucket, &src.key).await?;
+    } else {
+        std::fs::remove_file(&args.source)
+            .with_context(|| format!("copied, but cannot remove {}", args.source))?;
+    }
+    p.line(format!("delete: {}", args.source));
+    Ok(())
+}
+
+/// `BUCKET`, `s3://bucket` or `s3://bucket/prefix`.
+fn bucket_and_prefix(target: &str) -> Result<S3Url> {
+    if S3Url::is_s3(target) {
+        parse_s3(target)
+    } else {
+        parse_s3(&format!("s3://{target}"))
+    }
+}
+
+async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Result<()> {
+    let url = bucket_and_prefix(&args.target)?;
+    let mode = if args.sampled {
+        deltaglider::stats::StatsMode::Sampled { per_deltaspace: 8 }
+    } else {
+        deltaglider::stats::StatsMode::Exact
+    };
+    let mut s = engine.stats(&url.bucket, &url.key, mode).await?;
+    if !args.detailed {
+        s.deltaspaces.clear();
+    }
+    if p.json {
+        print_json(&s);
+        return Ok(());
+    }
+    let approx = if s.estimated {
+        " (estimated from a sample)"
+    } else {
+        ""
+    };
+    p.line(format!("Bucket:          s3://{}/{}", s.bucket, s.prefix));
+    p.line(format!(
+        "Objects:         {} ({} deltas, {} whole)",
+        s.objects, s.deltas, s.whole
+    ));
+    p.line(format!(
+        "Original size:   {} ({} bytes){approx}",
+        human_size(s.original_bytes),
+        s.original_bytes
+    ));
+    p.line(format!(
+        "Stored size:     {} ({} bytes, references {})",
+        human_size(s.stored_bytes),
+        s.stored_bytes,
+        human_size(s.reference_bytes)
+    ));
+    p.line(format!("Savings:         {:.1}%", s.savings_percent));
+    if !s.orphaned_references.is_empty() {
+        p.line(format!(
+            "Orphaned references ({}):",
+            s.orphaned_references.len()
+        ));
+        for r in &s.orphaned_references {
+            p.line(format!("  s3://{}/{r}", s.bucket));
+        }
+    }
+    if args.detailed {
+        p.line(format!(
+            "\n{:<40} {:>7} {:>7} {:>12} {:>12} {:>8}",
+            "deltaspace", "deltas", "whole", "original", "stored", "savings"
+        ));
+        for d in &s.deltaspaces {
+            let name = if d.deltaspace.is_empty() {
+                "(root)"
+            } else {
+                d.deltaspace.as_str()
+            };
+            p.line(format!(
+                "{:<40} {:>7} {:>7} {:>12} {:>12} {:>7.1}%{}",
+                name,
+                d.deltas,
+                d.whole,
+                human_size(d.original_bytes),
+                human_size(d.stored_bytes),
+                100.0 - percent(d.stored_bytes, d.original_bytes),
+                if d.estimated { " ~" } else { "" }
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filters) -> Result<()> {
+    let (src, dest) = (parse_s3(&args.source)?, parse_s3(&args.destination)?);
+    let src_prefix = if src.key.is_empty() || src.key.ends_with('/') {
+        src.key.clone()
+    } else {
+        format!("{}/", src.key)
+    };
+    let mut dest_prefix = if dest.key.is_empty() || dest.key.ends_with('/') {
+        dest.key.clone()
+    } else {
+        format!("{}/", dest.key)
+    };
+    if !args.no_preserve_prefix
+        && let Some(last) = src_prefix
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .filter(|s| !s.is_empty())
+    {
+        dest_prefix = format!("{dest_prefix}{last}/");
+    }
+    let put = PutRequestOptions {
+        no_delta: args.no_delta,
+        max_ratio: args.max_ratio,
+        content_type: None,
+    };
+    // Resumable: files already at the destination with the same size are skipped.
+    let compare = CompareOptions {
+        size_only: true,
+        ..Default::default()
+    };
+    let transfer = TransferArgs {
+        dryrun: true,
+        concurrency: args.concurrency,
+    };
+    let plan_options = transfer_options(&transfer, filters.clone(), compare, put.clone());
+    let quiet_sink = |_: &TransferEvent| {};
+    let planned = engine
+        .copy_tree(
+            &src.bucket,
+            &src_prefix,
+            &dest.bucket,
+            &dest_prefix,
+            &plan_options,
+            &quiet_sink,
+        )
+        .await?;
+    p.line(format!(
+        "migrate: s3://{}/{} to s3://{}/{}: {} to copy, {} already there",
+        src.bucket, src_prefix, dest.bucket, dest_prefix, planned.copied, planned.unchanged
+    ));
+    if args.dry_run || planned.copied == 0 {
+        if args.dry_run {
+            let printer = event_printer(p);
+            engine
+                .copy_tree(
+                    &src.bucket,
+                    &src_prefix,
+                    &dest.bucket,
+                    &dest_prefix,
+                    &plan_options,
+                    &printer,
+                )
+                .await?;
+        }
+        return Ok(());
+    }
+    if !args.yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "migrate copies {} objects; confirm with --yes (no terminal to ask on)",
+                planned.copied
+            );
+        }
+        eprint!("Copy {} objects? [y/N] ", planned.copied);
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("cannot read the answer")?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("migration cancelled");
+        }
+    }
+    let run = TransferArgs {
+        dryrun: false,
+        concurrency: args.concurrency,
+    };
+    let options = transfer_options(&run, filters, compare, put);
+    let summary = engine
+        .copy_tree(
+            &src.bucket,
+            &src_prefix,
+            &dest.bucket,
+            &dest_prefix,
+            &options,
+            &event_printer(p),
+        )
+        .await?;
+    finish(p, "migrate", &summary)
 }

@@ -1,6 +1,7 @@
 //! The DeltaGlider engine: the on-bucket format applied over a storage backend, a delta codec
 //! and a reference cache.
 
+mod copy;
 mod delete;
 mod get;
 mod list;

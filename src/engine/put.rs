@@ -38,7 +38,8 @@ pub struct PutReport {
     pub original_size: u64,
     /// Bytes stored for this file (the delta, or the whole file).
     pub stored_size: u64,
-    pub sha256: String,
+    /// SHA-256 of the original bytes (unknown for server-side copies of plain objects).
+    pub sha256: Option<String>,
     /// Why the file was stored whole, when it was eligible for a delta.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_reason: Option<String>,
@@ -193,7 +194,7 @@ impl Engine {
             created_reference: false,
             original_size: source.size,
             stored_size: source.size,
-            sha256: source.sha256.clone(),
+            sha256: Some(source.sha256.clone()),
             direct_reason,
         })
     }
@@ -367,7 +368,7 @@ impl Engine {
             created_reference,
             original_size: source.size,
             stored_size: delta_size + if created_reference { source.size } else { 0 },
-            sha256: source.sha256.clone(),
+            sha256: Some(source.sha256.clone()),
             direct_reason: None,
         })
     }

@@ -122,4 +122,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage>;
     /// Deletes one object; deleting an absent object is not an error.
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<()>;
+    /// Copies an object within the store, bytes and user metadata, without downloading it.
+    async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+    ) -> Result<()>;
 }

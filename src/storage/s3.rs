@@ -209,6 +209,14 @@ fn is_precondition_failed<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRespons
 
 type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
 
+/// Characters escaped in `x-amz-copy-source` keys (everything but unreserved and `/`).
+const COPY_SOURCE_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Turns an SDK error into a typed error, keeping the server's code and message.
 fn storage_error<E>(
     operation: &str,
@@ -495,6 +503,30 @@ impl ObjectStore for S3Store {
                 None
             },
         })
+    }
+
+    async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+    ) -> Result<()> {
+        // CopySource is "bucket/key" with the key URL-encoded.
+        let source = format!(
+            "{src_bucket}/{}",
+            percent_encoding::utf8_percent_encode(src_key, COPY_SOURCE_ESCAPES)
+        );
+        self.client
+            .copy_object()
+            .copy_source(source)
+            .bucket(dst_bucket)
+            .key(dst_key)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+            .send()
+            .await
+            .map_err(|e| storage_error("copy to", dst_bucket, dst_key, e))?;
+        Ok(())
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {

@@ -59,6 +59,10 @@ pub enum TransferEvent {
     Downloaded {
         report: GetReport,
     },
+    Copied {
+        from: String,
+        report: PutReport,
+    },
     Deleted {
         target: String,
     },
@@ -216,34 +220,17 @@ impl Engine {
                     .count(),
             ..Default::default()
         };
-        let (copies, deletes): (Vec<_>, Vec<_>) = actions
-            .into_iter()
-            .partition(|a| matches!(a, Action::Copy { .. }));
-        // The first file of each deltaspace goes alone, so that it becomes the reference
-        // without the others racing to upload whole copies of themselves.
-        let mut seen = BTreeSet::new();
-        let (first, rest): (Vec<_>, Vec<_>) = copies.into_iter().partition(|a| match a {
-            Action::Copy { path, .. } => {
-                seen.insert(deltaspace::of_key(&format!("{prefix}{path}")).to_string())
-            }
-            Action::Delete { .. } => false,
-        });
-        for batch in [first, rest] {
-            let results: Vec<_> = futures::stream::iter(batch.into_iter().map(|action| {
-                let Action::Copy { path, .. } = action else {
-                    unreachable!("copies only")
-                };
-                let (local_path, key) = (dir.join(&path), format!("{prefix}{path}"));
-                async move {
-                    if options.dry_run {
-                        let e = TransferEvent::WouldCopy {
-                            from: local_path.display().to_string(),
-                            to: format!("s3://{bucket}/{key}"),
-                        };
-                        events(&e);
-                        return e;
+        let (copies, deletes) = split(actions);
+        let events_out = run_copies(copies, &prefix, options.concurrency, |path| {
+            let (local_path, key) = (dir.join(&path), format!("{prefix}{path}"));
+            async move {
+                let e = if options.dry_run {
+                    TransferEvent::WouldCopy {
+                        from: local_path.display().to_string(),
+                        to: format!("s3://{bucket}/{key}"),
                     }
-                    let e = match self.put_file(&local_path, bucket, &key, &options.put).await {
+                } else {
+                    match self.put_file(&local_path, bucket, &key, &options.put).await {
                         Ok(report) => TransferEvent::Uploaded {
                             path: local_path,
                             report,
@@ -252,25 +239,38 @@ impl Engine {
                             target: local_path.display().to_string(),
                             error: err.to_string(),
                         },
-                    };
-                    events(&e);
-                    e
-                }
-            }))
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
-            for e in results {
-                tally(&mut summary, &e);
+                    }
+                };
+                events(&e);
+                e
             }
+        })
+        .await;
+        for e in events_out.iter().chain(
+            &self
+                .delete_remote(bucket, &prefix, deletes, options.dry_run, events)
+                .await,
+        ) {
+            tally(&mut summary, e);
         }
-        for action in deletes {
-            let Action::Delete { path } = action else {
-                continue;
-            };
+        Ok(summary)
+    }
+
+    /// Deletes `prefix + path` for each path (logical objects; references go with their
+    /// last delta).
+    async fn delete_remote(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        paths: Vec<String>,
+        dry_run: bool,
+        events: EventSink<'_>,
+    ) -> Vec<TransferEvent> {
+        let mut out = Vec::new();
+        for path in paths {
             let key = format!("{prefix}{path}");
             let target = format!("s3://{bucket}/{key}");
-            let e = if options.dry_run {
+            let e = if dry_run {
                 TransferEvent::WouldDelete { target }
             } else {
                 match self.delete(bucket, &key).await {
@@ -282,7 +282,77 @@ impl Engine {
                 }
             };
             events(&e);
-            tally(&mut summary, &e);
+            out.push(e);
+        }
+        out
+    }
+
+    /// Copies (or, with `compare`, syncs) the objects under one prefix to another, in the
+    /// same store: deltas are rebuilt and stored against the destination's references,
+    /// whole objects that stay whole are copied server-side.
+    pub async fn copy_tree(
+        &self,
+        src_bucket: &str,
+        src_prefix: &str,
+        dst_bucket: &str,
+        dst_prefix: &str,
+        options: &TransferOptions,
+        events: EventSink<'_>,
+    ) -> Result<TransferSummary> {
+        let (src_prefix, dst_prefix) = (as_dir_prefix(src_prefix), as_dir_prefix(dst_prefix));
+        for b in [src_bucket, dst_bucket] {
+            if !self.store().bucket_exists(b).await? {
+                return Err(Error::NoSuchBucket(b.to_string()));
+            }
+        }
+        let source = self
+            .scan_remote(src_bucket, &src_prefix, &options.filters)
+            .await?;
+        let dest = if options.compare.always_copy && !options.compare.delete {
+            Vec::new()
+        } else {
+            self.scan_remote(dst_bucket, &dst_prefix, &options.filters)
+                .await?
+        };
+        let actions = plan::plan(Direction::Upload, &source, &dest, options.compare);
+        let (copies, deletes) = split(actions);
+        let mut summary = TransferSummary {
+            unchanged: source.len() - copies.len(),
+            ..Default::default()
+        };
+        let (src_prefix, dst_prefix) = (src_prefix.as_str(), dst_prefix.as_str());
+        let done = run_copies(copies, dst_prefix, options.concurrency, |path| async move {
+            let (from, to) = (format!("{src_prefix}{path}"), format!("{dst_prefix}{path}"));
+            let e = if options.dry_run {
+                TransferEvent::WouldCopy {
+                    from: format!("s3://{src_bucket}/{from}"),
+                    to: format!("s3://{dst_bucket}/{to}"),
+                }
+            } else {
+                match self
+                    .copy_object(src_bucket, &from, dst_bucket, &to, &options.put)
+                    .await
+                {
+                    Ok(report) => TransferEvent::Copied {
+                        from: format!("s3://{src_bucket}/{from}"),
+                        report,
+                    },
+                    Err(err) => TransferEvent::Failed {
+                        target: format!("s3://{src_bucket}/{from}"),
+                        error: err.to_string(),
+                    },
+                }
+            };
+            events(&e);
+            e
+        })
+        .await;
+        for e in done.iter().chain(
+            &self
+                .delete_remote(dst_bucket, dst_prefix, deletes, options.dry_run, events)
+                .await,
+        ) {
+            tally(&mut summary, e);
         }
         Ok(summary)
     }
@@ -386,9 +456,50 @@ impl Engine {
     }
 }
 
+/// Paths to copy and paths to delete.
+fn split(actions: Vec<Action>) -> (Vec<String>, Vec<String>) {
+    let mut copies = Vec::new();
+    let mut deletes = Vec::new();
+    for a in actions {
+        match a {
+            Action::Copy { path, .. } => copies.push(path),
+            Action::Delete { path } => deletes.push(path),
+        }
+    }
+    (copies, deletes)
+}
+
+/// Runs `copy` on every path with bounded concurrency. The first path of each destination
+/// deltaspace goes first, alone in its deltaspace, so that it becomes the reference without
+/// the others racing to upload whole copies of themselves.
+async fn run_copies<F, Fut>(
+    paths: Vec<String>,
+    dst_prefix: &str,
+    concurrency: usize,
+    copy: F,
+) -> Vec<TransferEvent>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = TransferEvent>,
+{
+    let mut seen = BTreeSet::new();
+    let (first, rest): (Vec<_>, Vec<_>) = paths.into_iter().partition(|path| {
+        seen.insert(deltaspace::of_key(&format!("{dst_prefix}{path}")).to_string())
+    });
+    let mut out = Vec::new();
+    for batch in [first, rest] {
+        let done: Vec<TransferEvent> = futures::stream::iter(batch.into_iter().map(&copy))
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        out.extend(done);
+    }
+    out
+}
+
 fn tally(summary: &mut TransferSummary, e: &TransferEvent) {
     match e {
-        TransferEvent::Uploaded { report, .. } => {
+        TransferEvent::Uploaded { report, .. } | TransferEvent::Copied { report, .. } => {
             summary.copied += 1;
             summary.bytes += report.original_size;
             summary.stored_bytes += report.stored_size;
