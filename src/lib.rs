@@ -23,6 +23,7 @@
 //! ```
 
 pub mod cache;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod deltaspace;
@@ -35,6 +36,7 @@ pub mod storage;
 pub mod transfer;
 pub mod url;
 
+pub use client::{Body, Client, ClientBuilder, VerifiedObject};
 pub use engine::{Engine, EngineSettings, StoredAs};
 pub use error::{Error, Result};
 pub use url::S3Url;

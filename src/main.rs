@@ -56,9 +56,19 @@ async fn interrupted() -> &'static str {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`deltaglider ls | head`); results are printed only after work is complete.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let filters = cli::run::ordered_filters(&matches);
+    if let cli::args::Command::Completions(args) = &cli.command {
+        cli::run::completions(args.shell);
+        return ExitCode::SUCCESS;
+    }
     let config = match cli::run::config(&cli) {
         Ok(c) => c,
         Err(e) => {

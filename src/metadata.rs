@@ -18,6 +18,19 @@ pub fn tool_string() -> String {
     format!("deltaglider-rs/{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Prefix under which caller metadata is stored next to DeltaGlider's own.
+pub const USER_PREFIX: &str = "user-";
+
+/// The caller metadata of an object (`user-<key>` entries, prefix removed, decoded).
+pub fn user_metadata(meta: &UserMetadata) -> UserMetadata {
+    meta.iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(USER_PREFIX)
+                .map(|k| (k.to_string(), decode_text(v)))
+        })
+        .collect()
+}
+
 /// Value of `dg-note` on a reference.
 pub const NOTE_REFERENCE: &str = "reference";
 /// Value of `dg-note` on the delta of the file that became the reference.

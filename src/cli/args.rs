@@ -105,6 +105,22 @@ Examples:
   deltaglider migrate --dry-run s3://old-bucket/ s3://new-bucket/
   deltaglider migrate --yes s3://old-bucket/data/ s3://new-bucket/")]
     Migrate(MigrateArgs),
+    /// A URL to download an object without credentials, valid for a while.
+    #[command(after_help = "\
+Deltas are rebuilt once under .deltaglider/tmp/ and the URL points there; a still-valid
+rebuilt copy is reused. `purge` removes expired ones.
+
+Example:
+  deltaglider presign --expires-in 3600 s3://releases/app/app-1.2.zip")]
+    Presign(PresignArgs),
+    /// Delete expired rebuilt copies under .deltaglider/tmp/ (made by presign).
+    #[command(after_help = "Example:\n  deltaglider purge releases")]
+    Purge(PurgeArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  deltaglider completions bash > /etc/bash_completion.d/deltaglider"
+    )]
+    Completions(CompletionsArgs),
     /// Rebuild an object and check it against its recorded SHA-256.
     #[command(after_help = "Example:\n  deltaglider verify s3://releases/app/app-1.2.zip")]
     Verify(VerifyArgs),
@@ -294,4 +310,25 @@ pub struct MigrateArgs {
     /// Files transferred at once (default: one per CPU, at least 2).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct PresignArgs {
+    /// s3://bucket/key
+    pub target: String,
+    /// Seconds the URL stays valid (at most 7 days).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// BUCKET or s3://bucket
+    pub bucket: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell
+    pub shell: clap_complete::Shell,
 }

@@ -13,8 +13,8 @@ use deltaglider::transfer::plan::CompareOptions;
 use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
 
 use super::args::{
-    BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, RbArgs, RmArgs, StatsArgs,
-    SyncArgs, TransferArgs, VerifyArgs,
+    BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs, PurgeArgs, RbArgs,
+    RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
 };
 use super::output::{human_size, listing_time, percent, print_json};
 
@@ -85,6 +85,9 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -
         Command::Sync(args) => sync(&engine, &printer, args, filters).await,
         Command::Mv(args) => mv(&engine, &printer, args).await,
         Command::Stats(args) => stats(&engine, &printer, args).await,
+        Command::Presign(args) => presign(&engine, &printer, args).await,
+        Command::Purge(args) => purge(&engine, &printer, args).await,
+        Command::Completions(_) => unreachable!("handled before configuration"),
         Command::Migrate(args) => migrate(&engine, &printer, args, filters).await,
         Command::Ls(args) => ls(&engine, &printer, args).await,
         Command::Rm(args) if args.recursive => rm_recursive(&engine, &printer, args, filters).await,
@@ -126,6 +129,7 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
         no_delta: args.no_delta,
         max_ratio: args.max_ratio,
         content_type: None,
+        ..Default::default()
     };
     match (S3Url::is_s3(&args.source), S3Url::is_s3(&args.destination)) {
         (false, true) => {
@@ -522,6 +526,7 @@ async fn cp_recursive(engine: &Engine, p: &Printer, args: CpArgs, filters: Filte
         no_delta: args.no_delta,
         max_ratio: args.max_ratio,
         content_type: None,
+        ..Default::default()
     };
     let compare = CompareOptions {
         always_copy: true,
@@ -537,6 +542,7 @@ async fn sync(engine: &Engine, p: &Printer, args: SyncArgs, filters: Filters) ->
         no_delta: args.no_delta,
         max_ratio: args.max_ratio,
         content_type: None,
+        ..Default::default()
     };
     let compare = CompareOptions {
         size_only: args.size_only,
@@ -716,6 +722,7 @@ async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filte
         no_delta: args.no_delta,
         max_ratio: args.max_ratio,
         content_type: None,
+        ..Default::default()
     };
     // Resumable: files already at the destination with the same size are skipped.
     let compare = CompareOptions {
@@ -791,4 +798,50 @@ async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filte
         )
         .await?;
     finish(p, "migrate", &summary)
+}
+
+async fn presign(engine: &Engine, p: &Printer, args: PresignArgs) -> Result<()> {
+    let url = parse_s3(&args.target)?;
+    let signed = engine
+        .presign_get(
+            &url.bucket,
+            &url.key,
+            std::time::Duration::from_secs(args.expires_in),
+        )
+        .await?;
+    if p.json {
+        print_json(&signed);
+    } else {
+        // The URL alone on stdout, so that scripts can capture it.
+        println!("{}", signed.url);
+    }
+    Ok(())
+}
+
+async fn purge(engine: &Engine, p: &Printer, args: PurgeArgs) -> Result<()> {
+    let url = bucket_and_prefix(&args.bucket)?;
+    let report = engine.purge(&url.bucket).await?;
+    if p.json {
+        print_json(&report);
+    }
+    for key in &report.deleted {
+        p.line(format!("delete: s3://{}/{key}", url.bucket));
+    }
+    p.line(format!(
+        "purge: {} expired deleted, {} kept",
+        report.deleted.len(),
+        report.kept
+    ));
+    Ok(())
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "deltaglider",
+        &mut std::io::stdout(),
+    );
 }

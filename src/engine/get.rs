@@ -44,6 +44,59 @@ pub struct VerifyReport {
     pub valid: bool,
 }
 
+/// What DeltaGlider knows about one logical object (the Python SDK's `DeltaGliderInfo`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectDetails {
+    pub bucket: String,
+    pub key: String,
+    pub stored_key: String,
+    pub stored_as: StoredAs,
+    /// Size of the original file.
+    pub size: u64,
+    /// Bytes this object occupies in the store (the delta for deltas).
+    pub stored_size: u64,
+    /// `1 - stored/original` in percent (0 for objects stored whole).
+    pub savings_percent: f64,
+    pub sha256: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub last_modified: Option<DateTime<Utc>>,
+    pub content_type: Option<String>,
+    /// Caller metadata given at upload.
+    pub user_metadata: crate::metadata::UserMetadata,
+}
+
+impl ObjectDetails {
+    fn new(bucket: &str, key: &str, r: &Resolved) -> Self {
+        let size = match r.stored_as {
+            StoredAs::Delta => r.meta.file_size.unwrap_or(r.info.size),
+            _ => r.info.size,
+        };
+        ObjectDetails {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            stored_key: r.stored_key.clone(),
+            stored_as: r.stored_as,
+            size,
+            stored_size: r.info.size,
+            savings_percent: if size == 0 {
+                0.0
+            } else {
+                100.0 - 100.0 * r.info.size as f64 / size as f64
+            },
+            sha256: r.meta.file_sha256.clone(),
+            created_at: r.meta.created_at,
+            last_modified: r.info.last_modified,
+            content_type: r.info.content_type.clone(),
+            user_metadata: r
+                .info
+                .metadata
+                .as_ref()
+                .map(crate::metadata::user_metadata)
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// A logical key resolved to the stored object that represents it.
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
@@ -269,6 +322,23 @@ impl Engine {
             verified,
             destination: Some(dest.to_path_buf()),
         })
+    }
+
+    /// Describes the logical object `key` without reading its bytes.
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<ObjectDetails> {
+        let resolved = self.resolve(bucket, key).await?;
+        Ok(ObjectDetails::new(bucket, key, &resolved))
+    }
+
+    /// Rebuilds the object into an anonymous temporary file (no name on disk), checks it
+    /// against its recorded SHA-256 and returns it rewound: nothing unverified is handed out.
+    pub async fn get_verified(&self, bucket: &str, key: &str) -> Result<(ObjectDetails, File)> {
+        let resolved = self.resolve(bucket, key).await?;
+        let file = tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
+        let (sha, _, mut file) = self.reconstruct(bucket, &resolved, file).await?;
+        self.check(bucket, key, &resolved, &sha)?;
+        std::io::Seek::rewind(&mut file).ctx(|| "cannot rewind the temporary file".into())?;
+        Ok((ObjectDetails::new(bucket, key, &resolved), file))
     }
 
     /// Rebuilds the object and compares it with its recorded SHA-256, writing nothing.

@@ -5,6 +5,7 @@ mod copy;
 mod delete;
 mod get;
 mod list;
+mod presign;
 mod put;
 
 use std::sync::Arc;
@@ -13,8 +14,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use delete::DeleteReport;
-pub use get::{GetReport, VerifyReport};
+pub use get::{GetReport, ObjectDetails, VerifyReport};
 pub use list::{ListEntry, Listing};
+pub use presign::{PresignedUrl, PurgeReport, REHYDRATED_PREFIX};
 pub use put::{PutReport, PutRequestOptions};
 
 use crate::cache::ReferenceCache;
@@ -84,6 +86,11 @@ impl Engine {
     /// The storage backend.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The delta codec.
+    pub fn codec(&self) -> &Arc<dyn DeltaCodec> {
+        &self.codec
     }
 
     /// The reference cache.

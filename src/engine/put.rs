@@ -22,6 +22,30 @@ pub struct PutRequestOptions {
     /// Overrides the engine's `max_ratio` for this upload.
     pub max_ratio: Option<f64>,
     pub content_type: Option<String>,
+    /// Caller metadata kept with the object (stored as `user-<key>`, as the proxy does).
+    pub user_metadata: crate::metadata::UserMetadata,
+}
+
+/// Adds caller metadata to DeltaGlider's, refusing keys S3 cannot carry.
+fn with_user_metadata(
+    mut meta: crate::metadata::UserMetadata,
+    options: &PutRequestOptions,
+) -> Result<crate::metadata::UserMetadata> {
+    for (k, v) in &options.user_metadata {
+        let valid = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(Error::Config(format!(
+                "metadata key '{k}': use ASCII letters, digits, '-' and '_'"
+            )));
+        }
+        meta.insert(
+            format!("{}{}", crate::metadata::USER_PREFIX, k.to_ascii_lowercase()),
+            crate::metadata::encode_text(v),
+        );
+    }
+    Ok(meta)
 }
 
 /// What an upload did.
@@ -173,7 +197,7 @@ impl Engine {
             PutSource::File(source.path.clone()),
             source,
             PutOptions {
-                metadata: meta.to_user_metadata(),
+                metadata: with_user_metadata(meta.to_user_metadata(), options)?,
                 content_type: options.content_type.clone(),
                 if_none_match: false,
             },
@@ -350,7 +374,7 @@ impl Engine {
             PutSource::File(delta_path.to_path_buf()),
             source,
             PutOptions {
-                metadata: meta.to_user_metadata(),
+                metadata: with_user_metadata(meta.to_user_metadata(), options)?,
                 content_type: options.content_type.clone(),
                 if_none_match: false,
             },

@@ -374,6 +374,7 @@ fn read_info(f: &mut File, key: &str) -> Result<(ObjectInfo, Header)> {
         last_modified: modified,
         etag: None,
         metadata: Some(header.metadata.clone()),
+        content_type: header.content_type.clone(),
     };
     Ok((info, header))
 }
@@ -522,6 +523,18 @@ impl ObjectStore for LocalStore {
         let bucket = bucket.to_string();
         let request = request.clone();
         blocking(move || this.list_sync(&bucket, &request)).await
+    }
+
+    async fn presign_get(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _expires_in: std::time::Duration,
+        _download_name: Option<&str>,
+    ) -> Result<String> {
+        Err(Error::Config(
+            "presigned URLs need an S3 endpoint; the local store serves no HTTP".into(),
+        ))
     }
 
     async fn copy_object(

@@ -28,6 +28,8 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
     /// User metadata. `None` when the store did not return it (S3 listings never do).
     pub metadata: Option<UserMetadata>,
+    /// `Content-Type`, when the store returned it (not in listings).
+    pub content_type: Option<String>,
 }
 
 /// A bucket as listed by the store.
@@ -122,6 +124,14 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage>;
     /// Deletes one object; deleting an absent object is not an error.
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<()>;
+    /// A URL that lets anyone holding it download the object until `expires_in` passes.
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+        download_name: Option<&str>,
+    ) -> Result<String>;
     /// Copies an object within the store, bytes and user metadata, without downloading it.
     async fn copy_object(
         &self,

@@ -388,6 +388,7 @@ impl ObjectStore for S3Store {
                 last_modified: to_utc(out.last_modified()),
                 etag: out.e_tag().map(str::to_string),
                 metadata: Some(lowercase_metadata(out.metadata())),
+                content_type: out.content_type().map(str::to_string),
             })),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
             Err(e) => Err(storage_error("head", bucket, key, e)),
@@ -409,6 +410,7 @@ impl ObjectStore for S3Store {
             last_modified: to_utc(out.last_modified()),
             etag: out.e_tag().map(str::to_string),
             metadata: Some(lowercase_metadata(out.metadata())),
+            content_type: out.content_type().map(str::to_string),
         };
         Ok(ObjectReader {
             info,
@@ -490,6 +492,7 @@ impl ObjectStore for S3Store {
                     last_modified: to_utc(o.last_modified()),
                     etag: o.e_tag().map(str::to_string),
                     metadata: None,
+                    content_type: None,
                 })
                 .collect(),
             common_prefixes: out
@@ -503,6 +506,27 @@ impl ObjectStore for S3Store {
                 None
             },
         })
+    }
+
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+        download_name: Option<&str>,
+    ) -> Result<String> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| Error::Config(format!("presign expiry: {e}")))?;
+        let mut req = self.client.get_object().bucket(bucket).key(key);
+        if let Some(name) = download_name {
+            let escaped = name.replace('"', "");
+            req = req.response_content_disposition(format!("attachment; filename=\"{escaped}\""));
+        }
+        let presigned = req
+            .presigned(config)
+            .await
+            .map_err(|e| storage_error("presign", bucket, key, e))?;
+        Ok(presigned.uri().to_string())
     }
 
     async fn copy_object(
