@@ -11,6 +11,7 @@ use serde_json::json;
 use deltaglider::transfer::filter::{FilterKind, Filters};
 use deltaglider::transfer::plan::CompareOptions;
 use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{
     BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs, PurgeArgs, RbArgs,
@@ -22,13 +23,55 @@ use super::output::{human_size, listing_time, percent, print_json};
 struct Printer {
     json: bool,
     quiet: bool,
+    /// Progress on stderr; hidden unless stderr is a terminal and output is for people.
+    progress: ProgressBar,
 }
 
 impl Printer {
+    fn new(json: bool, quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        let progress = if json || quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new_spinner()
+        };
+        Printer {
+            json,
+            quiet,
+            progress,
+        }
+    }
+
     fn line(&self, s: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            println!("{}", s.as_ref());
+            self.progress.suspend(|| println!("{}", s.as_ref()));
         }
+    }
+
+    /// Shows a spinner with `message` while a single long operation runs.
+    fn working(&self, message: String) {
+        self.progress.set_message(message);
+        self.progress
+            .enable_steady_tick(std::time::Duration::from_millis(120));
+    }
+
+    /// Turns the spinner into a bar over `files` files.
+    fn planned(&self, files: usize, bytes: u64) {
+        self.progress.disable_steady_tick();
+        self.progress.set_length(files as u64);
+        self.progress.set_position(0);
+        self.progress.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} files {msg} [{elapsed_precise}]")
+                .expect("valid template"),
+        );
+        self.progress
+            .set_message(format!("({})", human_size(bytes)));
+        self.progress
+            .enable_steady_tick(std::time::Duration::from_millis(250));
+    }
+
+    fn done(&self) {
+        self.progress.finish_and_clear();
     }
 }
 
@@ -74,10 +117,7 @@ pub fn ordered_filters(matches: &clap::ArgMatches) -> Vec<(FilterKind, String)> 
 
 /// Runs the command.
 pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -> Result<()> {
-    let printer = Printer {
-        json: cli.global.json,
-        quiet: cli.global.quiet,
-    };
+    let printer = Printer::new(cli.global.json, cli.global.quiet);
     let filters = Filters::new(filters)?;
     match cli.command {
         Command::Cp(args) if args.recursive => cp_recursive(&engine, &printer, args, filters).await,
@@ -141,7 +181,13 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
             }
             let dest = parse_s3(&args.destination)?;
             let key = object_key_for_upload(&dest, &src)?;
-            let report = engine.put_file(&src, &dest.bucket, &key, &options).await?;
+            p.working(format!(
+                "storing {} (hashing, encoding, uploading)",
+                src.display()
+            ));
+            let report = engine.put_file(&src, &dest.bucket, &key, &options).await;
+            p.done();
+            let report = report?;
             if p.json {
                 print_json(&report);
             }
@@ -163,7 +209,12 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create directory {}", parent.display()))?;
             }
-            let report = engine.get_to_file(&src.bucket, &src.key, &dest).await?;
+            p.working(format!(
+                "fetching {src} (downloading, rebuilding, verifying)"
+            ));
+            let report = engine.get_to_file(&src.bucket, &src.key, &dest).await;
+            p.done();
+            let report = report?;
             if p.json {
                 print_json(&report);
             }
@@ -389,6 +440,19 @@ async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()> {
 /// Prints one line per file event (or one JSON object per event) as they happen.
 fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
     move |e: &TransferEvent| {
+        if let TransferEvent::Planned {
+            copies,
+            deletes,
+            bytes,
+        } = e
+        {
+            p.planned(copies + deletes, *bytes);
+            if p.json {
+                print_json(e);
+            }
+            return;
+        }
+        p.progress.inc(1);
         if p.json {
             print_json(e);
             return;
@@ -423,7 +487,10 @@ fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
             }
             TransferEvent::WouldDelete { target } => p.line(format!("(dryrun) delete: {target}")),
             // Failures always reach stderr, even with -q.
-            TransferEvent::Failed { target, error } => eprintln!("failed: {target}: {error}"),
+            TransferEvent::Failed { target, error } => p
+                .progress
+                .suspend(|| eprintln!("failed: {target}: {error}")),
+            TransferEvent::Planned { .. } => {}
         }
     }
 }
@@ -446,6 +513,7 @@ fn transfer_options(
 }
 
 fn finish(p: &Printer, what: &str, s: &TransferSummary) -> Result<()> {
+    p.done();
     if p.json {
         print_json(&json!({ "summary": s }));
     } else if !p.quiet {

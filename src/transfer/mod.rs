@@ -71,6 +71,13 @@ pub enum TransferEvent {
         from: String,
         to: String,
     },
+    /// Emitted once, before any file moves: what the transfer will do.
+    Planned {
+        copies: usize,
+        deletes: usize,
+        /// Original bytes to copy.
+        bytes: u64,
+    },
     WouldDelete {
         target: String,
     },
@@ -212,6 +219,7 @@ impl Engine {
             self.scan_remote(bucket, &prefix, &options.filters).await?
         };
         let actions = plan::plan(Direction::Upload, &local, &remote, options.compare);
+        events(&planned(&actions, &local));
         let mut summary = TransferSummary {
             unchanged: local.len()
                 - actions
@@ -315,6 +323,7 @@ impl Engine {
                 .await?
         };
         let actions = plan::plan(Direction::Upload, &source, &dest, options.compare);
+        events(&planned(&actions, &source));
         let (copies, deletes) = split(actions);
         let mut summary = TransferSummary {
             unchanged: source.len() - copies.len(),
@@ -377,6 +386,7 @@ impl Engine {
             Vec::new()
         };
         let actions = plan::plan(Direction::Download, &remote, &local, options.compare);
+        events(&planned(&actions, &remote));
         let mut summary = TransferSummary {
             unchanged: remote.len()
                 - actions
@@ -456,6 +466,27 @@ impl Engine {
     }
 }
 
+/// The `Planned` event for a list of actions over `source`.
+fn planned(actions: &[Action], source: &[Entry]) -> TransferEvent {
+    let sizes: std::collections::HashMap<&str, u64> =
+        source.iter().map(|e| (e.path.as_str(), e.size)).collect();
+    let mut event = (0, 0, 0u64);
+    for a in actions {
+        match a {
+            Action::Copy { path, .. } => {
+                event.0 += 1;
+                event.2 += sizes.get(path.as_str()).copied().unwrap_or(0);
+            }
+            Action::Delete { .. } => event.1 += 1,
+        }
+    }
+    TransferEvent::Planned {
+        copies: event.0,
+        deletes: event.1,
+        bytes: event.2,
+    }
+}
+
 /// Paths to copy and paths to delete.
 fn split(actions: Vec<Action>) -> (Vec<String>, Vec<String>) {
     let mut copies = Vec::new();
@@ -511,6 +542,7 @@ fn tally(summary: &mut TransferSummary, e: &TransferEvent) {
         TransferEvent::WouldCopy { .. } => summary.copied += 1,
         TransferEvent::Deleted { .. } | TransferEvent::WouldDelete { .. } => summary.deleted += 1,
         TransferEvent::Failed { .. } => summary.failed += 1,
+        TransferEvent::Planned { .. } => {}
     }
 }
 
