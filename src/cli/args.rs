@@ -191,9 +191,12 @@ pub struct LsArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// Print totals at the end.
+    /// Print totals at the end, with what is stored and saved.
     #[arg(long)]
     pub summarize: bool,
+    /// Also show each object's stored size, savings and how it is stored.
+    #[arg(short, long)]
+    pub long: bool,
 }
 
 #[derive(Debug, Args)]

@@ -329,7 +329,8 @@ async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
             "objects": listing.objects,
             "total_objects": listing.objects.len(),
             "total_size": total,
-            "total_stored_size": stored,
+            "total_stored_size": stored + listing.reference_bytes,
+            "reference_bytes": listing.reference_bytes,
         }));
         return Ok(());
     }
@@ -341,22 +342,37 @@ async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
         ));
     }
     for o in &listing.objects {
-        p.line(format!(
-            "{} {:>10} {}",
-            listing_time(o.last_modified),
-            size(o.size),
-            &o.key[base_len.min(o.key.len())..]
-        ));
+        let name = &o.key[base_len.min(o.key.len())..];
+        if args.long {
+            let how = serde_json::to_value(o.stored_as)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            p.line(format!(
+                "{} {:>10} {:>10} {:>6.1}% {:<6} {name}",
+                listing_time(o.last_modified),
+                size(o.size),
+                size(o.stored_size),
+                100.0 - percent(o.stored_size, o.size),
+                how,
+            ));
+        } else {
+            p.line(format!(
+                "{} {:>10} {name}",
+                listing_time(o.last_modified),
+                size(o.size)
+            ));
+        }
     }
     if args.summarize {
+        let stored_all = stored + listing.reference_bytes;
         p.line(format!(
-            "\nTotal Objects: {}\n   Total Size: {}",
+            "\nTotal Objects: {}\n   Total Size: {}\n  Stored Size: {} (references: {})\n      Savings: {:.1}%",
             listing.objects.len(),
-            size(total)
-        ));
-        p.line(format!(
-            " Stored Size: {} (deltas and direct objects; references not included)",
-            size(stored)
+            size(total),
+            size(stored_all),
+            size(listing.reference_bytes),
+            100.0 - percent(stored_all, total)
         ));
     }
     Ok(())

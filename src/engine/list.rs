@@ -33,6 +33,9 @@ pub struct ListEntry {
 pub struct Listing {
     pub objects: Vec<ListEntry>,
     pub prefixes: Vec<String>,
+    /// Bytes of the references (`reference.bin`) among the listed keys; they are hidden
+    /// from `objects` but count towards what is stored.
+    pub reference_bytes: u64,
 }
 
 impl Engine {
@@ -50,13 +53,16 @@ impl Engine {
         };
         let mut raw: Vec<ObjectInfo> = Vec::new();
         let mut prefixes = Vec::new();
+        let mut reference_bytes = 0u64;
         loop {
             let page = self.store.list_objects(bucket, &request).await?;
-            raw.extend(
-                page.objects
-                    .into_iter()
-                    .filter(|o| !deltaspace::is_hidden(&o.key)),
-            );
+            for o in page.objects {
+                if deltaspace::file_name(&o.key) == deltaspace::REFERENCE_NAME {
+                    reference_bytes += o.size;
+                } else if !deltaspace::is_hidden(&o.key) {
+                    raw.push(o);
+                }
+            }
             prefixes.extend(
                 page.common_prefixes
                     .into_iter()
@@ -146,6 +152,7 @@ impl Engine {
         Ok(Listing {
             objects: by_key.into_values().collect(),
             prefixes,
+            reference_bytes,
         })
     }
 }
