@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analyze;
 pub mod cache;
 pub mod client;
 pub mod codec;

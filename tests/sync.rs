@@ -347,3 +347,30 @@ fn copies_between_prefixes_rebuild_deltas_and_mv_removes_the_source() {
     let (ok, _, err) = s.run(&["mv", "s3://bkt/nope.zip", &local]);
     assert!(!ok && err.contains("nope.zip"), "{err}");
 }
+
+#[test]
+fn analyze_estimates_what_a_sync_then_stores() {
+    let s = Session::local();
+    s.ok(&["mb", "s3://bkt"]);
+    releases(&s.dir.path().join("src"));
+    let src = s.path("src/app");
+    let local: serde_json::Value =
+        serde_json::from_str(&s.ok(&["analyze", "--json", "--sample", "10", &src])).unwrap();
+    s.ok(&["sync", &src, "s3://bkt/app/"]);
+    let stats: serde_json::Value =
+        serde_json::from_str(&s.ok(&["stats", "--json", "bkt"])).unwrap();
+    // Every file was encoded (sample >= files): the estimate is what the upload stored.
+    assert_eq!(
+        local["original_bytes"], stats["original_bytes"],
+        "{local} vs {stats}"
+    );
+    assert_eq!(
+        local["estimated_stored_bytes"], stats["stored_bytes"],
+        "{local} vs {stats}"
+    );
+    let remote: serde_json::Value =
+        serde_json::from_str(&s.ok(&["analyze", "--json", "s3://bkt/app/"])).unwrap();
+    assert_eq!(remote["files"], 5);
+    let (ok, _, err) = s.run(&["analyze", &s.path("nowhere")]);
+    assert!(!ok && err.contains("nowhere"), "{err}");
+}

@@ -116,6 +116,15 @@ Example:
     /// Delete expired rebuilt copies under .deltaglider/tmp/ (made by presign).
     #[command(after_help = "Example:\n  deltaglider purge releases")]
     Purge(PurgeArgs),
+    /// Estimate what DeltaGlider would save on a local directory or a plain bucket.
+    #[command(after_help = "\
+Files are grouped into deltaspaces as uploads would group them; in each, a sample is
+really delta-encoded against the first file and the rest extrapolated. Nothing is written.
+
+Examples:
+  deltaglider analyze ./releases
+  deltaglider analyze --sample 10 --json s3://old-bucket/builds/")]
+    Analyze(AnalyzeArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  deltaglider completions bash > /etc/bash_completion.d/deltaglider"
@@ -334,4 +343,13 @@ pub struct PurgeArgs {
 pub struct CompletionsArgs {
     /// bash, zsh, fish, elvish or powershell
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// A local directory or s3://bucket[/prefix].
+    pub target: String,
+    /// Files encoded per deltaspace (besides the reference).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub sample: u64,
 }

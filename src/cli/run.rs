@@ -14,8 +14,8 @@ use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{
-    BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs, PurgeArgs, RbArgs,
-    RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
+    AnalyzeArgs, BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs,
+    PurgeArgs, RbArgs, RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
 };
 use super::output::{human_size, listing_time, percent, print_json};
 
@@ -126,6 +126,7 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -
         Command::Mv(args) => mv(&engine, &printer, args).await,
         Command::Stats(args) => stats(&engine, &printer, args).await,
         Command::Presign(args) => presign(&engine, &printer, args).await,
+        Command::Analyze(args) => analyze(&engine, &printer, args).await,
         Command::Purge(args) => purge(&engine, &printer, args).await,
         Command::Completions(_) => unreachable!("handled before configuration"),
         Command::Migrate(args) => migrate(&engine, &printer, args, filters).await,
@@ -928,4 +929,50 @@ pub fn completions(shell: clap_complete::Shell) {
         "deltaglider",
         &mut std::io::stdout(),
     );
+}
+
+async fn analyze(engine: &Engine, p: &Printer, args: AnalyzeArgs) -> Result<()> {
+    use deltaglider::analyze::AnalyzeSource;
+    let url = S3Url::is_s3(&args.target)
+        .then(|| parse_s3(&args.target))
+        .transpose()?;
+    let source = match &url {
+        Some(u) => AnalyzeSource::Bucket {
+            bucket: &u.bucket,
+            prefix: &u.key,
+        },
+        None => AnalyzeSource::Local(Path::new(&args.target)),
+    };
+    p.working(format!("analyzing {} (encoding a sample)", args.target));
+    let report = engine.analyze(source, args.sample as usize).await;
+    p.done();
+    let report = report?;
+    if p.json {
+        print_json(&report);
+        return Ok(());
+    }
+    for d in &report.deltaspaces {
+        let name = if d.deltaspace.is_empty() {
+            "(root)"
+        } else {
+            d.deltaspace.as_str()
+        };
+        p.line(format!(
+            "{name}: {} files ({} eligible, {} encoded), {} -> ~{}",
+            d.files,
+            d.eligible,
+            d.sampled,
+            human_size(d.original_bytes),
+            human_size(d.estimated_stored_bytes)
+        ));
+    }
+    p.line(format!(
+        "{}: {} files, {} would be stored as about {} ({:.1}% saved)",
+        report.source,
+        report.files,
+        human_size(report.original_bytes),
+        human_size(report.estimated_stored_bytes),
+        report.estimated_savings_percent
+    ));
+    Ok(())
 }

@@ -105,7 +105,7 @@ pub struct TransferSummary {
 pub type EventSink<'a> = &'a (dyn Fn(&TransferEvent) + Send + Sync);
 
 /// `prefix` as a directory: empty, or ending in `/`.
-fn as_dir_prefix(prefix: &str) -> String {
+pub(crate) fn as_dir_prefix(prefix: &str) -> String {
     if prefix.is_empty() || prefix.ends_with('/') {
         prefix.to_string()
     } else {
@@ -125,7 +125,7 @@ fn safe_local_path(root: &Path, relative: &str) -> Option<PathBuf> {
 }
 
 /// Regular files below `dir`, with `/`-separated relative paths, filtered.
-fn scan_local(dir: &Path, filters: &Filters) -> Result<Vec<Entry>> {
+pub(crate) fn scan_local(dir: &Path, filters: &Filters) -> Result<Vec<Entry>> {
     if !dir.is_dir() {
         return Err(Error::io(
             format!("{} is not a directory", dir.display()),
@@ -178,7 +178,7 @@ fn scan_local(dir: &Path, filters: &Filters) -> Result<Vec<Entry>> {
 }
 
 impl Engine {
-    async fn scan_remote(
+    pub(crate) async fn scan_remote(
         &self,
         bucket: &str,
         prefix: &str,
