@@ -108,6 +108,8 @@ impl Engine {
                 est.estimated_stored_bytes += reference.size;
                 let chosen = spread(others, sample);
                 let ref_path = self.materialize(&source, reference, scratch.path()).await?;
+                // The first file is stored as the reference plus a tiny delta of itself.
+                est.estimated_stored_bytes += self.delta_size(&ref_path, &ref_path).await?;
                 let (mut sampled_original, mut sampled_stored) = (0u64, 0u64);
                 for e in &chosen {
                     let path = self.materialize(&source, e, scratch.path()).await?;
