@@ -17,30 +17,52 @@ use crate::transfer::plan::Entry;
 /// Estimate for one deltaspace.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DeltaspaceEstimate {
+    /// Deltaspace the files would land in, relative to the analyzed directory or prefix
+    /// (empty for its root).
     pub deltaspace: String,
+    /// All files, including those that would be stored whole.
     pub files: usize,
+    /// Non-empty files with a delta-eligible extension; the first of them by name plays the
+    /// reference.
     pub eligible: usize,
     /// Eligible files actually encoded (the reference not counted).
     pub sampled: usize,
+    /// Total size of the files.
     pub original_bytes: u64,
+    /// Reference, its zero-diff delta, the sampled deltas (or whole files where a delta
+    /// would miss `max_ratio`), the unsampled rest scaled by the sample's ratio, and
+    /// ineligible files at full size.
     pub estimated_stored_bytes: u64,
 }
 
 /// Estimate for a directory or prefix.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AnalyzeReport {
+    /// The directory or `s3://bucket/prefix` analyzed, for display.
     pub source: String,
+    /// Sum over [`deltaspaces`](Self::deltaspaces).
     pub files: usize,
+    /// Sum over [`deltaspaces`](Self::deltaspaces).
     pub original_bytes: u64,
+    /// Sum over [`deltaspaces`](Self::deltaspaces).
     pub estimated_stored_bytes: u64,
+    /// `1 - stored/original` in percent; 0 when there is nothing to store.
     pub estimated_savings_percent: f64,
+    /// In deltaspace name order.
     pub deltaspaces: Vec<DeltaspaceEstimate>,
 }
 
 /// Where the files to analyze are.
 pub enum AnalyzeSource<'a> {
+    /// A local directory, read in place.
     Local(&'a Path),
-    Bucket { bucket: &'a str, prefix: &'a str },
+    /// Objects under a prefix, downloaded one by one into a scratch directory as needed.
+    Bucket {
+        /// Bucket to read.
+        bucket: &'a str,
+        /// Key prefix, empty or ending in `/`: it is stripped from keys as a plain string.
+        prefix: &'a str,
+    },
 }
 
 /// Picks `n` items spread evenly over `items`.

@@ -38,8 +38,11 @@ use crate::transfer::{TransferOptions, TransferSummary};
 /// Bytes to store: in memory, a file, or any async reader (spooled to a private temporary
 /// file first, since a delta needs the whole target).
 pub enum Body {
+    /// Content already in memory.
     Bytes(Bytes),
+    /// A local file, read in place; changing it during the upload fails the upload.
     File(PathBuf),
+    /// Read to its end before anything is stored.
     Reader(Box<dyn AsyncRead + Send + Unpin>),
 }
 
@@ -76,7 +79,9 @@ impl From<PathBuf> for Body {
 /// A downloaded object whose bytes were verified against their SHA-256 before this value
 /// existed. `body` reads from an anonymous temporary file.
 pub struct VerifiedObject {
+    /// What DeltaGlider knows about the object.
     pub details: ObjectDetails,
+    /// The verified bytes, positioned at the start; the file vanishes when dropped.
     pub body: tokio::fs::File,
 }
 
@@ -284,6 +289,7 @@ impl Client {
             .await
     }
 
+    /// Creates a bucket (on S3, in the client's region).
     pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
         self.engine.store().create_bucket(bucket).await
     }
@@ -293,6 +299,7 @@ impl Client {
         self.engine.store().delete_bucket(bucket).await
     }
 
+    /// The store's buckets (on S3, those the credentials own).
     pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
         self.engine.store().list_buckets().await
     }

@@ -21,7 +21,10 @@ pub enum StatsMode {
     /// Read every delta's metadata.
     Exact,
     /// Read at most this many deltas' metadata per deltaspace and extrapolate.
-    Sampled { per_deltaspace: usize },
+    Sampled {
+        /// Deltas read per deltaspace, counting those whose size the listing already gave.
+        per_deltaspace: usize,
+    },
 }
 
 /// Figures for one deltaspace.
@@ -29,13 +32,17 @@ pub enum StatsMode {
 pub struct DeltaspaceStats {
     /// The deltaspace (key prefix without trailing `/`; empty for the bucket root).
     pub deltaspace: String,
+    /// `.delta` objects, the reference's zero-diff delta included.
     pub deltas: u64,
     /// Objects stored whole (direct and plain).
     pub whole: u64,
+    /// Sizes of the originals of the deltas and whole objects (the reference is not one).
     pub original_bytes: u64,
     /// Bytes stored, the reference included.
     pub stored_bytes: u64,
+    /// Size of `reference.bin`; 0 without one.
     pub reference_bytes: u64,
+    /// A `reference.bin` exists; with no delta beside it, it is an orphan.
     pub has_reference: bool,
     /// True when some original sizes were extrapolated from a sample.
     pub estimated: bool,
@@ -44,20 +51,29 @@ pub struct DeltaspaceStats {
 /// Figures for a bucket or prefix.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BucketStats {
+    /// Bucket examined.
     pub bucket: String,
+    /// Key prefix examined, as given (a plain string prefix, not necessarily a directory).
     pub prefix: String,
     /// Logical objects (deltas and whole objects).
     pub objects: u64,
+    /// Sum of [`DeltaspaceStats::deltas`].
     pub deltas: u64,
+    /// Sum of [`DeltaspaceStats::whole`].
     pub whole: u64,
+    /// Sum of [`DeltaspaceStats::original_bytes`].
     pub original_bytes: u64,
+    /// Every byte under the prefix except DeltaGlider's internal objects.
     pub stored_bytes: u64,
+    /// Sum of [`DeltaspaceStats::reference_bytes`].
     pub reference_bytes: u64,
     /// `1 - stored/original`, in percent.
     pub savings_percent: f64,
     /// References whose deltaspace holds no delta any more.
     pub orphaned_references: Vec<String>,
+    /// True when any deltaspace's original sizes were extrapolated.
     pub estimated: bool,
+    /// In deltaspace name order.
     pub deltaspaces: Vec<DeltaspaceStats>,
 }
 

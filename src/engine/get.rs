@@ -18,38 +18,55 @@ use crate::storage::{ObjectBody, ObjectInfo};
 /// What a download did.
 #[derive(Debug, Clone, Serialize)]
 pub struct GetReport {
+    /// Bucket read from.
     pub bucket: String,
     /// The logical key asked for.
     pub key: String,
     /// The key actually read (`<key>.delta` for deltas).
     pub stored_key: String,
+    /// How the object was stored, hence how it was rebuilt.
     pub stored_as: StoredAs,
+    /// Bytes written, i.e. the size of the original.
     pub size: u64,
+    /// Lowercase hex SHA-256 of the bytes written.
     pub sha256: String,
     /// True if the bytes were checked against a recorded SHA-256.
     pub verified: bool,
+    /// The local file the bytes were renamed into.
     pub destination: Option<PathBuf>,
 }
 
 /// Outcome of `verify`.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    /// Bucket read from.
     pub bucket: String,
+    /// The logical key checked.
     pub key: String,
+    /// The key actually read (`<key>.delta` for deltas).
     pub stored_key: String,
+    /// How the object is stored.
     pub stored_as: StoredAs,
+    /// `dg-file-sha256`; `None` for plain objects, which have nothing to check against.
     pub expected_sha256: Option<String>,
+    /// Lowercase hex SHA-256 of the rebuilt bytes.
     pub actual_sha256: String,
+    /// Size of the rebuilt bytes.
     pub size: u64,
+    /// The hashes match, or there is no recorded hash (plain objects).
     pub valid: bool,
 }
 
 /// What DeltaGlider knows about one logical object (the Python SDK's `DeltaGliderInfo`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectDetails {
+    /// Bucket of the object.
     pub bucket: String,
+    /// The logical key.
     pub key: String,
+    /// The key that holds the bytes (`<key>.delta` for deltas).
     pub stored_key: String,
+    /// How the object is stored.
     pub stored_as: StoredAs,
     /// Size of the original file.
     pub size: u64,
@@ -57,9 +74,13 @@ pub struct ObjectDetails {
     pub stored_size: u64,
     /// `1 - stored/original` in percent (0 for objects stored whole).
     pub savings_percent: f64,
+    /// Lowercase hex SHA-256 of the original (`dg-file-sha256`); `None` for plain objects.
     pub sha256: Option<String>,
+    /// `dg-created-at`: when DeltaGlider wrote it; `None` for plain objects.
     pub created_at: Option<DateTime<Utc>>,
+    /// The store's modification time of the stored object.
     pub last_modified: Option<DateTime<Utc>>,
+    /// `Content-Type` of the stored object, if the store has one.
     pub content_type: Option<String>,
     /// Caller metadata given at upload.
     pub user_metadata: crate::metadata::UserMetadata,

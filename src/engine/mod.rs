@@ -42,6 +42,7 @@ pub enum StoredAs {
 /// Engine settings that are not components.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
+    /// Which file names are tried as deltas; the others are stored whole.
     pub policy: DeltaPolicy,
     /// A delta at least this fraction of the file's size is not worth it: store the file whole.
     pub max_ratio: f64,
@@ -69,6 +70,8 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Assembles an engine from its parts; [`crate::config::Config::build_engine`] does this
+    /// from configuration.
     pub fn new(
         store: Arc<dyn ObjectStore>,
         codec: Arc<dyn DeltaCodec>,

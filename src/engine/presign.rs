@@ -22,9 +22,11 @@ const REHYDRATION_MARGIN: Duration = Duration::from_secs(3600);
 /// A presigned download.
 #[derive(Debug, Clone, Serialize)]
 pub struct PresignedUrl {
+    /// The URL; anyone holding it can download until `expires_at`.
     pub url: String,
     /// The key the URL serves (a rehydrated copy for deltas).
     pub served_key: String,
+    /// When the URL stops working (a rehydrated copy is kept an hour longer).
     pub expires_at: DateTime<Utc>,
     /// True if the object was rebuilt for this URL (false: served directly or reused).
     pub rehydrated: bool,
@@ -33,8 +35,11 @@ pub struct PresignedUrl {
 /// What `purge` removed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PurgeReport {
+    /// Objects found under [`REHYDRATED_PREFIX`].
     pub examined: usize,
+    /// Keys removed because their `dg-expires-at` had passed.
     pub deleted: Vec<String>,
+    /// Objects left: not expired yet, or without a readable `dg-expires-at`.
     pub kept: usize,
 }
 

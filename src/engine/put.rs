@@ -21,6 +21,7 @@ pub struct PutRequestOptions {
     pub no_delta: bool,
     /// Overrides the engine's `max_ratio` for this upload.
     pub max_ratio: Option<f64>,
+    /// `Content-Type` of the delta or direct object written (references get none).
     pub content_type: Option<String>,
     /// Caller metadata kept with the object (stored as `user-<key>`, as the proxy does).
     pub user_metadata: crate::metadata::UserMetadata,
@@ -51,16 +52,20 @@ fn with_user_metadata(
 /// What an upload did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PutReport {
+    /// Bucket written to.
     pub bucket: String,
     /// The logical key.
     pub key: String,
     /// The key written (`<key>.delta` for deltas).
     pub stored_key: String,
+    /// `Delta` or `Direct` for uploads; server-side copies keep the source's kind.
     pub stored_as: StoredAs,
     /// True if this upload created the deltaspace's `reference.bin`.
     pub created_reference: bool,
+    /// Size of the file in bytes.
     pub original_size: u64,
-    /// Bytes stored for this file (the delta, or the whole file).
+    /// Bytes stored for this file (the delta, or the whole file), plus the reference when
+    /// this upload created it.
     pub stored_size: u64,
     /// SHA-256 of the original bytes (unknown for server-side copies of plain objects).
     pub sha256: Option<String>,

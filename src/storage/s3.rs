@@ -50,9 +50,14 @@ pub struct S3Store {
 /// How to reach S3: everything else comes from the standard AWS credential chain.
 #[derive(Debug, Clone, Default)]
 pub struct S3Settings {
+    /// Endpoint of an S3-compatible server; `None` falls back to the AWS configuration's,
+    /// then to AWS itself.
     pub endpoint_url: Option<String>,
+    /// `None` falls back to the AWS configuration's, then to `us-east-1`.
     pub region: Option<String>,
+    /// Profile in the AWS config files; `None` for the SDK's choice (`AWS_PROFILE`, `default`).
     pub profile: Option<String>,
+    /// `None` for [`TransferLimits::default`].
     pub limits: Option<TransferLimits>,
 }
 

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 /// Whether a filter includes or excludes what it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterKind {
+    /// `--include`: matching paths are transferred, even if an earlier filter excluded them.
     Include,
+    /// `--exclude`: matching paths are skipped, unless a later filter includes them.
     Exclude,
 }
 

@@ -20,12 +20,15 @@ use plan::{Action, CompareOptions, Direction, Entry};
 /// Options of a multi-file transfer.
 #[derive(Debug, Clone)]
 pub struct TransferOptions {
+    /// What is copied and deleted; the default copies what is missing, resized or newer.
     pub compare: CompareOptions,
+    /// Applied to paths relative to the source and destination roots, on both sides.
     pub filters: Filters,
     /// Report what would happen, change nothing.
     pub dry_run: bool,
     /// Files in flight at once.
     pub concurrency: usize,
+    /// Applied to every file uploaded or copied.
     pub put: PutRequestOptions,
 }
 
@@ -52,37 +55,56 @@ pub fn default_concurrency() -> usize {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum TransferEvent {
+    /// A local file was stored.
     Uploaded {
+        /// The local file.
         path: PathBuf,
+        /// What the upload did.
         report: PutReport,
     },
+    /// An object was written to a local file (its path is the report's `destination`).
     Downloaded {
+        /// What the download did.
         report: GetReport,
     },
+    /// An object was copied within the store.
     Copied {
+        /// The source, as `s3://bucket/key`.
         from: String,
+        /// What was written at the destination.
         report: PutReport,
     },
+    /// A destination file or object absent from the source was removed (`--delete`).
     Deleted {
+        /// The local path or `s3://bucket/key` removed.
         target: String,
     },
     /// `--dryrun`: what would have been done.
     WouldCopy {
+        /// Local path or `s3://` URL.
         from: String,
+        /// Local path or `s3://` URL.
         to: String,
     },
     /// Emitted once, before any file moves: what the transfer will do.
     Planned {
+        /// Files to copy.
         copies: usize,
+        /// Files to delete.
         deletes: usize,
         /// Original bytes to copy.
         bytes: u64,
     },
+    /// `--dryrun`: what would have been deleted.
     WouldDelete {
+        /// Local path or `s3://` URL.
         target: String,
     },
+    /// One file failed; the transfer goes on with the others.
     Failed {
+        /// The local path or `s3://` URL that failed.
         target: String,
+        /// The error, as one line.
         error: String,
     },
 }
@@ -90,10 +112,13 @@ pub enum TransferEvent {
 /// Totals of a multi-file transfer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TransferSummary {
+    /// Files copied (with `dry_run`: to be copied).
     pub copied: usize,
+    /// Files deleted (with `dry_run`: to be deleted).
     pub deleted: usize,
     /// Files present on both sides and left alone.
     pub unchanged: usize,
+    /// Files that failed; each was reported by a [`TransferEvent::Failed`].
     pub failed: usize,
     /// Original bytes copied.
     pub bytes: u64,

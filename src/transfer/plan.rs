@@ -12,13 +12,16 @@ pub struct Entry {
     pub path: String,
     /// Original size (for DeltaGlider objects, the size of the file, not of the delta).
     pub size: u64,
+    /// File modification time, or the object's last-modified time; compared in whole seconds.
     pub modified: Option<DateTime<Utc>>,
 }
 
 /// Which way files move (decides how times are compared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
+    /// Local to bucket, and bucket to bucket: copy when the source is newer.
     Upload,
+    /// Bucket to local: as `Upload`, or with `exact_timestamps`, copy on any time difference.
     Download,
 }
 
@@ -39,18 +42,33 @@ pub struct CompareOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CopyReason {
+    /// Not at the destination.
     Missing,
+    /// Sizes differ (original sizes, for DeltaGlider objects).
     SizeDiffers,
+    /// Same size, but the source was modified later.
     Newer,
+    /// Same size, times differ, and `exact_timestamps` was asked for.
     TimeDiffers,
+    /// `always_copy`: nothing was compared.
     Always,
 }
 
 /// One step of a sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Copy { path: String, reason: CopyReason },
-    Delete { path: String },
+    /// Copy the source file at `path` over the destination.
+    Copy {
+        /// Relative path, the same on both sides.
+        path: String,
+        /// Why it is copied.
+        reason: CopyReason,
+    },
+    /// Delete the destination file at `path` (only with `delete`).
+    Delete {
+        /// Relative path at the destination.
+        path: String,
+    },
 }
 
 fn seconds(t: Option<DateTime<Utc>>) -> Option<i64> {
