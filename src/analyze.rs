@@ -85,9 +85,10 @@ impl Engine {
                 if !self.store().bucket_exists(bucket).await? {
                     return Err(Error::NoSuchBucket(bucket.to_string()));
                 }
+                let prefix = crate::transfer::as_dir_prefix(prefix);
                 (
                     format!("s3://{bucket}/{prefix}"),
-                    self.scan_remote(bucket, prefix, &Filters::default())
+                    self.scan_remote(bucket, &prefix, &Filters::default())
                         .await?,
                 )
             }

@@ -180,18 +180,23 @@ impl Engine {
                         .map(|o| (d.stored, o))
                 })
                 .collect();
-            let (known_stored, known_original) = known
-                .iter()
-                .fold((0u64, 0u64), |(s, o), (ds, doo)| (s + ds, o + doo));
+            let known_original: u64 = known.iter().map(|(_, o)| o).sum();
             space.original_bytes += known_original;
-            let unknown_stored: u64 = list.iter().map(|d| d.stored).sum::<u64>() - known_stored;
-            if known.len() < list.len() {
+            let unknown: Vec<&DeltaRef> = list
+                .iter()
+                .filter(|d| {
+                    d.original.is_none() && fetched.get(&d.key).copied().flatten().is_none()
+                })
+                .collect();
+            if !unknown.is_empty() {
                 space.estimated = true;
-                // Extrapolate with the sampled ratio; with no sample, count stored bytes.
-                space.original_bytes += if known_stored > 0 {
-                    (unknown_stored as f64 * known_original as f64 / known_stored as f64) as u64
+                // Versions in one deltaspace have similar sizes: extrapolate with the mean
+                // original size of the sample (delta sizes would mislead: a zero-diff delta
+                // is tiny for a full-size file). With no sample, count stored bytes.
+                space.original_bytes += if known.is_empty() {
+                    unknown.iter().map(|d| d.stored).sum::<u64>()
                 } else {
-                    unknown_stored
+                    known_original / known.len() as u64 * unknown.len() as u64
                 };
             }
         }
