@@ -75,6 +75,15 @@ has_lib() {
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
 step "cargo test --all-targets" cargo test --all-targets --no-fail-fast "$@"
+run_examples() {
+  local e
+  for e in examples/*.rs; do
+    e=$(basename "$e" .rs)
+    echo "example $e:" >&2
+    cargo run --quiet --example "$e" || return 1
+  done
+}
+step "examples (run against the local store)" run_examples
 if has_lib; then
   step "cargo test --doc" cargo test --doc --no-fail-fast "$@"
 else

@@ -10,7 +10,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A string that should have been `s3://bucket[/key]` was not.
     #[error("invalid S3 URL '{url}': {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The string as given.
+        url: String,
+        /// What is wrong with it, in words for the user.
+        reason: String,
+    },
 
     /// The bucket does not exist on the store.
     #[error("bucket '{0}' does not exist")]
@@ -18,7 +23,12 @@ pub enum Error {
 
     /// The object does not exist.
     #[error("object s3://{bucket}/{key} does not exist")]
-    NotFound { bucket: String, key: String },
+    NotFound {
+        /// Bucket searched.
+        bucket: String,
+        /// The logical key asked for, or the stored key when a backend reports the miss.
+        key: String,
+    },
 
     /// `mb` on a bucket that is already there.
     #[error("bucket '{0}' already exists")]
@@ -30,53 +40,87 @@ pub enum Error {
 
     /// A bucket name that no S3 store accepts.
     #[error("invalid bucket name '{name}': {reason}")]
-    InvalidBucketName { name: String, reason: String },
+    InvalidBucketName {
+        /// The name as given.
+        name: String,
+        /// Which S3 naming rule it breaks.
+        reason: String,
+    },
 
     /// A key that cannot be stored safely (reserved name, unrepresentable on the store, ...).
     #[error("cannot store s3://{bucket}/{key}: {reason}")]
     InvalidKey {
+        /// Bucket the key was meant for.
         bucket: String,
+        /// The refused key.
         key: String,
+        /// Why it is refused, in words for the user.
         reason: String,
     },
 
     /// Bytes did not hash to what the metadata promised.
     #[error("integrity check failed for {what}: expected sha256 {expected}, got {actual}")]
     IntegrityMismatch {
+        /// The object or file checked, as a URL or description for the message.
         what: String,
+        /// Lowercase hex SHA-256 recorded in the metadata.
         expected: String,
+        /// Lowercase hex SHA-256 of the bytes actually produced.
         actual: String,
     },
 
     /// DeltaGlider metadata on an object is missing a required field or is malformed.
     #[error("invalid DeltaGlider metadata on s3://{bucket}/{key}: {reason}")]
     InvalidMetadata {
+        /// Bucket of the object.
         bucket: String,
+        /// Stored key of the object whose metadata is at fault (for a missing reference,
+        /// the delta that needs it).
         key: String,
+        /// Which field is missing or wrong.
         reason: String,
     },
 
     /// The delta codec program is not installed.
     #[error("{program} not found on PATH: {hint}")]
-    CodecMissing { program: String, hint: String },
+    CodecMissing {
+        /// The program name or path that could not be run.
+        program: String,
+        /// How to install it or point DeltaGlider at it.
+        hint: String,
+    },
 
     /// The delta codec ran but failed.
     #[error("delta {operation} failed: {detail}")]
-    Codec { operation: String, detail: String },
+    Codec {
+        /// `encode`, `decode` or `start`.
+        operation: String,
+        /// What went wrong (for xdelta3: exit status and last stderr line), prefixed with the
+        /// object when decoding one.
+        detail: String,
+    },
 
     /// The storage backend reported an error.
     #[error("{}", storage_message(operation, bucket, key, detail))]
     Storage {
+        /// What was being done, as a verb phrase (`upload`, `list buckets`, `copy to`).
         operation: String,
+        /// Bucket involved; empty for operations on no bucket, and then the message shows
+        /// neither bucket nor key.
         bucket: String,
+        /// Key (or listing prefix) involved; empty for bucket operations.
         key: String,
+        /// The backend's explanation (S3: the server's code and message, or what failed on
+        /// the way to it).
         detail: String,
     },
 
     /// A local file operation failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, usually naming the path.
         context: String,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
@@ -87,7 +131,10 @@ pub enum Error {
 
     /// A local file changed while it was being stored.
     #[error("{path} changed while it was being uploaded; nothing was stored")]
-    SourceChanged { path: String },
+    SourceChanged {
+        /// The local file, as displayed.
+        path: String,
+    },
 }
 
 fn storage_message(operation: &str, bucket: &str, key: &str, detail: &str) -> String {

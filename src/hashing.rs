@@ -25,6 +25,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Hashes and counts from here on whatever is written through to `inner`.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,

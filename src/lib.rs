@@ -22,7 +22,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analyze;
 pub mod cache;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod deltaspace;
@@ -30,9 +32,12 @@ pub mod engine;
 pub mod error;
 pub mod hashing;
 pub mod metadata;
+pub mod stats;
 pub mod storage;
+pub mod transfer;
 pub mod url;
 
+pub use client::{Body, Client, ClientBuilder, VerifiedObject};
 pub use engine::{Engine, EngineSettings, StoredAs};
 pub use error::{Error, Result};
 pub use url::S3Url;

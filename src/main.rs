@@ -4,7 +4,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use cli::args::Cli;
@@ -56,7 +56,19 @@ async fn interrupted() -> &'static str {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`deltaglider ls | head`); results are printed only after work is complete.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let filters = cli::run::ordered_filters(&matches);
+    if let cli::args::Command::Completions(args) = &cli.command {
+        cli::run::completions(args.shell);
+        return ExitCode::SUCCESS;
+    }
     let config = match cli::run::config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -74,7 +86,7 @@ fn main() -> ExitCode {
         // Dropping the command future on a signal drops its temporary files and the private
         // cache directory before the process exits.
         tokio::select! {
-            r = cli::run::run(cli, engine) => r,
+            r = cli::run::run(cli, filters, engine) => r,
             why = interrupted() => Err(anyhow::anyhow!("{why}; temporary files removed, nothing partial was stored")),
         }
     });

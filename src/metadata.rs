@@ -18,6 +18,19 @@ pub fn tool_string() -> String {
     format!("deltaglider-rs/{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Prefix under which caller metadata is stored next to DeltaGlider's own.
+pub const USER_PREFIX: &str = "user-";
+
+/// The caller metadata of an object (`user-<key>` entries, prefix removed, decoded).
+pub fn user_metadata(meta: &UserMetadata) -> UserMetadata {
+    meta.iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(USER_PREFIX)
+                .map(|k| (k.to_string(), decode_text(v)))
+        })
+        .collect()
+}
+
 /// Value of `dg-note` on a reference.
 pub const NOTE_REFERENCE: &str = "reference";
 /// Value of `dg-note` on the delta of the file that became the reference.
@@ -27,20 +40,34 @@ pub const NOTE_ZERO_DIFF: &str = "zero-diff (reference identical)";
 /// are required depends on the object's role and is checked by the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DgMetadata {
+    /// Writer and version (`dg-tool`), e.g. `deltaglider-rs/0.1.0`; informational only.
     pub tool: Option<String>,
+    /// File name of the original (`dg-original-name`), on deltas and direct objects.
     pub original_name: Option<String>,
+    /// Lowercase hex SHA-256 of the original bytes (`dg-file-sha256`). Its presence is what
+    /// marks an object as DeltaGlider's.
     pub file_sha256: Option<String>,
+    /// Size of the original file in bytes (`dg-file-size`), not of the stored object.
     pub file_size: Option<u64>,
+    /// When the object was written (`dg-created-at`); decides between `<key>` and
+    /// `<key>.delta` when both exist.
     pub created_at: Option<DateTime<Utc>>,
     /// Full key of the reference (`dg-ref-key`).
     pub ref_key: Option<String>,
     /// Reference path relative to the deltaspace (`dg-ref-path`, written by the proxy).
     pub ref_path: Option<String>,
+    /// Lowercase hex SHA-256 of the reference this delta was encoded against
+    /// (`dg-ref-sha256`); the reference is checked against it before decoding.
     pub ref_sha256: Option<String>,
+    /// Size of the delta object in bytes (`dg-delta-size`).
     pub delta_size: Option<u64>,
+    /// The codec command line that made the delta (`dg-delta-cmd`); informational only.
     pub delta_cmd: Option<String>,
+    /// [`NOTE_REFERENCE`] on references, [`NOTE_ZERO_DIFF`] on zero-diff deltas (`dg-note`).
     pub note: Option<String>,
+    /// `none` on direct objects (`dg-compression`).
     pub compression: Option<String>,
+    /// File name of the upload that became the reference (`dg-source-name`), on references.
     pub source_name: Option<String>,
 }
 

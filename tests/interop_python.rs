@@ -979,3 +979,45 @@ async fn empty_files_both_ways() {
         ])
     );
 }
+
+/// 8. `stats` on a bucket the Python tool filled: objects, original and stored bytes match
+///    what was uploaded and what the bucket holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_on_a_python_bucket() {
+    let Some(endpoint) = support::s3_endpoint() else {
+        return;
+    };
+    let Some(py) = support::python_deltaglider() else {
+        return;
+    };
+    let py = Python::new(py, &endpoint);
+    let b = Bucket::create(&endpoint).await;
+    let src = tempfile::tempdir().unwrap();
+    let base = support::noise(2 * MIB, 81);
+    let files: Vec<(String, Vec<u8>)> = (0..3u64)
+        .map(|i| (format!("v{i}.zip"), support::edited(&base, 82 + i)))
+        .chain([("readme.txt".to_string(), b"read me\n".to_vec())])
+        .collect();
+    for (name, bytes) in &files {
+        let path = support::write_file(src.path(), name, bytes);
+        py.upload(&path, &b.url(&format!("s/{name}")));
+    }
+    let raw = b.raw_keys("").await;
+    let stored: u64 = raw.values().sum();
+    let original: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+    let url = b.url("");
+    for mode in [
+        &["stats", "--json"][..],
+        &["stats", "--json", "--sampled"][..],
+    ] {
+        let mut args = mode.to_vec();
+        args.push(&url);
+        let stats: serde_json::Value = serde_json::from_str(&dg(&endpoint, &args)).unwrap();
+        assert_eq!(stats["objects"], 4, "{stats}");
+        assert_eq!(stats["deltas"], 3, "{stats}");
+        assert_eq!(stats["whole"], 1, "{stats}");
+        assert_eq!(stats["stored_bytes"].as_u64(), Some(stored), "{stats}");
+        assert_eq!(stats["original_bytes"].as_u64(), Some(original), "{stats}");
+        assert_eq!(stats["orphaned_references"], serde_json::json!([]));
+    }
+}

@@ -406,3 +406,76 @@ async fn failures_against_the_server_are_clean() {
     assert_eq!(o.status.code(), Some(3));
     cleanup(&*store, &bucket).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_and_copies_on_the_server() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let store = s3_store(&endpoint).await;
+    let bucket = unique_bucket("sync");
+    store.create_bucket(&bucket).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    let base = noise(1 << 20, 61);
+    for i in 0..3u64 {
+        write_file(&src, &format!("r{i}.zip"), &edited(&base, 62 + i));
+    }
+    write_file(&src.join("sub"), "notes.txt", b"notes");
+    let dg = |args: &[&str]| {
+        let out = run_dg(args, &[]);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let url = |k: &str| format!("s3://{bucket}/{k}");
+    let ups = |s: &str| s.lines().filter(|l| l.starts_with("upload:")).count();
+    assert_eq!(ups(&dg(&["sync", src.to_str().unwrap(), &url("t/")])), 4);
+    assert_eq!(
+        ups(&dg(&["sync", src.to_str().unwrap(), &url("t/")])),
+        0,
+        "nothing changed"
+    );
+
+    // A whole object copied server-side keeps its DeltaGlider metadata.
+    dg(&["cp", &url("t/sub/notes.txt"), &url("copy/notes.txt")]);
+    let meta = store
+        .head_object(&bucket, "copy/notes.txt")
+        .await
+        .unwrap()
+        .unwrap()
+        .metadata
+        .unwrap();
+    assert_eq!(
+        meta.get("dg-file-sha256").map(String::as_str),
+        Some(sha256_hex(b"notes").as_str())
+    );
+    // A tree with deltas copied to another prefix, then brought back byte for byte.
+    dg(&["cp", "-r", &url("t/"), &url("u/")]);
+    assert!(
+        store
+            .head_object(&bucket, "u/reference.bin")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let down = dir.path().join("down");
+    dg(&["sync", &url("u/"), down.to_str().unwrap()]);
+    for name in ["r0.zip", "r1.zip", "r2.zip", "sub/notes.txt"] {
+        assert_eq!(
+            std::fs::read(down.join(name)).unwrap(),
+            std::fs::read(src.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    let again = dg(&["sync", &url("u/"), down.to_str().unwrap()]);
+    assert!(
+        !again.contains("download:"),
+        "an unchanged bucket downloads nothing: {again}"
+    );
+    cleanup(&*store, &bucket).await;
+}

@@ -74,6 +74,62 @@ Examples:
     /// Delete an object (and the deltaspace's reference once nothing uses it).
     #[command(after_help = "Example:\n  deltaglider rm s3://releases/app/app-1.0.zip")]
     Rm(RmArgs),
+    /// Make a directory and a prefix hold the same files (only what changed moves).
+    #[command(after_help = "\
+Examples:
+  deltaglider sync ./releases s3://artifacts/releases/
+  deltaglider sync --delete --exclude '*.tmp' ./releases s3://artifacts/releases/
+  deltaglider sync s3://artifacts/releases/ ./restore/")]
+    Sync(SyncArgs),
+    /// Move a file or object: copy it, then delete the source.
+    #[command(after_help = "\
+Examples:
+  deltaglider mv build/app.zip s3://releases/app/
+  deltaglider mv s3://releases/app/old.zip s3://archive/app/")]
+    Mv(MvArgs),
+    /// What DeltaGlider stores and saves in a bucket or prefix.
+    #[command(after_help = "\
+Examples:
+  deltaglider stats releases
+  deltaglider stats --sampled --json s3://releases/app/
+  deltaglider stats --detailed releases")]
+    Stats(StatsArgs),
+    /// Copy a bucket or prefix into DeltaGlider storage (resumable: present files are skipped).
+    #[command(after_help = "\
+The last segment of the source prefix is kept under the destination unless
+--no-preserve-prefix is given:
+  s3://src/prefix1/ -> s3://dest/      creates s3://dest/prefix1/...
+  s3://src/a/b/c/   -> s3://dest/x/    creates s3://dest/x/c/...
+
+Examples:
+  deltaglider migrate --dry-run s3://old-bucket/ s3://new-bucket/
+  deltaglider migrate --yes s3://old-bucket/data/ s3://new-bucket/")]
+    Migrate(MigrateArgs),
+    /// A URL to download an object without credentials, valid for a while.
+    #[command(after_help = "\
+Deltas are rebuilt once under .deltaglider/tmp/ and the URL points there; a still-valid
+rebuilt copy is reused. `purge` removes expired ones.
+
+Example:
+  deltaglider presign --expires-in 3600 s3://releases/app/app-1.2.zip")]
+    Presign(PresignArgs),
+    /// Delete expired rebuilt copies under .deltaglider/tmp/ (made by presign).
+    #[command(after_help = "Example:\n  deltaglider purge releases")]
+    Purge(PurgeArgs),
+    /// Estimate what DeltaGlider would save on a local directory or a plain bucket.
+    #[command(after_help = "\
+Files are grouped into deltaspaces as uploads would group them; in each, a sample is
+really delta-encoded against the first file and the rest extrapolated. Nothing is written.
+
+Examples:
+  deltaglider analyze ./releases
+  deltaglider analyze --sample 10 --json s3://old-bucket/builds/")]
+    Analyze(AnalyzeArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  deltaglider completions bash > /etc/bash_completion.d/deltaglider"
+    )]
+    Completions(CompletionsArgs),
     /// Rebuild an object and check it against its recorded SHA-256.
     #[command(after_help = "Example:\n  deltaglider verify s3://releases/app/app-1.2.zip")]
     Verify(VerifyArgs),
@@ -85,12 +141,41 @@ Examples:
     Rb(RbArgs),
 }
 
+/// `--include` / `--exclude`, applied in command-line order; the last match decides.
+#[derive(Debug, Args, Default)]
+pub struct FilterArgs {
+    /// Include paths matching this pattern (after an --exclude).
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Exclude paths matching this pattern (`*` matches across `/`).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
+/// Options of multi-file transfers.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Show what would be done, change nothing.
+    #[arg(long)]
+    pub dryrun: bool,
+    /// Files transferred at once (default: one per CPU, at least 2).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
 #[derive(Debug, Args)]
 pub struct CpArgs {
-    /// Source: a local file or s3://bucket/key.
+    /// Source: a local file or s3://bucket/key (a directory or prefix with -r).
     pub source: String,
     /// Destination: s3://bucket/key, s3://bucket/prefix/, a local file or directory.
     pub destination: String,
+    /// Copy every file below a directory or prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
     /// Store the file whole, never as a delta.
     #[arg(long)]
     pub no_delta: bool,
@@ -115,15 +200,56 @@ pub struct LsArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// Print totals at the end.
+    /// Print totals at the end, with what is stored and saved.
     #[arg(long)]
     pub summarize: bool,
+    /// Also show each object's stored size, savings and how it is stored.
+    #[arg(short, long)]
+    pub long: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// A local directory or s3://bucket/prefix/.
+    pub source: String,
+    /// A local directory or s3://bucket/prefix/ (the other kind than the source).
+    pub destination: String,
+    /// Delete destination files that are not in the source (never references still needed).
+    #[arg(long)]
+    pub delete: bool,
+    /// Compare sizes only, not modification times.
+    #[arg(long)]
+    pub size_only: bool,
+    /// Downloads: copy same-sized files unless their times match exactly.
+    #[arg(long)]
+    pub exact_timestamps: bool,
+    /// Store files whole, never as deltas.
+    #[arg(long)]
+    pub no_delta: bool,
+    /// Store whole when the delta is at least this fraction of the file (default 0.5).
+    #[arg(long, value_name = "RATIO")]
+    pub max_ratio: Option<f64>,
+    /// Delta-eligible extensions, comma separated; a leading '+' adds to the defaults.
+    #[arg(long, value_name = "LIST")]
+    pub delta_extensions: Option<String>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// s3://bucket/key
+    /// s3://bucket/key, or s3://bucket/prefix/ with -r
     pub target: String,
+    /// Delete every object under the prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Show what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dryrun: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -145,4 +271,85 @@ pub struct RbArgs {
     /// Delete every object first.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MvArgs {
+    /// A local file or s3://bucket/key.
+    pub source: String,
+    /// s3://bucket/key, s3://bucket/prefix/, a local file or directory.
+    pub destination: String,
+    /// Store the file whole, never as a delta.
+    #[arg(long)]
+    pub no_delta: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// BUCKET, s3://bucket or s3://bucket/prefix
+    pub target: String,
+    /// Read the metadata of a few deltas per deltaspace and extrapolate (fast on big buckets).
+    #[arg(long)]
+    pub sampled: bool,
+    /// Show every deltaspace.
+    #[arg(long)]
+    pub detailed: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// s3://bucket[/prefix/] to read.
+    pub source: String,
+    /// s3://bucket[/prefix/] to write, stored as deltas.
+    pub destination: String,
+    /// Show what would be migrated, change nothing.
+    #[arg(long, visible_alias = "dryrun")]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Put the files directly under the destination prefix.
+    #[arg(long)]
+    pub no_preserve_prefix: bool,
+    /// Store files whole, never as deltas.
+    #[arg(long)]
+    pub no_delta: bool,
+    /// Store whole when the delta is at least this fraction of the file (default 0.5).
+    #[arg(long, value_name = "RATIO")]
+    pub max_ratio: Option<f64>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Files transferred at once (default: one per CPU, at least 2).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct PresignArgs {
+    /// s3://bucket/key
+    pub target: String,
+    /// Seconds the URL stays valid (at most 7 days).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// BUCKET or s3://bucket
+    pub bucket: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// A local directory or s3://bucket[/prefix].
+    pub target: String,
+    /// Files encoded per deltaspace (besides the reference).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub sample: u64,
 }

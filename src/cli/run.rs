@@ -8,20 +8,70 @@ use deltaglider::engine::{PutReport, PutRequestOptions};
 use deltaglider::{Engine, S3Url, StoredAs};
 use serde_json::json;
 
-use super::args::{BucketArgs, Cli, Command, CpArgs, LsArgs, RbArgs, RmArgs, VerifyArgs};
+use deltaglider::transfer::filter::{FilterKind, Filters};
+use deltaglider::transfer::plan::CompareOptions;
+use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::{
+    AnalyzeArgs, BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs,
+    PurgeArgs, RbArgs, RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
+};
 use super::output::{human_size, listing_time, percent, print_json};
 
 /// Settings the command needs besides the engine.
 struct Printer {
     json: bool,
     quiet: bool,
+    /// Progress on stderr; hidden unless stderr is a terminal and output is for people.
+    progress: ProgressBar,
 }
 
 impl Printer {
+    fn new(json: bool, quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        let progress = if json || quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new_spinner()
+        };
+        Printer {
+            json,
+            quiet,
+            progress,
+        }
+    }
+
     fn line(&self, s: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            println!("{}", s.as_ref());
+            self.progress.suspend(|| println!("{}", s.as_ref()));
         }
+    }
+
+    /// Shows a spinner with `message` while a single long operation runs.
+    fn working(&self, message: String) {
+        self.progress.set_message(message);
+        self.progress
+            .enable_steady_tick(std::time::Duration::from_millis(120));
+    }
+
+    /// Turns the spinner into a bar over `files` files.
+    fn planned(&self, files: usize, bytes: u64) {
+        self.progress.disable_steady_tick();
+        self.progress.set_length(files as u64);
+        self.progress.set_position(0);
+        self.progress.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} files {msg} [{elapsed_precise}]")
+                .expect("valid template"),
+        );
+        self.progress
+            .set_message(format!("({})", human_size(bytes)));
+        self.progress
+            .enable_steady_tick(std::time::Duration::from_millis(250));
+    }
+
+    fn done(&self) {
+        self.progress.finish_and_clear();
     }
 }
 
@@ -29,6 +79,8 @@ impl Printer {
 pub fn config(cli: &Cli) -> Result<Config> {
     let (max_ratio, delta_extensions) = match &cli.command {
         Command::Cp(a) => (a.max_ratio, a.delta_extensions.clone()),
+        Command::Migrate(a) => (a.max_ratio, None),
+        Command::Sync(a) => (a.max_ratio, a.delta_extensions.clone()),
         _ => (None, None),
     };
     Ok(Config::from_env(&Overrides {
@@ -42,15 +94,44 @@ pub fn config(cli: &Cli) -> Result<Config> {
     })?)
 }
 
-/// Runs the command.
-pub async fn run(cli: Cli, engine: Engine) -> Result<()> {
-    let printer = Printer {
-        json: cli.global.json,
-        quiet: cli.global.quiet,
+/// `--include`/`--exclude` of the subcommand, in the order they were given.
+pub fn ordered_filters(matches: &clap::ArgMatches) -> Vec<(FilterKind, String)> {
+    let Some((_, sub)) = matches.subcommand() else {
+        return Vec::new();
     };
+    let mut rules: Vec<(usize, FilterKind, String)> = Vec::new();
+    for (id, kind) in [
+        ("include", FilterKind::Include),
+        ("exclude", FilterKind::Exclude),
+    ] {
+        // Only the transfer commands have filters; indices_of panics on unknown ids.
+        if let Ok(Some(values)) = sub.try_get_many::<String>(id)
+            && let Some(indices) = sub.indices_of(id)
+        {
+            rules.extend(indices.zip(values).map(|(i, v)| (i, kind, v.clone())));
+        }
+    }
+    rules.sort_by_key(|(i, _, _)| *i);
+    rules.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
+/// Runs the command.
+pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -> Result<()> {
+    let printer = Printer::new(cli.global.json, cli.global.quiet);
+    let filters = Filters::new(filters)?;
     match cli.command {
+        Command::Cp(args) if args.recursive => cp_recursive(&engine, &printer, args, filters).await,
         Command::Cp(args) => cp(&engine, &printer, args).await,
+        Command::Sync(args) => sync(&engine, &printer, args, filters).await,
+        Command::Mv(args) => mv(&engine, &printer, args).await,
+        Command::Stats(args) => stats(&engine, &printer, args).await,
+        Command::Presign(args) => presign(&engine, &printer, args).await,
+        Command::Analyze(args) => analyze(&engine, &printer, args).await,
+        Command::Purge(args) => purge(&engine, &printer, args).await,
+        Command::Completions(_) => unreachable!("handled before configuration"),
+        Command::Migrate(args) => migrate(&engine, &printer, args, filters).await,
         Command::Ls(args) => ls(&engine, &printer, args).await,
+        Command::Rm(args) if args.recursive => rm_recursive(&engine, &printer, args, filters).await,
         Command::Rm(args) => rm(&engine, &printer, args).await,
         Command::Verify(args) => verify(&engine, &printer, args).await,
         Command::Mb(args) => mb(&engine, &printer, args).await,
@@ -89,6 +170,7 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
         no_delta: args.no_delta,
         max_ratio: args.max_ratio,
         content_type: None,
+        ..Default::default()
     };
     match (S3Url::is_s3(&args.source), S3Url::is_s3(&args.destination)) {
         (false, true) => {
@@ -96,14 +178,17 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
             let meta = std::fs::metadata(&src)
                 .with_context(|| format!("cannot read source file {}", src.display()))?;
             if meta.is_dir() {
-                bail!(
-                    "{} is a directory (recursive copy is not supported by this version)",
-                    src.display()
-                );
+                bail!("{} is a directory (use --recursive)", src.display());
             }
             let dest = parse_s3(&args.destination)?;
             let key = object_key_for_upload(&dest, &src)?;
-            let report = engine.put_file(&src, &dest.bucket, &key, &options).await?;
+            p.working(format!(
+                "storing {} (hashing, encoding, uploading)",
+                src.display()
+            ));
+            let report = engine.put_file(&src, &dest.bucket, &key, &options).await;
+            p.done();
+            let report = report?;
             if p.json {
                 print_json(&report);
             }
@@ -118,16 +203,19 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
         (true, false) => {
             let src = parse_s3(&args.source)?;
             if src.is_dir_like() {
-                bail!(
-                    "{src} names a prefix, not an object (recursive copy is not supported by this version)"
-                );
+                bail!("{src} names a prefix, not an object (use --recursive)");
             }
             let dest = local_destination(&src, &args.destination);
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create directory {}", parent.display()))?;
             }
-            let report = engine.get_to_file(&src.bucket, &src.key, &dest).await?;
+            p.working(format!(
+                "fetching {src} (downloading, rebuilding, verifying)"
+            ));
+            let report = engine.get_to_file(&src.bucket, &src.key, &dest).await;
+            p.done();
+            let report = report?;
             if p.json {
                 print_json(&report);
             }
@@ -155,12 +243,8 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
             } else {
                 dest.key.clone()
             };
-            // Rebuild and store again: a delta's bytes mean nothing outside its deltaspace.
-            let scratch = tempfile::tempdir().context("cannot create a temporary directory")?;
-            let local = scratch.path().join(&name);
-            engine.get_to_file(&src.bucket, &src.key, &local).await?;
             let report = engine
-                .put_file(&local, &dest.bucket, &key, &options)
+                .copy_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
                 .await?;
             if p.json {
                 print_json(&report);
@@ -246,7 +330,8 @@ async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
             "objects": listing.objects,
             "total_objects": listing.objects.len(),
             "total_size": total,
-            "total_stored_size": stored,
+            "total_stored_size": stored + listing.reference_bytes,
+            "reference_bytes": listing.reference_bytes,
         }));
         return Ok(());
     }
@@ -258,22 +343,37 @@ async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
         ));
     }
     for o in &listing.objects {
-        p.line(format!(
-            "{} {:>10} {}",
-            listing_time(o.last_modified),
-            size(o.size),
-            &o.key[base_len.min(o.key.len())..]
-        ));
+        let name = &o.key[base_len.min(o.key.len())..];
+        if args.long {
+            let how = serde_json::to_value(o.stored_as)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            p.line(format!(
+                "{} {:>10} {:>10} {:>6.1}% {:<6} {name}",
+                listing_time(o.last_modified),
+                size(o.size),
+                size(o.stored_size),
+                100.0 - percent(o.stored_size, o.size),
+                how,
+            ));
+        } else {
+            p.line(format!(
+                "{} {:>10} {name}",
+                listing_time(o.last_modified),
+                size(o.size)
+            ));
+        }
     }
     if args.summarize {
+        let stored_all = stored + listing.reference_bytes;
         p.line(format!(
-            "\nTotal Objects: {}\n   Total Size: {}",
+            "\nTotal Objects: {}\n   Total Size: {}\n  Stored Size: {} (references: {})\n      Savings: {:.1}%",
             listing.objects.len(),
-            size(total)
-        ));
-        p.line(format!(
-            " Stored Size: {} (deltas and direct objects; references not included)",
-            size(stored)
+            size(total),
+            size(stored_all),
+            size(listing.reference_bytes),
+            100.0 - percent(stored_all, total)
         ));
     }
     Ok(())
@@ -282,9 +382,7 @@ async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
 async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()> {
     let url = parse_s3(&args.target)?;
     if url.is_dir_like() {
-        bail!(
-            "{url} names a prefix, not an object (recursive delete is not supported by this version)"
-        );
+        bail!("{url} names a prefix, not an object (use --recursive)");
     }
     let report = engine.delete(&url.bucket, &url.key).await?;
     if p.json {
@@ -353,5 +451,528 @@ async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()> {
         print_json(&json!({ "bucket": bucket, "removed": true }));
     }
     p.line(format!("remove_bucket: {bucket}"));
+    Ok(())
+}
+
+/// Prints one line per file event (or one JSON object per event) as they happen.
+fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
+    move |e: &TransferEvent| {
+        if let TransferEvent::Planned {
+            copies,
+            deletes,
+            bytes,
+        } = e
+        {
+            p.planned(copies + deletes, *bytes);
+            if p.json {
+                print_json(e);
+            }
+            return;
+        }
+        p.progress.inc(1);
+        if p.json {
+            print_json(e);
+            return;
+        }
+        match e {
+            TransferEvent::Uploaded { path, report } => p.line(format!(
+                "upload: {} to s3://{}/{} {}",
+                path.display(),
+                report.bucket,
+                report.key,
+                describe_put(report)
+            )),
+            TransferEvent::Downloaded { report } => p.line(format!(
+                "download: s3://{}/{} to {}",
+                report.bucket,
+                report.key,
+                report
+                    .destination
+                    .as_deref()
+                    .unwrap_or(Path::new("?"))
+                    .display()
+            )),
+            TransferEvent::Copied { from, report } => p.line(format!(
+                "copy: {from} to s3://{}/{} {}",
+                report.bucket,
+                report.key,
+                describe_put(report)
+            )),
+            TransferEvent::Deleted { target } => p.line(format!("delete: {target}")),
+            TransferEvent::WouldCopy { from, to } => {
+                p.line(format!("(dryrun) copy: {from} to {to}"))
+            }
+            TransferEvent::WouldDelete { target } => p.line(format!("(dryrun) delete: {target}")),
+            // Failures always reach stderr, even with -q.
+            TransferEvent::Failed { target, error } => p
+                .progress
+                .suspend(|| eprintln!("failed: {target}: {error}")),
+            TransferEvent::Planned { .. } => {}
+        }
+    }
+}
+
+fn transfer_options(
+    t: &TransferArgs,
+    filters: Filters,
+    compare: CompareOptions,
+    put: PutRequestOptions,
+) -> TransferOptions {
+    TransferOptions {
+        compare,
+        filters,
+        dry_run: t.dryrun,
+        concurrency: t
+            .concurrency
+            .unwrap_or_else(deltaglider::transfer::default_concurrency),
+        put,
+    }
+}
+
+fn finish(p: &Printer, what: &str, s: &TransferSummary) -> Result<()> {
+    p.done();
+    if p.json {
+        print_json(&json!({ "summary": s }));
+    } else if !p.quiet {
+        let mut line = if what == "rm" {
+            format!("{what}: {} deleted", s.deleted)
+        } else {
+            format!(
+                "{what}: {} copied, {} deleted, {} unchanged",
+                s.copied, s.deleted, s.unchanged
+            )
+        };
+        if s.stored_bytes > 0 {
+            line.push_str(&format!(
+                "; {} uploaded as {} ({:.1}% saved)",
+                human_size(s.bytes),
+                human_size(s.stored_bytes),
+                100.0 - percent(s.stored_bytes, s.bytes)
+            ));
+        }
+        if s.failed > 0 {
+            line.push_str(&format!(", {} FAILED", s.failed));
+        }
+        eprintln!("{line}");
+    }
+    if s.failed > 0 {
+        bail!("{} of the files failed (see the lines above)", s.failed);
+    }
+    Ok(())
+}
+
+/// Runs a tree transfer in the direction the two arguments imply.
+async fn tree(
+    engine: &Engine,
+    p: &Printer,
+    source: &str,
+    destination: &str,
+    options: &TransferOptions,
+) -> Result<TransferSummary> {
+    let sink = event_printer(p);
+    match (S3Url::is_s3(source), S3Url::is_s3(destination)) {
+        (false, true) => {
+            let dest = parse_s3(destination)?;
+            Ok(engine
+                .upload_tree(Path::new(source), &dest.bucket, &dest.key, options, &sink)
+                .await?)
+        }
+        (true, false) => {
+            let src = parse_s3(source)?;
+            Ok(engine
+                .download_tree(
+                    &src.bucket,
+                    &src.key,
+                    Path::new(destination),
+                    options,
+                    &sink,
+                )
+                .await?)
+        }
+        (true, true) => {
+            let (src, dest) = (parse_s3(source)?, parse_s3(destination)?);
+            Ok(engine
+                .copy_tree(
+                    &src.bucket,
+                    &src.key,
+                    &dest.bucket,
+                    &dest.key,
+                    options,
+                    &sink,
+                )
+                .await?)
+        }
+        (false, false) => bail!("one of '{source}' and '{destination}' must be an s3:// URL"),
+    }
+}
+
+async fn cp_recursive(engine: &Engine, p: &Printer, args: CpArgs, filters: Filters) -> Result<()> {
+    let put = PutRequestOptions {
+        no_delta: args.no_delta,
+        max_ratio: args.max_ratio,
+        content_type: None,
+        ..Default::default()
+    };
+    let compare = CompareOptions {
+        always_copy: true,
+        ..Default::default()
+    };
+    let options = transfer_options(&args.transfer, filters, compare, put);
+    let summary = tree(engine, p, &args.source, &args.destination, &options).await?;
+    finish(p, "cp", &summary)
+}
+
+async fn sync(engine: &Engine, p: &Printer, args: SyncArgs, filters: Filters) -> Result<()> {
+    let put = PutRequestOptions {
+        no_delta: args.no_delta,
+        max_ratio: args.max_ratio,
+        content_type: None,
+        ..Default::default()
+    };
+    let compare = CompareOptions {
+        size_only: args.size_only,
+        exact_timestamps: args.exact_timestamps,
+        delete: args.delete,
+        always_copy: false,
+    };
+    let options = transfer_options(&args.transfer, filters, compare, put);
+    let summary = tree(engine, p, &args.source, &args.destination, &options).await?;
+    finish(p, "sync", &summary)
+}
+
+async fn rm_recursive(engine: &Engine, p: &Printer, args: RmArgs, filters: Filters) -> Result<()> {
+    let url = parse_s3(&args.target)?;
+    if !engine.store().bucket_exists(&url.bucket).await? {
+        return Err(deltaglider::Error::NoSuchBucket(url.bucket).into());
+    }
+    let listing = engine.list(&url.bucket, &url.key, true).await?;
+    let base = url.key.rfind('/').map_or(0, |i| i + 1);
+    let mut summary = TransferSummary::default();
+    let sink = event_printer(p);
+    for o in listing.objects {
+        if !filters.accepts(&o.key[base.min(o.key.len())..]) {
+            continue;
+        }
+        let target = format!("s3://{}/{}", url.bucket, o.key);
+        let event = if args.dryrun {
+            TransferEvent::WouldDelete { target }
+        } else {
+            match engine.delete(&url.bucket, &o.key).await {
+                Ok(_) => TransferEvent::Deleted { target },
+                Err(e) => TransferEvent::Failed {
+                    target,
+                    error: e.to_string(),
+                },
+            }
+        };
+        sink(&event);
+        match event {
+            TransferEvent::Failed { .. } => summary.failed += 1,
+            _ => summary.deleted += 1,
+        }
+    }
+    finish(p, "rm", &summary)
+}
+
+async fn mv(engine: &Engine, p: &Printer, args: MvArgs) -> Result<()> {
+    let copy = CpArgs {
+        source: args.source.clone(),
+        destination: args.destination.clone(),
+        recursive: false,
+        filters: Default::default(),
+        transfer: TransferArgs {
+            dryrun: false,
+            concurrency: None,
+        },
+        no_delta: args.no_delta,
+        max_ratio: None,
+        delta_extensions: None,
+    };
+    cp(engine, p, copy).await?;
+    // Only after the copy is stored and verified does the source go.
+    if S3Url::is_s3(&args.source) {
+        let src = parse_s3(&args.source)?;
+        engine.delete(&src.bucket, &src.key).await?;
+    } else {
+        std::fs::remove_file(&args.source)
+            .with_context(|| format!("copied, but cannot remove {}", args.source))?;
+    }
+    p.line(format!("delete: {}", args.source));
+    Ok(())
+}
+
+/// `BUCKET`, `s3://bucket` or `s3://bucket/prefix`.
+fn bucket_and_prefix(target: &str) -> Result<S3Url> {
+    if S3Url::is_s3(target) {
+        parse_s3(target)
+    } else {
+        parse_s3(&format!("s3://{target}"))
+    }
+}
+
+async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Result<()> {
+    let url = bucket_and_prefix(&args.target)?;
+    let mode = if args.sampled {
+        deltaglider::stats::StatsMode::Sampled { per_deltaspace: 8 }
+    } else {
+        deltaglider::stats::StatsMode::Exact
+    };
+    let mut s = engine.stats(&url.bucket, &url.key, mode).await?;
+    if !args.detailed {
+        s.deltaspaces.clear();
+    }
+    if p.json {
+        print_json(&s);
+        return Ok(());
+    }
+    let approx = if s.estimated {
+        " (estimated from a sample)"
+    } else {
+        ""
+    };
+    p.line(format!("Bucket:          s3://{}/{}", s.bucket, s.prefix));
+    p.line(format!(
+        "Objects:         {} ({} deltas, {} whole)",
+        s.objects, s.deltas, s.whole
+    ));
+    p.line(format!(
+        "Original size:   {} ({} bytes){approx}",
+        human_size(s.original_bytes),
+        s.original_bytes
+    ));
+    p.line(format!(
+        "Stored size:     {} ({} bytes, references {})",
+        human_size(s.stored_bytes),
+        s.stored_bytes,
+        human_size(s.reference_bytes)
+    ));
+    p.line(format!("Savings:         {:.1}%", s.savings_percent));
+    if !s.orphaned_references.is_empty() {
+        p.line(format!(
+            "Orphaned references ({}):",
+            s.orphaned_references.len()
+        ));
+        for r in &s.orphaned_references {
+            p.line(format!("  s3://{}/{r}", s.bucket));
+        }
+    }
+    if args.detailed {
+        p.line(format!(
+            "\n{:<40} {:>7} {:>7} {:>12} {:>12} {:>8}",
+            "deltaspace", "deltas", "whole", "original", "stored", "savings"
+        ));
+        for d in &s.deltaspaces {
+            let name = if d.deltaspace.is_empty() {
+                "(root)"
+            } else {
+                d.deltaspace.as_str()
+            };
+            p.line(format!(
+                "{:<40} {:>7} {:>7} {:>12} {:>12} {:>7.1}%{}",
+                name,
+                d.deltas,
+                d.whole,
+                human_size(d.original_bytes),
+                human_size(d.stored_bytes),
+                100.0 - percent(d.stored_bytes, d.original_bytes),
+                if d.estimated { " ~" } else { "" }
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filters) -> Result<()> {
+    let (src, dest) = (parse_s3(&args.source)?, parse_s3(&args.destination)?);
+    let src_prefix = if src.key.is_empty() || src.key.ends_with('/') {
+        src.key.clone()
+    } else {
+        format!("{}/", src.key)
+    };
+    let mut dest_prefix = if dest.key.is_empty() || dest.key.ends_with('/') {
+        dest.key.clone()
+    } else {
+        format!("{}/", dest.key)
+    };
+    if !args.no_preserve_prefix
+        && let Some(last) = src_prefix
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .filter(|s| !s.is_empty())
+    {
+        dest_prefix = format!("{dest_prefix}{last}/");
+    }
+    let put = PutRequestOptions {
+        no_delta: args.no_delta,
+        max_ratio: args.max_ratio,
+        content_type: None,
+        ..Default::default()
+    };
+    // Resumable: files already at the destination with the same size are skipped.
+    let compare = CompareOptions {
+        size_only: true,
+        ..Default::default()
+    };
+    let transfer = TransferArgs {
+        dryrun: true,
+        concurrency: args.concurrency,
+    };
+    let plan_options = transfer_options(&transfer, filters.clone(), compare, put.clone());
+    let quiet_sink = |_: &TransferEvent| {};
+    let planned = engine
+        .copy_tree(
+            &src.bucket,
+            &src_prefix,
+            &dest.bucket,
+            &dest_prefix,
+            &plan_options,
+            &quiet_sink,
+        )
+        .await?;
+    p.line(format!(
+        "migrate: s3://{}/{} to s3://{}/{}: {} to copy, {} already there",
+        src.bucket, src_prefix, dest.bucket, dest_prefix, planned.copied, planned.unchanged
+    ));
+    if args.dry_run || planned.copied == 0 {
+        if args.dry_run {
+            let printer = event_printer(p);
+            engine
+                .copy_tree(
+                    &src.bucket,
+                    &src_prefix,
+                    &dest.bucket,
+                    &dest_prefix,
+                    &plan_options,
+                    &printer,
+                )
+                .await?;
+        }
+        return Ok(());
+    }
+    if !args.yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "migrate copies {} objects; confirm with --yes (no terminal to ask on)",
+                planned.copied
+            );
+        }
+        eprint!("Copy {} objects? [y/N] ", planned.copied);
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("cannot read the answer")?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("migration cancelled");
+        }
+    }
+    let run = TransferArgs {
+        dryrun: false,
+        concurrency: args.concurrency,
+    };
+    let options = transfer_options(&run, filters, compare, put);
+    let summary = engine
+        .copy_tree(
+            &src.bucket,
+            &src_prefix,
+            &dest.bucket,
+            &dest_prefix,
+            &options,
+            &event_printer(p),
+        )
+        .await?;
+    finish(p, "migrate", &summary)
+}
+
+async fn presign(engine: &Engine, p: &Printer, args: PresignArgs) -> Result<()> {
+    let url = parse_s3(&args.target)?;
+    let signed = engine
+        .presign_get(
+            &url.bucket,
+            &url.key,
+            std::time::Duration::from_secs(args.expires_in),
+        )
+        .await?;
+    if p.json {
+        print_json(&signed);
+    } else {
+        // The URL alone on stdout, so that scripts can capture it.
+        println!("{}", signed.url);
+    }
+    Ok(())
+}
+
+async fn purge(engine: &Engine, p: &Printer, args: PurgeArgs) -> Result<()> {
+    let url = bucket_and_prefix(&args.bucket)?;
+    let report = engine.purge(&url.bucket).await?;
+    if p.json {
+        print_json(&report);
+    }
+    for key in &report.deleted {
+        p.line(format!("delete: s3://{}/{key}", url.bucket));
+    }
+    p.line(format!(
+        "purge: {} expired deleted, {} kept",
+        report.deleted.len(),
+        report.kept
+    ));
+    Ok(())
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "deltaglider",
+        &mut std::io::stdout(),
+    );
+}
+
+async fn analyze(engine: &Engine, p: &Printer, args: AnalyzeArgs) -> Result<()> {
+    use deltaglider::analyze::AnalyzeSource;
+    let url = S3Url::is_s3(&args.target)
+        .then(|| parse_s3(&args.target))
+        .transpose()?;
+    let source = match &url {
+        Some(u) => AnalyzeSource::Bucket {
+            bucket: &u.bucket,
+            prefix: &u.key,
+        },
+        None => AnalyzeSource::Local(Path::new(&args.target)),
+    };
+    p.working(format!("analyzing {} (encoding a sample)", args.target));
+    let report = engine.analyze(source, args.sample as usize).await;
+    p.done();
+    let report = report?;
+    if p.json {
+        print_json(&report);
+        return Ok(());
+    }
+    for d in &report.deltaspaces {
+        let name = if d.deltaspace.is_empty() {
+            "(root)"
+        } else {
+            d.deltaspace.as_str()
+        };
+        p.line(format!(
+            "{name}: {} files ({} eligible, {} encoded), {} -> ~{}",
+            d.files,
+            d.eligible,
+            d.sampled,
+            human_size(d.original_bytes),
+            human_size(d.estimated_stored_bytes)
+        ));
+    }
+    p.line(format!(
+        "{}: {} files, {} would be stored as about {} ({:.1}% saved)",
+        report.source,
+        report.files,
+        human_size(report.original_bytes),
+        human_size(report.estimated_stored_bytes),
+        report.estimated_savings_percent
+    ));
     Ok(())
 }

@@ -21,12 +21,16 @@ pub struct VcdiffHeader {
 /// Why a header could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
+    /// The first three bytes are not `D6 C3 C4`.
     #[error("not a VCDIFF delta (bad magic)")]
     BadMagic,
+    /// The version byte is not 0, the only one RFC 3284 (and xdelta3) writes.
     #[error("unsupported VCDIFF version {0}")]
     Version(u8),
+    /// The bytes end inside the header; a longer prefix may parse.
     #[error("truncated VCDIFF header")]
     Truncated,
+    /// The header cannot be valid however much follows; says which part is wrong.
     #[error("malformed VCDIFF header: {0}")]
     Malformed(&'static str),
 }

@@ -10,7 +10,9 @@ use crate::storage::ListRequest;
 /// What a delete removed.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeleteReport {
+    /// Bucket deleted from.
     pub bucket: String,
+    /// The logical key deleted.
     pub key: String,
     /// Stored keys removed for this logical object.
     pub deleted: Vec<String>,

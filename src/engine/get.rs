@@ -18,30 +18,104 @@ use crate::storage::{ObjectBody, ObjectInfo};
 /// What a download did.
 #[derive(Debug, Clone, Serialize)]
 pub struct GetReport {
+    /// Bucket read from.
     pub bucket: String,
     /// The logical key asked for.
     pub key: String,
     /// The key actually read (`<key>.delta` for deltas).
     pub stored_key: String,
+    /// How the object was stored, hence how it was rebuilt.
     pub stored_as: StoredAs,
+    /// Bytes written, i.e. the size of the original.
     pub size: u64,
+    /// Lowercase hex SHA-256 of the bytes written.
     pub sha256: String,
     /// True if the bytes were checked against a recorded SHA-256.
     pub verified: bool,
+    /// The local file the bytes were renamed into.
     pub destination: Option<PathBuf>,
 }
 
 /// Outcome of `verify`.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    /// Bucket read from.
     pub bucket: String,
+    /// The logical key checked.
     pub key: String,
+    /// The key actually read (`<key>.delta` for deltas).
     pub stored_key: String,
+    /// How the object is stored.
     pub stored_as: StoredAs,
+    /// `dg-file-sha256`; `None` for plain objects, which have nothing to check against.
     pub expected_sha256: Option<String>,
+    /// Lowercase hex SHA-256 of the rebuilt bytes.
     pub actual_sha256: String,
+    /// Size of the rebuilt bytes.
     pub size: u64,
+    /// The hashes match, or there is no recorded hash (plain objects).
     pub valid: bool,
+}
+
+/// What DeltaGlider knows about one logical object (the Python SDK's `DeltaGliderInfo`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectDetails {
+    /// Bucket of the object.
+    pub bucket: String,
+    /// The logical key.
+    pub key: String,
+    /// The key that holds the bytes (`<key>.delta` for deltas).
+    pub stored_key: String,
+    /// How the object is stored.
+    pub stored_as: StoredAs,
+    /// Size of the original file.
+    pub size: u64,
+    /// Bytes this object occupies in the store (the delta for deltas).
+    pub stored_size: u64,
+    /// `1 - stored/original` in percent (0 for objects stored whole).
+    pub savings_percent: f64,
+    /// Lowercase hex SHA-256 of the original (`dg-file-sha256`); `None` for plain objects.
+    pub sha256: Option<String>,
+    /// `dg-created-at`: when DeltaGlider wrote it; `None` for plain objects.
+    pub created_at: Option<DateTime<Utc>>,
+    /// The store's modification time of the stored object.
+    pub last_modified: Option<DateTime<Utc>>,
+    /// `Content-Type` of the stored object, if the store has one.
+    pub content_type: Option<String>,
+    /// Caller metadata given at upload.
+    pub user_metadata: crate::metadata::UserMetadata,
+}
+
+impl ObjectDetails {
+    fn new(bucket: &str, key: &str, r: &Resolved) -> Self {
+        let size = match r.stored_as {
+            StoredAs::Delta => r.meta.file_size.unwrap_or(r.info.size),
+            _ => r.info.size,
+        };
+        ObjectDetails {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            stored_key: r.stored_key.clone(),
+            stored_as: r.stored_as,
+            size,
+            stored_size: r.info.size,
+            savings_percent: if size == 0 {
+                0.0
+            } else {
+                100.0 - 100.0 * r.info.size as f64 / size as f64
+            },
+            sha256: r.meta.file_sha256.clone(),
+            created_at: r.meta.created_at,
+            last_modified: r.info.last_modified,
+            content_type: r.info.content_type.clone(),
+            user_metadata: r
+                .info
+                .metadata
+                .as_ref()
+                .map(crate::metadata::user_metadata)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// A logical key resolved to the stored object that represents it.
@@ -269,6 +343,23 @@ impl Engine {
             verified,
             destination: Some(dest.to_path_buf()),
         })
+    }
+
+    /// Describes the logical object `key` without reading its bytes.
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<ObjectDetails> {
+        let resolved = self.resolve(bucket, key).await?;
+        Ok(ObjectDetails::new(bucket, key, &resolved))
+    }
+
+    /// Rebuilds the object into an anonymous temporary file (no name on disk), checks it
+    /// against its recorded SHA-256 and returns it rewound: nothing unverified is handed out.
+    pub async fn get_verified(&self, bucket: &str, key: &str) -> Result<(ObjectDetails, File)> {
+        let resolved = self.resolve(bucket, key).await?;
+        let file = tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
+        let (sha, _, mut file) = self.reconstruct(bucket, &resolved, file).await?;
+        self.check(bucket, key, &resolved, &sha)?;
+        std::io::Seek::rewind(&mut file).ctx(|| "cannot rewind the temporary file".into())?;
+        Ok((ObjectDetails::new(bucket, key, &resolved), file))
     }
 
     /// Rebuilds the object and compares it with its recorded SHA-256, writing nothing.

@@ -18,21 +18,30 @@ use crate::storage::{ListRequest, ObjectInfo};
 pub struct ListEntry {
     /// Logical key (no `.delta`).
     pub key: String,
+    /// The key listed (`<key>.delta` for deltas).
     pub stored_key: String,
+    /// [`StoredAs::Whole`] when the listing carried no metadata to tell direct from plain.
     pub stored_as: StoredAs,
     /// Size of the original file.
     pub size: u64,
     /// Bytes the object occupies in the store (the delta for deltas; the shared reference
     /// is not included).
     pub stored_size: u64,
+    /// The store's modification time of the stored object.
     pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// A listing: objects and, for non-recursive listings, the sub-prefixes.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Listing {
+    /// Logical objects in key order, one per key even when `<key>` and `<key>.delta` both
+    /// exist.
     pub objects: Vec<ListEntry>,
+    /// Full sub-prefixes ending in `/`, as the store returned them; empty when recursive.
     pub prefixes: Vec<String>,
+    /// Bytes of the references (`reference.bin`) among the listed keys; they are hidden
+    /// from `objects` but count towards what is stored.
+    pub reference_bytes: u64,
 }
 
 impl Engine {
@@ -50,13 +59,16 @@ impl Engine {
         };
         let mut raw: Vec<ObjectInfo> = Vec::new();
         let mut prefixes = Vec::new();
+        let mut reference_bytes = 0u64;
         loop {
             let page = self.store.list_objects(bucket, &request).await?;
-            raw.extend(
-                page.objects
-                    .into_iter()
-                    .filter(|o| !deltaspace::is_hidden(&o.key)),
-            );
+            for o in page.objects {
+                if deltaspace::file_name(&o.key) == deltaspace::REFERENCE_NAME {
+                    reference_bytes += o.size;
+                } else if !deltaspace::is_hidden(&o.key) {
+                    raw.push(o);
+                }
+            }
             prefixes.extend(
                 page.common_prefixes
                     .into_iter()
@@ -146,6 +158,7 @@ impl Engine {
         Ok(Listing {
             objects: by_key.into_values().collect(),
             prefixes,
+            reference_bytes,
         })
     }
 }

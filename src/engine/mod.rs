@@ -1,9 +1,11 @@
 //! The DeltaGlider engine: the on-bucket format applied over a storage backend, a delta codec
 //! and a reference cache.
 
+mod copy;
 mod delete;
 mod get;
 mod list;
+mod presign;
 mod put;
 
 use std::sync::Arc;
@@ -12,8 +14,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use delete::DeleteReport;
-pub use get::{GetReport, VerifyReport};
+pub use get::{GetReport, ObjectDetails, VerifyReport};
 pub use list::{ListEntry, Listing};
+pub use presign::{PresignedUrl, PurgeReport, REHYDRATED_PREFIX};
 pub use put::{PutReport, PutRequestOptions};
 
 use crate::cache::ReferenceCache;
@@ -39,6 +42,7 @@ pub enum StoredAs {
 /// Engine settings that are not components.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
+    /// Which file names are tried as deltas; the others are stored whole.
     pub policy: DeltaPolicy,
     /// A delta at least this fraction of the file's size is not worth it: store the file whole.
     pub max_ratio: f64,
@@ -66,6 +70,8 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Assembles an engine from its parts; [`crate::config::Config::build_engine`] does this
+    /// from configuration.
     pub fn new(
         store: Arc<dyn ObjectStore>,
         codec: Arc<dyn DeltaCodec>,
@@ -83,6 +89,11 @@ impl Engine {
     /// The storage backend.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The delta codec.
+    pub fn codec(&self) -> &Arc<dyn DeltaCodec> {
+        &self.codec
     }
 
     /// The reference cache.

@@ -21,24 +21,54 @@ pub struct PutRequestOptions {
     pub no_delta: bool,
     /// Overrides the engine's `max_ratio` for this upload.
     pub max_ratio: Option<f64>,
+    /// `Content-Type` of the delta or direct object written (references get none).
     pub content_type: Option<String>,
+    /// Caller metadata kept with the object (stored as `user-<key>`, as the proxy does).
+    pub user_metadata: crate::metadata::UserMetadata,
+}
+
+/// Adds caller metadata to DeltaGlider's, refusing keys S3 cannot carry.
+fn with_user_metadata(
+    mut meta: crate::metadata::UserMetadata,
+    options: &PutRequestOptions,
+) -> Result<crate::metadata::UserMetadata> {
+    for (k, v) in &options.user_metadata {
+        let valid = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(Error::Config(format!(
+                "metadata key '{k}': use ASCII letters, digits, '-' and '_'"
+            )));
+        }
+        meta.insert(
+            format!("{}{}", crate::metadata::USER_PREFIX, k.to_ascii_lowercase()),
+            crate::metadata::encode_text(v),
+        );
+    }
+    Ok(meta)
 }
 
 /// What an upload did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PutReport {
+    /// Bucket written to.
     pub bucket: String,
     /// The logical key.
     pub key: String,
     /// The key written (`<key>.delta` for deltas).
     pub stored_key: String,
+    /// `Delta` or `Direct` for uploads; server-side copies keep the source's kind.
     pub stored_as: StoredAs,
     /// True if this upload created the deltaspace's `reference.bin`.
     pub created_reference: bool,
+    /// Size of the file in bytes.
     pub original_size: u64,
-    /// Bytes stored for this file (the delta, or the whole file).
+    /// Bytes stored for this file (the delta, or the whole file), plus the reference when
+    /// this upload created it.
     pub stored_size: u64,
-    pub sha256: String,
+    /// SHA-256 of the original bytes (unknown for server-side copies of plain objects).
+    pub sha256: Option<String>,
     /// Why the file was stored whole, when it was eligible for a delta.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_reason: Option<String>,
@@ -172,7 +202,7 @@ impl Engine {
             PutSource::File(source.path.clone()),
             source,
             PutOptions {
-                metadata: meta.to_user_metadata(),
+                metadata: with_user_metadata(meta.to_user_metadata(), options)?,
                 content_type: options.content_type.clone(),
                 if_none_match: false,
             },
@@ -193,7 +223,7 @@ impl Engine {
             created_reference: false,
             original_size: source.size,
             stored_size: source.size,
-            sha256: source.sha256.clone(),
+            sha256: Some(source.sha256.clone()),
             direct_reason,
         })
     }
@@ -349,7 +379,7 @@ impl Engine {
             PutSource::File(delta_path.to_path_buf()),
             source,
             PutOptions {
-                metadata: meta.to_user_metadata(),
+                metadata: with_user_metadata(meta.to_user_metadata(), options)?,
                 content_type: options.content_type.clone(),
                 if_none_match: false,
             },
@@ -367,7 +397,7 @@ impl Engine {
             created_reference,
             original_size: source.size,
             stored_size: delta_size + if created_reference { source.size } else { 0 },
-            sha256: source.sha256.clone(),
+            sha256: Some(source.sha256.clone()),
             direct_reason: None,
         })
     }

@@ -128,23 +128,42 @@ impl LocalStore {
         source: PutSource,
         options: PutOptions,
     ) -> Result<PutOutcome> {
-        let path = self.object_path(bucket, key)?;
-        let dir = path
-            .parent()
-            .expect("object path has a parent")
-            .to_path_buf();
-        let header = serde_json::to_vec(&Header {
-            metadata: options.metadata,
-            content_type: options.content_type,
-        })
-        .expect("header serializes");
-        let mut source_reader: Box<dyn Read> = match &source {
+        let reader: Box<dyn Read> = match &source {
             PutSource::File(p) => Box::new(BufReader::with_capacity(
                 1 << 20,
                 File::open(p).ctx(|| format!("cannot read {}", p.display()))?,
             )),
             PutSource::Bytes(b) => Box::new(io::Cursor::new(b.clone())),
         };
+        self.put_reader(
+            bucket,
+            key,
+            reader,
+            options.metadata,
+            options.content_type,
+            options.if_none_match,
+        )
+    }
+
+    fn put_reader(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut source_reader: Box<dyn Read>,
+        metadata: UserMetadata,
+        content_type: Option<String>,
+        if_none_match: bool,
+    ) -> Result<PutOutcome> {
+        let path = self.object_path(bucket, key)?;
+        let dir = path
+            .parent()
+            .expect("object path has a parent")
+            .to_path_buf();
+        let header = serde_json::to_vec(&Header {
+            metadata,
+            content_type,
+        })
+        .expect("header serializes");
         // A concurrent delete may remove the empty directories we just created; retry once.
         let mut temp = None;
         for _ in 0..3 {
@@ -178,7 +197,7 @@ impl LocalStore {
             io::copy(&mut source_reader, f).map_err(write_err)?;
             f.sync_all().map_err(write_err)?;
         }
-        if options.if_none_match {
+        if if_none_match {
             // link() fails if the name exists: an atomic create-if-absent.
             match fs::hard_link(temp.path(), &path) {
                 Ok(()) => Ok(PutOutcome::Stored { etag: None }),
@@ -355,6 +374,7 @@ fn read_info(f: &mut File, key: &str) -> Result<(ObjectInfo, Header)> {
         last_modified: modified,
         etag: None,
         metadata: Some(header.metadata.clone()),
+        content_type: header.content_type.clone(),
     };
     Ok((info, header))
 }
@@ -503,6 +523,66 @@ impl ObjectStore for LocalStore {
         let bucket = bucket.to_string();
         let request = request.clone();
         blocking(move || this.list_sync(&bucket, &request)).await
+    }
+
+    async fn presign_get(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _expires_in: std::time::Duration,
+        _download_name: Option<&str>,
+    ) -> Result<String> {
+        Err(Error::Config(
+            "presigned URLs need an S3 endpoint; the local store serves no HTTP".into(),
+        ))
+    }
+
+    async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+    ) -> Result<()> {
+        let this = self.clone();
+        let (sb, sk, db, dk) = (
+            src_bucket.to_string(),
+            src_key.to_string(),
+            dst_bucket.to_string(),
+            dst_key.to_string(),
+        );
+        blocking(move || {
+            let src = this.object_path(&sb, &sk)?;
+            let mut f = match File::open(&src) {
+                Ok(f) => f,
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::ENOTDIR) =>
+                {
+                    return Err(Error::NotFound {
+                        bucket: sb,
+                        key: sk,
+                    });
+                }
+                Err(e) => return Err(Error::io(format!("cannot open {}", src.display()), e)),
+            };
+            let (_, header) = read_info(&mut f, &sk)?;
+            // Re-read through the same handle: the copy is of exactly the object we opened.
+            let mut data = tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
+            io::copy(&mut f, &mut data).ctx(|| format!("cannot read {}", src.display()))?;
+            data.seek(SeekFrom::Start(0))
+                .ctx(|| "cannot rewind".into())?;
+            this.put_reader(
+                &db,
+                &dk,
+                Box::new(data),
+                header.metadata,
+                header.content_type,
+                false,
+            )
+            .map(|_| ())
+        })
+        .await
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {

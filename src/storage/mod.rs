@@ -21,25 +21,34 @@ use crate::metadata::UserMetadata;
 /// What a store knows about one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The stored key (`<key>.delta` for deltas, not the logical key).
     pub key: String,
     /// Stored size in bytes.
     pub size: u64,
+    /// The store's modification time.
     pub last_modified: Option<DateTime<Utc>>,
+    /// Entity tag as S3 reports it (quotes included); `None` from the local store. Not
+    /// interpreted.
     pub etag: Option<String>,
     /// User metadata. `None` when the store did not return it (S3 listings never do).
     pub metadata: Option<UserMetadata>,
+    /// `Content-Type`, when the store returned it (not in listings).
+    pub content_type: Option<String>,
 }
 
 /// A bucket as listed by the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketInfo {
+    /// Bucket name.
     pub name: String,
+    /// Creation date on S3; the directory's modification time in the local store.
     pub created: Option<DateTime<Utc>>,
 }
 
 /// One page of a listing.
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
+    /// Objects of this page in key order, references and internal objects included.
     pub objects: Vec<ObjectInfo>,
     /// Common prefixes (ending in the delimiter) when a delimiter was given.
     pub common_prefixes: Vec<String>,
@@ -50,9 +59,14 @@ pub struct ListPage {
 /// Parameters of a listing request.
 #[derive(Debug, Clone, Default)]
 pub struct ListRequest {
+    /// Only keys starting with this string; empty for the whole bucket.
     pub prefix: String,
+    /// Group keys with this after the prefix into [`ListPage::common_prefixes`] (`/` for
+    /// one directory level); `None` lists recursively.
     pub delimiter: Option<String>,
+    /// [`ListPage::next_token`] of the previous page; `None` for the first page.
     pub continuation_token: Option<String>,
+    /// Page size; `None` for the store's default of 1000, which is also S3's maximum.
     pub max_keys: Option<usize>,
 }
 
@@ -68,7 +82,9 @@ pub enum PutSource {
 /// Options of a put.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
+    /// User metadata to store with the object; values must be ASCII for S3.
     pub metadata: UserMetadata,
+    /// `Content-Type` to record; `None` leaves it to the store.
     pub content_type: Option<String>,
     /// Create only if no object exists under the key (`If-None-Match: *`).
     pub if_none_match: bool,
@@ -77,7 +93,9 @@ pub struct PutOptions {
 /// Outcome of a put.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
+    /// The object was written.
     Stored {
+        /// Entity tag of the new object; `None` from the local store.
         etag: Option<String>,
     },
     /// `if_none_match` was set and an object already existed (HTTP 412).
@@ -89,7 +107,9 @@ pub type ObjectBody = Pin<Box<dyn AsyncRead + Send>>;
 
 /// An object being read: its description and a stream of its bytes.
 pub struct ObjectReader {
+    /// What the store returned with the bytes, metadata included.
     pub info: ObjectInfo,
+    /// The object's bytes, from the first.
     pub body: ObjectBody,
 }
 
@@ -100,10 +120,14 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Human-readable description of where the store is, for messages.
     fn describe(&self) -> String;
 
+    /// Every bucket in the store (on S3, those the credentials own).
     async fn list_buckets(&self) -> Result<Vec<BucketInfo>>;
+    /// Creates a bucket after checking its name; [`crate::Error::BucketAlreadyExists`] when
+    /// the store says it is taken.
     async fn create_bucket(&self, bucket: &str) -> Result<()>;
     /// Deletes an empty bucket.
     async fn delete_bucket(&self, bucket: &str) -> Result<()>;
+    /// Whether the bucket exists; used to tell a missing bucket from a missing key.
     async fn bucket_exists(&self, bucket: &str) -> Result<bool>;
 
     /// Metadata of one object, `None` if absent.
@@ -122,4 +146,20 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage>;
     /// Deletes one object; deleting an absent object is not an error.
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<()>;
+    /// A URL that lets anyone holding it download the object until `expires_in` passes.
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+        download_name: Option<&str>,
+    ) -> Result<String>;
+    /// Copies an object within the store, bytes and user metadata, without downloading it.
+    async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+    ) -> Result<()>;
 }

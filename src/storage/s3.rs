@@ -50,9 +50,14 @@ pub struct S3Store {
 /// How to reach S3: everything else comes from the standard AWS credential chain.
 #[derive(Debug, Clone, Default)]
 pub struct S3Settings {
+    /// Endpoint of an S3-compatible server; `None` falls back to the AWS configuration's,
+    /// then to AWS itself.
     pub endpoint_url: Option<String>,
+    /// `None` falls back to the AWS configuration's, then to `us-east-1`.
     pub region: Option<String>,
+    /// Profile in the AWS config files; `None` for the SDK's choice (`AWS_PROFILE`, `default`).
     pub profile: Option<String>,
+    /// `None` for [`TransferLimits::default`].
     pub limits: Option<TransferLimits>,
 }
 
@@ -208,6 +213,14 @@ fn is_precondition_failed<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRespons
 }
 
 type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
+
+/// Characters escaped in `x-amz-copy-source` keys (everything but unreserved and `/`).
+const COPY_SOURCE_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Turns an SDK error into a typed error, keeping the server's code and message.
 fn storage_error<E>(
@@ -380,6 +393,7 @@ impl ObjectStore for S3Store {
                 last_modified: to_utc(out.last_modified()),
                 etag: out.e_tag().map(str::to_string),
                 metadata: Some(lowercase_metadata(out.metadata())),
+                content_type: out.content_type().map(str::to_string),
             })),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
             Err(e) => Err(storage_error("head", bucket, key, e)),
@@ -401,6 +415,7 @@ impl ObjectStore for S3Store {
             last_modified: to_utc(out.last_modified()),
             etag: out.e_tag().map(str::to_string),
             metadata: Some(lowercase_metadata(out.metadata())),
+            content_type: out.content_type().map(str::to_string),
         };
         Ok(ObjectReader {
             info,
@@ -482,6 +497,7 @@ impl ObjectStore for S3Store {
                     last_modified: to_utc(o.last_modified()),
                     etag: o.e_tag().map(str::to_string),
                     metadata: None,
+                    content_type: None,
                 })
                 .collect(),
             common_prefixes: out
@@ -495,6 +511,51 @@ impl ObjectStore for S3Store {
                 None
             },
         })
+    }
+
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+        download_name: Option<&str>,
+    ) -> Result<String> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| Error::Config(format!("presign expiry: {e}")))?;
+        let mut req = self.client.get_object().bucket(bucket).key(key);
+        if let Some(name) = download_name {
+            let escaped = name.replace('"', "");
+            req = req.response_content_disposition(format!("attachment; filename=\"{escaped}\""));
+        }
+        let presigned = req
+            .presigned(config)
+            .await
+            .map_err(|e| storage_error("presign", bucket, key, e))?;
+        Ok(presigned.uri().to_string())
+    }
+
+    async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+    ) -> Result<()> {
+        // CopySource is "bucket/key" with the key URL-encoded.
+        let source = format!(
+            "{src_bucket}/{}",
+            percent_encoding::utf8_percent_encode(src_key, COPY_SOURCE_ESCAPES)
+        );
+        self.client
+            .copy_object()
+            .copy_source(source)
+            .bucket(dst_bucket)
+            .key(dst_key)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+            .send()
+            .await
+            .map_err(|e| storage_error("copy to", dst_bucket, dst_key, e))?;
+        Ok(())
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {

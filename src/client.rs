@@ -1,0 +1,369 @@
+//! The SDK's front door: a [`Client`] built from the same configuration as the command line,
+//! with the operations of an S3 client, each returning what DeltaGlider did.
+//!
+//! ```no_run
+//! # async fn demo() -> deltaglider::Result<()> {
+//! use deltaglider::Client;
+//!
+//! let client = Client::builder().endpoint_url("file:///tmp/artifacts").build().await?;
+//! client.create_bucket("releases").await.ok();
+//! let stored = client
+//!     .put_object("releases", "app/app-1.0.zip", b"zip bytes".to_vec(), &Default::default())
+//!     .await?;
+//! println!("{} stored as {:?}, {} bytes", stored.key, stored.stored_as, stored.stored_size);
+//! let object = client.get_object("releases", "app/app-1.0.zip").await?;
+//! assert_eq!(object.details.size, 9);
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWriteExt};
+
+use crate::cache::ReferenceCache;
+use crate::codec::DeltaCodec;
+use crate::config::{Config, Overrides};
+use crate::engine::{
+    DeleteReport, Engine, GetReport, Listing, ObjectDetails, PresignedUrl, PurgeReport, PutReport,
+    PutRequestOptions,
+};
+use crate::error::{IoContext, Result};
+use crate::stats::{BucketStats, StatsMode};
+use crate::storage::{BucketInfo, ObjectStore};
+use crate::transfer::{TransferOptions, TransferSummary};
+
+/// Bytes to store: in memory, a file, or any async reader (spooled to a private temporary
+/// file first, since a delta needs the whole target).
+pub enum Body {
+    /// Content already in memory.
+    Bytes(Bytes),
+    /// A local file, read in place; changing it during the upload fails the upload.
+    File(PathBuf),
+    /// Read to its end before anything is stored.
+    Reader(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Self {
+        Body::Bytes(v.into())
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Body::Bytes(b)
+    }
+}
+
+impl From<&'static [u8]> for Body {
+    fn from(b: &'static [u8]) -> Self {
+        Body::Bytes(Bytes::from_static(b))
+    }
+}
+
+impl From<&Path> for Body {
+    fn from(p: &Path) -> Self {
+        Body::File(p.to_path_buf())
+    }
+}
+
+impl From<PathBuf> for Body {
+    fn from(p: PathBuf) -> Self {
+        Body::File(p)
+    }
+}
+
+/// A downloaded object whose bytes were verified against their SHA-256 before this value
+/// existed. `body` reads from an anonymous temporary file.
+pub struct VerifiedObject {
+    /// What DeltaGlider knows about the object.
+    pub details: ObjectDetails,
+    /// The verified bytes, positioned at the start; the file vanishes when dropped.
+    pub body: tokio::fs::File,
+}
+
+/// Builds a [`Client`]; anything not set comes from the environment and config file, as
+/// for the command line.
+#[derive(Default)]
+pub struct ClientBuilder {
+    overrides: Overrides,
+    store: Option<Arc<dyn ObjectStore>>,
+    codec: Option<Arc<dyn DeltaCodec>>,
+    cache: Option<Arc<dyn ReferenceCache>>,
+}
+
+impl ClientBuilder {
+    /// `http(s)://` for an S3-compatible server, `file:///dir` for the local store.
+    pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.overrides.endpoint_url = Some(url.into());
+        self
+    }
+    /// AWS region.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.overrides.region = Some(region.into());
+        self
+    }
+    /// AWS profile.
+    pub fn profile(mut self, profile: impl Into<String>) -> Self {
+        self.overrides.profile = Some(profile.into());
+        self
+    }
+    /// Store whole when the delta is at least this fraction of the file.
+    pub fn max_ratio(mut self, ratio: f64) -> Self {
+        self.overrides.max_ratio = Some(ratio);
+        self
+    }
+    /// Delta-eligible extensions, comma separated; a leading `+` adds to the defaults.
+    pub fn delta_extensions(mut self, list: impl Into<String>) -> Self {
+        self.overrides.delta_extensions = Some(list.into());
+        self
+    }
+    /// Reads this config file instead of the default one.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.overrides.config_file = Some(path.into());
+        self
+    }
+    /// Uses this storage backend instead of the configured endpoint.
+    pub fn store(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// Uses this delta codec.
+    pub fn codec(mut self, codec: Arc<dyn DeltaCodec>) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+    /// Uses this reference cache.
+    pub fn cache(mut self, cache: Arc<dyn ReferenceCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Resolves the configuration and connects.
+    pub async fn build(self) -> Result<Client> {
+        let config = Config::from_env(&self.overrides)?;
+        let default = config.build_engine().await?;
+        let engine = Engine::new(
+            self.store.unwrap_or_else(|| default.store().clone()),
+            self.codec.unwrap_or_else(|| default.codec().clone()),
+            self.cache.unwrap_or_else(|| default.cache().clone()),
+            default.settings().clone(),
+        );
+        Ok(Client { engine })
+    }
+}
+
+/// A DeltaGlider client: S3 operations that store deltas and return verified originals.
+#[derive(Debug, Clone)]
+pub struct Client {
+    engine: Engine,
+}
+
+impl Client {
+    /// A client configured like the command line (flags aside): environment, config file,
+    /// defaults.
+    pub async fn from_env() -> Result<Self> {
+        ClientBuilder::default().build().await
+    }
+
+    /// Starts a builder.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Wraps an engine assembled by hand.
+    pub fn from_engine(engine: Engine) -> Self {
+        Client { engine }
+    }
+
+    /// The engine underneath, for operations this façade does not cover.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Stores `body` as `s3://bucket/key` (as a delta when worthwhile) and describes the result.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: impl Into<Body>,
+        options: &PutRequestOptions,
+    ) -> Result<ObjectDetails> {
+        let report = match body.into() {
+            Body::File(path) => self.engine.put_file(&path, bucket, key, options).await?,
+            Body::Bytes(bytes) => {
+                let temp = tempfile::NamedTempFile::new()
+                    .ctx(|| "cannot create a temporary file".into())?;
+                std::fs::write(temp.path(), &bytes)
+                    .ctx(|| "cannot spool the body to a temporary file".into())?;
+                self.engine
+                    .put_file(temp.path(), bucket, key, options)
+                    .await?
+            }
+            Body::Reader(mut reader) => {
+                let temp = tempfile::NamedTempFile::new()
+                    .ctx(|| "cannot create a temporary file".into())?;
+                let mut out = tokio::fs::File::from_std(
+                    temp.reopen()
+                        .ctx(|| "cannot reopen the temporary file".into())?,
+                );
+                tokio::io::copy(&mut reader, &mut out)
+                    .await
+                    .ctx(|| "cannot read the body".into())?;
+                out.flush()
+                    .await
+                    .ctx(|| "cannot write the temporary file".into())?;
+                self.engine
+                    .put_file(temp.path(), bucket, key, options)
+                    .await?
+            }
+        };
+        self.engine.head(bucket, &report.key).await
+    }
+
+    /// Downloads `s3://bucket/key`, verified before it is returned.
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<VerifiedObject> {
+        let (details, file) = self.engine.get_verified(bucket, key).await?;
+        Ok(VerifiedObject {
+            details,
+            body: tokio::fs::File::from_std(file),
+        })
+    }
+
+    /// Describes `s3://bucket/key` without downloading it.
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectDetails> {
+        self.engine.head(bucket, key).await
+    }
+
+    /// Every logical object under `prefix` (all pages), with original sizes.
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        recursive: bool,
+    ) -> Result<Listing> {
+        self.engine.list(bucket, prefix, recursive).await
+    }
+
+    /// Deletes one logical object (and its reference once unused).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<DeleteReport> {
+        self.engine.delete(bucket, key).await
+    }
+
+    /// Deletes several objects; each gets its own result.
+    pub async fn delete_objects(
+        &self,
+        bucket: &str,
+        keys: &[&str],
+    ) -> Vec<(String, Result<DeleteReport>)> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push((key.to_string(), self.engine.delete(bucket, key).await));
+        }
+        out
+    }
+
+    /// Deletes every logical object under `prefix`; returns how many.
+    pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize> {
+        let listing = self.engine.list(bucket, prefix, true).await?;
+        for o in &listing.objects {
+            self.engine.delete(bucket, &o.key).await?;
+        }
+        Ok(listing.objects.len())
+    }
+
+    /// Copies a logical object (deltas rebuilt against the destination's reference).
+    pub async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        options: &PutRequestOptions,
+    ) -> Result<PutReport> {
+        self.engine
+            .copy_object(src_bucket, src_key, dst_bucket, dst_key, options)
+            .await
+    }
+
+    /// Creates a bucket (on S3, in the client's region).
+    pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        self.engine.store().create_bucket(bucket).await
+    }
+
+    /// Deletes an empty bucket.
+    pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        self.engine.store().delete_bucket(bucket).await
+    }
+
+    /// The store's buckets (on S3, those the credentials own).
+    pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        self.engine.store().list_buckets().await
+    }
+
+    /// A URL to download the object (deltas are rehydrated under `.deltaglider/tmp/`).
+    pub async fn presigned_get_url(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedUrl> {
+        self.engine.presign_get(bucket, key, expires_in).await
+    }
+
+    /// Removes expired rehydrated copies.
+    pub async fn purge(&self, bucket: &str) -> Result<PurgeReport> {
+        self.engine.purge(bucket).await
+    }
+
+    /// Uploads one file.
+    pub async fn upload_file(&self, path: &Path, bucket: &str, key: &str) -> Result<PutReport> {
+        self.engine
+            .put_file(path, bucket, key, &PutRequestOptions::default())
+            .await
+    }
+
+    /// Downloads one object to a file (written only once verified).
+    pub async fn download_file(&self, bucket: &str, key: &str, path: &Path) -> Result<GetReport> {
+        self.engine.get_to_file(bucket, key, path).await
+    }
+
+    /// Uploads (or, with `options.compare`, syncs) a directory to a prefix.
+    pub async fn upload_dir(
+        &self,
+        dir: &Path,
+        bucket: &str,
+        prefix: &str,
+        options: &TransferOptions,
+    ) -> Result<TransferSummary> {
+        self.engine
+            .upload_tree(dir, bucket, prefix, options, &|_| {})
+            .await
+    }
+
+    /// Downloads (or syncs) a prefix into a directory.
+    pub async fn download_dir(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        dir: &Path,
+        options: &TransferOptions,
+    ) -> Result<TransferSummary> {
+        self.engine
+            .download_tree(bucket, prefix, dir, options, &|_| {})
+            .await
+    }
+
+    /// Objects, original and stored bytes, savings, per deltaspace.
+    pub async fn stats(&self, bucket: &str, prefix: &str, mode: StatsMode) -> Result<BucketStats> {
+        self.engine.stats(bucket, prefix, mode).await
+    }
+
+    /// Empties the reference cache (for long-running processes).
+    pub fn clear_cache(&self) -> Result<()> {
+        self.engine.cache().clear()
+    }
+}

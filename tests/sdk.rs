@@ -1,0 +1,219 @@
+//! The library as an application embeds it: `Client` on the local store and on S3.
+
+mod support;
+
+use std::time::Duration;
+
+use deltaglider::engine::PutRequestOptions;
+use deltaglider::stats::StatsMode;
+use deltaglider::{Client, StoredAs};
+use support::{edited, noise};
+use tokio::io::AsyncReadExt;
+
+async fn local_client() -> (tempfile::TempDir, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::builder()
+        .endpoint_url(format!("file://{}", dir.path().display()))
+        .config_file("/dev/null")
+        .build()
+        .await
+        .unwrap();
+    client.create_bucket("bkt").await.unwrap();
+    (dir, client)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn put_get_head_list_delete_with_metadata() {
+    let (_dir, client) = local_client().await;
+    let v1 = noise(300_000, 1);
+    let v2 = edited(&v1, 2);
+    let mut options = PutRequestOptions {
+        content_type: Some("application/zip".into()),
+        ..Default::default()
+    };
+    options
+        .user_metadata
+        .insert("build-id".into(), "42 ✓".into());
+    let first = client
+        .put_object("bkt", "p/a.zip", v1.clone(), &options)
+        .await
+        .unwrap();
+    assert_eq!(first.stored_as, StoredAs::Delta);
+    let second = client
+        .put_object("bkt", "p/b.zip", v2.clone(), &options)
+        .await
+        .unwrap();
+    assert!(
+        second.stored_size < 20_000 && second.savings_percent > 90.0,
+        "{second:?}"
+    );
+    assert_eq!(second.size, v2.len() as u64);
+
+    let head = client.head_object("bkt", "p/b.zip").await.unwrap();
+    assert_eq!(head.user_metadata["build-id"], "42 ✓");
+    assert_eq!(head.content_type.as_deref(), Some("application/zip"));
+
+    let mut got = client.get_object("bkt", "p/b.zip").await.unwrap();
+    let mut bytes = Vec::new();
+    got.body.read_to_end(&mut bytes).await.unwrap();
+    assert_eq!(bytes, v2);
+
+    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> =
+        Box::new(std::io::Cursor::new(b"streamed".to_vec()));
+    client
+        .put_object(
+            "bkt",
+            "p/s.txt",
+            deltaglider::Body::Reader(reader),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let listing = client.list_objects("bkt", "p/", true).await.unwrap();
+    let keys: Vec<_> = listing
+        .objects
+        .iter()
+        .map(|o| (o.key.as_str(), o.size))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("p/a.zip", v1.len() as u64),
+            ("p/b.zip", v2.len() as u64),
+            ("p/s.txt", 8)
+        ]
+    );
+
+    let stats = client.stats("bkt", "", StatsMode::Exact).await.unwrap();
+    assert_eq!(stats.objects, 3);
+    let copied = client
+        .copy_object("bkt", "p/b.zip", "bkt", "q/b.zip", &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        copied.created_reference,
+        "a delta is rebuilt in its new deltaspace"
+    );
+
+    let results = client
+        .delete_objects("bkt", &["p/a.zip", "p/missing.zip"])
+        .await;
+    assert!(results[0].1.is_ok() && results[1].1.is_err());
+    assert_eq!(client.delete_prefix("bkt", "").await.unwrap(), 3);
+    client.clear_cache().unwrap();
+    client.delete_bucket("bkt").await.unwrap();
+    assert!(client.list_buckets().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_metadata_keys_and_local_presign_are_clear_errors() {
+    let (_dir, client) = local_client().await;
+    let mut options = PutRequestOptions::default();
+    options.user_metadata.insert("bad key".into(), "v".into());
+    let err = client
+        .put_object("bkt", "x.txt", b"x".to_vec(), &options)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bad key"), "{err}");
+    client
+        .put_object("bkt", "x.txt", b"x".to_vec(), &Default::default())
+        .await
+        .unwrap();
+    let err = client
+        .presigned_get_url("bkt", "x.txt", Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("S3 endpoint"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn presigned_urls_serve_verified_originals_and_purge_removes_expired_copies() {
+    let Some(endpoint) = support::s3_endpoint() else {
+        return;
+    };
+    let client = Client::builder()
+        .endpoint_url(&endpoint)
+        .config_file("/dev/null")
+        .build()
+        .await
+        .unwrap();
+    let bucket = support::unique_bucket("sdk");
+    client.create_bucket(&bucket).await.unwrap();
+    let v1 = noise(500_000, 5);
+    let v2 = edited(&v1, 6);
+    client
+        .put_object(&bucket, "r/a.zip", v1, &Default::default())
+        .await
+        .unwrap();
+    client
+        .put_object(&bucket, "r/b.zip", v2.clone(), &Default::default())
+        .await
+        .unwrap();
+    client
+        .put_object(&bucket, "r/n.txt", b"notes".to_vec(), &Default::default())
+        .await
+        .unwrap();
+
+    let fetch = |url: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", url])
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "GET {url} failed");
+        out.stdout
+    };
+    let signed = client
+        .presigned_get_url(&bucket, "r/b.zip", Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(signed.rehydrated && signed.served_key.starts_with(".deltaglider/tmp/"));
+    assert_eq!(fetch(&signed.url), v2);
+    let again = client
+        .presigned_get_url(&bucket, "r/b.zip", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(!again.rehydrated, "a still-valid rehydrated copy is reused");
+    let direct = client
+        .presigned_get_url(&bucket, "r/n.txt", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(fetch(&direct.url), b"notes");
+    // Hidden from listings.
+    let listing = client.list_objects(&bucket, "", true).await.unwrap();
+    assert_eq!(listing.objects.len(), 3);
+
+    // Nothing is expired yet; make the copy expire and purge it.
+    assert!(client.purge(&bucket).await.unwrap().deleted.is_empty());
+    let store = client.engine().store().clone();
+    let mut meta = store
+        .head_object(&bucket, &signed.served_key)
+        .await
+        .unwrap()
+        .unwrap()
+        .metadata
+        .unwrap();
+    meta.insert("dg-expires-at".into(), "2000-01-01T00:00:00Z".into());
+    let body = client
+        .get_object(&bucket, &signed.served_key)
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    let mut reader = body.body;
+    reader.read_to_end(&mut bytes).await.unwrap();
+    store
+        .put_object(
+            &bucket,
+            &signed.served_key,
+            deltaglider::storage::PutSource::Bytes(bytes.into()),
+            deltaglider::storage::PutOptions {
+                metadata: meta,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let purged = client.purge(&bucket).await.unwrap();
+    assert_eq!(purged.deleted, std::slice::from_ref(&signed.served_key));
+    client.delete_prefix(&bucket, "").await.unwrap();
+    client.delete_bucket(&bucket).await.unwrap();
+}
