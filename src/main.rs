@@ -77,6 +77,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.global.verbose, config.log_level.as_deref());
+    if let cli::args::Command::Cache(command) = &cli.command {
+        return match cli::run::cache(&cli, config, command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => report(&e),
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),

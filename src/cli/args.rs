@@ -40,6 +40,18 @@ pub struct GlobalArgs {
     /// Do not cache references, even for the duration of this command.
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Keep verified references in this persistent cache directory (signed, expiring).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Cache backend: filesystem (default) or memory (encrypted, in this process).
+    #[arg(long, global = true, value_name = "BACKEND")]
+    pub cache_backend: Option<String>,
+    /// Use a private cache removed on exit, even if a cache directory is configured.
+    #[arg(long, global = true)]
+    pub ephemeral_cache: bool,
+    /// Lifetime of persistent cache entries (seconds, or 12h, 7d; `never`).
+    #[arg(long, global = true, value_name = "TTL")]
+    pub cache_ttl: Option<String>,
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -125,6 +137,16 @@ Examples:
   deltaglider analyze ./releases
   deltaglider analyze --sample 10 --json s3://old-bucket/builds/")]
     Analyze(AnalyzeArgs),
+    /// Show and manage the reference cache.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  deltaglider cache info
+  DG_CACHE_DIR=~/.cache/deltaglider/v2 deltaglider cache verify
+  deltaglider cache migrate --yes"
+    )]
+    Cache(CacheCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  deltaglider completions bash > /etc/bash_completion.d/deltaglider"
@@ -352,4 +374,20 @@ pub struct AnalyzeArgs {
     /// Files encoded per deltaspace (besides the reference).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub sample: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Where the cache is, which backend, how many entries and bytes, where its keys come from.
+    Info,
+    /// Remove every entry.
+    Clear,
+    /// Re-hash every entry and remove the bad ones.
+    Verify,
+    /// Find the Python tool's old shared caches and, with --yes, delete them (never read).
+    Migrate {
+        /// Delete what was found.
+        #[arg(short, long)]
+        yes: bool,
+    },
 }

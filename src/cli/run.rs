@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use deltaglider::config::{Config, Overrides};
+use deltaglider::config::{CacheOverrides, Config, Overrides};
 use deltaglider::engine::{PutReport, PutRequestOptions};
 use deltaglider::{Engine, S3Url, StoredAs};
 use serde_json::json;
@@ -83,15 +83,25 @@ pub fn config(cli: &Cli) -> Result<Config> {
         Command::Sync(a) => (a.max_ratio, a.delta_extensions.clone()),
         _ => (None, None),
     };
-    Ok(Config::from_env(&Overrides {
-        endpoint_url: cli.global.endpoint_url.clone(),
-        region: cli.global.region.clone(),
-        profile: cli.global.profile.clone(),
-        max_ratio,
-        delta_extensions,
-        config_file: cli.global.config.clone(),
-        no_cache: cli.global.no_cache,
-    })?)
+    let cache = CacheOverrides {
+        cache_dir: cli.global.cache_dir.clone(),
+        backend: cli.global.cache_backend.clone(),
+        ephemeral: cli.global.ephemeral_cache.then_some(true),
+        ttl: cli.global.cache_ttl.clone(),
+        ..Default::default()
+    };
+    Ok(Config::from_env_with(
+        &Overrides {
+            endpoint_url: cli.global.endpoint_url.clone(),
+            region: cli.global.region.clone(),
+            profile: cli.global.profile.clone(),
+            max_ratio,
+            delta_extensions,
+            config_file: cli.global.config.clone(),
+            no_cache: cli.global.no_cache,
+        },
+        &cache,
+    )?)
 }
 
 /// `--include`/`--exclude` of the subcommand, in the order they were given.
@@ -128,7 +138,9 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -
         Command::Presign(args) => presign(&engine, &printer, args).await,
         Command::Analyze(args) => analyze(&engine, &printer, args).await,
         Command::Purge(args) => purge(&engine, &printer, args).await,
-        Command::Completions(_) => unreachable!("handled before configuration"),
+        Command::Completions(_) | Command::Cache(_) => {
+            unreachable!("handled before the engine is built")
+        }
         Command::Migrate(args) => migrate(&engine, &printer, args, filters).await,
         Command::Ls(args) => ls(&engine, &printer, args).await,
         Command::Rm(args) if args.recursive => rm_recursive(&engine, &printer, args, filters).await,
@@ -974,5 +986,105 @@ async fn analyze(engine: &Engine, p: &Printer, args: AnalyzeArgs) -> Result<()> 
         human_size(report.estimated_stored_bytes),
         report.estimated_savings_percent
     ));
+    Ok(())
+}
+
+/// `deltaglider cache ...`: works on the configured cache without connecting to storage.
+pub fn cache(cli: &Cli, mut config: Config, command: &super::args::CacheCommand) -> Result<()> {
+    use super::args::CacheCommand;
+    let p = Printer::new(cli.global.json, cli.global.quiet);
+    if let CacheCommand::Migrate { yes } = command {
+        let found = deltaglider::cache::migrate::find_legacy_caches();
+        if p.json && !yes {
+            print_json(&json!({ "found": found }));
+        }
+        for c in &found {
+            p.line(format!(
+                "{} {:?}{}",
+                c.path.display(),
+                c.kind,
+                c.reason
+                    .as_deref()
+                    .map(|r| format!(" (kept: {r})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if !yes {
+            p.line(format!("{} old cache(s) found; run with --yes to delete them (their contents are never read)", found.len()));
+            return Ok(());
+        }
+        let removed = deltaglider::cache::migrate::remove_legacy_caches(&found);
+        if p.json {
+            print_json(&json!({ "found": found, "removed": removed }));
+        }
+        let failed: Vec<_> = removed.iter().filter(|r| r.error.is_some()).collect();
+        for r in &removed {
+            match &r.error {
+                Some(e) => eprintln!("failed: {}: {e}", r.path.display()),
+                None if r.removed => p.line(format!("delete: {}", r.path.display())),
+                None => {}
+            }
+        }
+        if !failed.is_empty() {
+            bail!("{} old cache(s) could not be deleted", failed.len());
+        }
+        return Ok(());
+    }
+    // Inspecting the cache must not start a watcher that reacts to our own verification.
+    config.cache_settings.monitor = false;
+    let cache = config.open_cache()?;
+    match command {
+        CacheCommand::Info => {
+            let info = cache.info()?;
+            if p.json {
+                print_json(&info);
+            } else {
+                p.line(format!("backend:     {}", info.backend));
+                p.line(format!("description: {}", info.description));
+                if let Some(l) = &info.location {
+                    p.line(format!("location:    {}", l.display()));
+                }
+                p.line(format!(
+                    "entries:     {} ({})",
+                    info.entries,
+                    human_size(info.bytes)
+                ));
+                if let Some(m) = info.max_bytes {
+                    p.line(format!("budget:      {}", human_size(m)));
+                }
+                if let Some(t) = info.ttl_seconds {
+                    p.line(format!("ttl:         {t} s"));
+                }
+                if let Some(k) = &info.signing_key {
+                    p.line(format!("signing key: {k:?}"));
+                }
+                if let Some(k) = &info.encryption_key {
+                    p.line(format!("encryption:  {k:?}"));
+                }
+                if info.unsafe_shared {
+                    p.line("WARNING: ownership and mode checks are off (DG_UNSAFE_SHARED_CACHE)");
+                }
+            }
+        }
+        CacheCommand::Clear => {
+            let before = cache.info()?;
+            cache.clear()?;
+            if p.json {
+                print_json(&json!({ "removed_entries": before.entries }));
+            }
+            p.line(format!("cache cleared: {} entries removed", before.entries));
+        }
+        CacheCommand::Verify => {
+            let summary = cache.verify_all()?;
+            if p.json {
+                print_json(&summary);
+            }
+            p.line(format!(
+                "cache verify: {} checked, {} valid, {} removed",
+                summary.checked, summary.valid, summary.removed
+            ));
+        }
+        CacheCommand::Migrate { .. } => unreachable!("handled above"),
+    }
     Ok(())
 }

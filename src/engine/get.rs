@@ -211,6 +211,18 @@ impl Engine {
             tracing::debug!(%ref_key, "reference cache hit");
             return Ok(f);
         }
+        // Another process sharing a persistent cache may be filling this entry right now:
+        // wait for it (off the async threads), then look again before downloading.
+        let (cache, sha) = (self.cache.clone(), ref_sha.to_string());
+        let _fill = tokio::task::spawn_blocking(move || cache.lock_for_fill(&sha))
+            .await
+            .map_err(|e| Error::io("cache lock task failed", io::Error::other(e)))??;
+        if _fill.is_held()
+            && let Some(f) = self.cache.lookup(ref_sha)?
+        {
+            tracing::debug!(%ref_key, "reference filled by another process");
+            return Ok(f);
+        }
         tracing::debug!(%ref_key, "reference cache miss: downloading");
         let reader = self
             .store
