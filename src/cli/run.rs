@@ -178,12 +178,7 @@ fn describe_put(r: &PutReport) -> String {
 }
 
 async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
-    let options = PutRequestOptions {
-        no_delta: args.no_delta,
-        max_ratio: args.max_ratio,
-        content_type: None,
-        ..Default::default()
-    };
+    let options = put_options(args.no_delta, args.max_ratio);
     match (S3Url::is_s3(&args.source), S3Url::is_s3(&args.destination)) {
         (false, true) => {
             let src = PathBuf::from(&args.source);
@@ -619,12 +614,7 @@ async fn tree(
 }
 
 async fn cp_recursive(engine: &Engine, p: &Printer, args: CpArgs, filters: Filters) -> Result<()> {
-    let put = PutRequestOptions {
-        no_delta: args.no_delta,
-        max_ratio: args.max_ratio,
-        content_type: None,
-        ..Default::default()
-    };
+    let put = put_options(args.no_delta, args.max_ratio);
     let compare = CompareOptions {
         always_copy: true,
         ..Default::default()
@@ -635,12 +625,7 @@ async fn cp_recursive(engine: &Engine, p: &Printer, args: CpArgs, filters: Filte
 }
 
 async fn sync(engine: &Engine, p: &Printer, args: SyncArgs, filters: Filters) -> Result<()> {
-    let put = PutRequestOptions {
-        no_delta: args.no_delta,
-        max_ratio: args.max_ratio,
-        content_type: None,
-        ..Default::default()
-    };
+    let put = put_options(args.no_delta, args.max_ratio);
     let compare = CompareOptions {
         size_only: args.size_only,
         exact_timestamps: args.exact_timestamps,
@@ -815,12 +800,7 @@ async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filte
     {
         dest_prefix = format!("{dest_prefix}{last}/");
     }
-    let put = PutRequestOptions {
-        no_delta: args.no_delta,
-        max_ratio: args.max_ratio,
-        content_type: None,
-        ..Default::default()
-    };
+    let put = put_options(args.no_delta, args.max_ratio);
     // Resumable: files already at the destination with the same size are skipped.
     let compare = CompareOptions {
         size_only: true,
@@ -1087,4 +1067,13 @@ pub fn cache(cli: &Cli, mut config: Config, command: &super::args::CacheCommand)
         CacheCommand::Migrate { .. } => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// Upload options from the flags every storing command shares.
+fn put_options(no_delta: bool, max_ratio: Option<f64>) -> PutRequestOptions {
+    PutRequestOptions {
+        no_delta,
+        max_ratio,
+        ..Default::default()
+    }
 }
