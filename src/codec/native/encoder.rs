@@ -113,10 +113,14 @@ pub fn encode(
         ]),
         None => None,
     };
-    let windows: Vec<(usize, usize)> = (0..target.len())
+    let mut windows: Vec<(usize, usize)> = (0..target.len())
         .step_by(window_size)
         .map(|s| (s, (s + window_size).min(target.len())))
         .collect();
+    if windows.is_empty() {
+        // xdelta3 writes one empty window for an empty target and wants one to decode.
+        windows.push((0, 0));
+    }
     // Windows are matched in parallel, a batch at a time so memory stays bounded.
     let batch = rayon::current_num_threads().max(1) * 2;
     let mut buf = Vec::new();

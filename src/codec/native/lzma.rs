@@ -6,7 +6,7 @@
 //! produced for that section's input and an `LZMA_SYNC_FLUSH`; the decoder feeds exactly
 //! those bytes to its long-lived stream and takes exactly that many bytes out.
 
-use liblzma::stream::{Action, Check, Filters, LzmaOptions, Status, Stream, TELL_NO_CHECK};
+use liblzma::stream::{Action, Check, Filters, LzmaOptions, Status, Stream};
 
 use super::NativeError;
 
@@ -34,7 +34,7 @@ impl SectionDecoder {
         let stream = match &mut self.stream {
             Some(s) => s,
             slot => slot.insert(
-                Stream::new_stream_decoder(DECODER_MEMLIMIT, TELL_NO_CHECK)
+                Stream::new_stream_decoder(DECODER_MEMLIMIT, 0)
                     .map_err(|e| NativeError::Corrupt(format!("lzma decoder: {e:?}")))?,
             ),
         };
