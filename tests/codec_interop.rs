@@ -44,7 +44,7 @@ fn texty(n: usize, seed: u64) -> Vec<u8> {
     let mut v = Vec::with_capacity(n + 16);
     while v.len() < n {
         v.extend_from_slice(words[(r() % 12) as usize]);
-        if r() % 7 == 0 {
+        if r().is_multiple_of(7) {
             v.push(r() as u8);
         }
     }
@@ -172,13 +172,14 @@ fn xdelta3(args: &[&str]) {
 }
 
 fn codec(lzma: Option<u32>, window: Option<usize>) -> NativeCodec {
-    let mut c = NativeCodec::default();
-    c.encode_options = EncodeOptions {
-        lzma_preset: lzma,
-        window_size: window.unwrap_or(EncodeOptions::default().window_size),
-        ..EncodeOptions::default()
-    };
-    c
+    NativeCodec {
+        encode_options: EncodeOptions {
+            lzma_preset: lzma,
+            window_size: window.unwrap_or(EncodeOptions::default().window_size),
+            ..EncodeOptions::default()
+        },
+        ..NativeCodec::default()
+    }
 }
 
 fn run_case(dir: &Path, case: &Case) -> Vec<String> {

@@ -60,6 +60,9 @@ impl AddressCache {
         addrs: &[u8],
         pos: &mut usize,
     ) -> Result<u64, AddressError> {
+        if mode >= FIRST_SAME + SAME_GROUPS as u8 {
+            return Err(AddressError::Invalid);
+        }
         let addr = if mode >= FIRST_SAME {
             let byte = *addrs.get(*pos).ok_or(AddressError::Truncated)?;
             *pos += 1;

@@ -1,44 +1,23 @@
 //! Adler-32 (RFC 1950), the checksum xdelta3 stores for each target window.
 
-const MOD: u32 = 65_521;
-/// Largest number of bytes summed before the 32-bit accumulators must be reduced.
-const NMAX: usize = 5552;
-
 /// Continues an Adler-32 checksum (start with 1) over `data`.
 pub fn update(adler: u32, data: &[u8]) -> u32 {
-    let mut a = adler & 0xffff;
-    let mut b = adler >> 16;
-    for chunk in data.chunks(NMAX) {
-        let mut quads = chunk.chunks_exact(4);
-        for q in &mut quads {
-            a += u32::from(q[0]);
-            b += a;
-            a += u32::from(q[1]);
-            b += a;
-            a += u32::from(q[2]);
-            b += a;
-            a += u32::from(q[3]);
-            b += a;
-        }
-        for &byte in quads.remainder() {
-            a += u32::from(byte);
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
-    }
-    (b << 16) | a
+    let mut h = simd_adler32::Adler32::from_checksum(adler);
+    h.write(data);
+    h.finish()
 }
 
-/// The Adler-32 checksum of `data`.
+/// The Adler-32 checksum of `data` (vectorised where the CPU allows).
 pub fn adler32(data: &[u8]) -> u32 {
-    update(1, data)
+    simd_adler32::adler32(&data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const MOD: u32 = 65_521;
 
     fn naive(data: &[u8]) -> u32 {
         let (mut a, mut b) = (1u32, 0u32);

@@ -6,6 +6,7 @@
 //! secondary compression, whose streams run across windows, is sequential.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
@@ -17,7 +18,7 @@ use super::decoder::{
     MAGIC, SECONDARY_LZMA, VCD_ADDRCOMP, VCD_ADLER32, VCD_DATACOMP, VCD_DECOMPRESS, VCD_INSTCOMP,
     VCD_SOURCE,
 };
-use super::lzma::SectionEncoder;
+use super::lzma::{BlockStream, CompressedBlock, SectionEncoder, compress_block};
 use super::matcher::{
     HASH_LEN, ReferenceIndex, TargetIndex, common_prefix, common_suffix, load_u64,
 };
@@ -27,6 +28,8 @@ use super::varint;
 pub const MAX_WINDOW: usize = 1 << 24;
 /// xdelta3's 32-bit decoder positions: segment plus window must stay below 4 GiB.
 const MAX_SEGMENT_PLUS_WINDOW: u64 = (1 << 32) - 1;
+/// How many probes ahead index slots are prefetched.
+const PREFETCH_DISTANCE: usize = 8;
 /// Sections shorter than this are stored without secondary compression (as xdelta3).
 const SECONDARY_MIN_INPUT: usize = 10;
 
@@ -35,14 +38,26 @@ const SECONDARY_MIN_INPUT: usize = 10;
 pub struct EncodeOptions {
     /// Target window size (at most [`MAX_WINDOW`]).
     pub window_size: usize,
-    /// LZMA secondary compression preset (0-9), or `None` for plain RFC 3284 sections.
+    /// LZMA secondary compression preset (0-9) of the instruction and address sections,
+    /// or `None` for plain RFC 3284 sections.
     pub lzma_preset: Option<u32>,
+    /// LZMA preset of the data section (compressed per window, in parallel), used when
+    /// `lzma_preset` is set.
+    pub data_lzma_preset: u32,
     /// The reference is indexed at every `sample_step`-th byte.
     pub sample_step: usize,
     /// Shortest COPY found through the indexes.
     pub min_match: usize,
     /// Write adler32 window checksums.
     pub checksum: bool,
+    /// Unmatched probes before the probing stride grows (by 2, up to `max_stride`).
+    pub accel_after: usize,
+    /// Largest probing stride in long unmatched stretches (odd; 1 = probe every byte).
+    pub max_stride: usize,
+    /// Data sections whose byte entropy (bits per byte) is above this are stored without
+    /// secondary compression: LZMA would not shrink them (already-compressed content)
+    /// and would only cost time. 8.0 compresses every section.
+    pub incompressible_entropy: f64,
 }
 
 impl Default for EncodeOptions {
@@ -50,9 +65,26 @@ impl Default for EncodeOptions {
         EncodeOptions {
             window_size: 8 << 20,
             lzma_preset: Some(9),
+            data_lzma_preset: 0,
             sample_step: 8,
             min_match: 8,
             checksum: true,
+            accel_after: 256,
+            max_stride: 1,
+            incompressible_entropy: 8.1,
+        }
+    }
+}
+
+impl EncodeOptions {
+    /// Trades about 1-2% of delta size on already-compressed content (wheels, jars) for
+    /// several times less CPU: data sections that look incompressible skip LZMA and long
+    /// unmatched stretches are probed sparsely.
+    pub fn fast() -> EncodeOptions {
+        EncodeOptions {
+            max_stride: 5,
+            incompressible_entropy: 7.97,
+            ..EncodeOptions::default()
         }
     }
 }
@@ -68,6 +100,10 @@ enum Instr {
 
 /// A window ready for secondary compression and output.
 struct EncodedWindow {
+    /// The data section as an independent LZMA2 block, when it is to be compressed.
+    data_block: Option<Result<CompressedBlock, NativeError>>,
+    /// The data section framed into the delta's data stream.
+    data_block_framed: Option<Vec<u8>>,
     segment: Option<(u64, u64)>,
     target_len: usize,
     checksum: u32,
@@ -80,6 +116,14 @@ pub struct EncodeSummary {
     pub windows: u64,
     pub bytes_written: u64,
     pub index_bytes: usize,
+    /// Section bytes (data, instructions, addresses) before secondary compression.
+    pub section_bytes: [u64; 3],
+    /// Section bytes as written.
+    pub written_section_bytes: [u64; 3],
+    /// Time spent indexing the reference, matching/encoding windows, compressing.
+    pub index_time: std::time::Duration,
+    pub match_time: std::time::Duration,
+    pub secondary_time: std::time::Duration,
 }
 
 /// Encodes `target` against `reference`, writing the delta to `out`.
@@ -90,9 +134,11 @@ pub fn encode(
     opts: &EncodeOptions,
 ) -> Result<EncodeSummary, NativeError> {
     let window_size = opts.window_size.clamp(1 << 10, MAX_WINDOW);
+    let started = Instant::now();
     let index = ReferenceIndex::build(reference, opts.sample_step);
     let mut summary = EncodeSummary {
         index_bytes: index.memory(),
+        index_time: started.elapsed(),
         ..EncodeSummary::default()
     };
     let mut header = MAGIC.to_vec();
@@ -106,11 +152,10 @@ pub fn encode(
     summary.bytes_written += header.len() as u64;
 
     let mut secondary = match opts.lzma_preset {
-        Some(p) => Some([
-            SectionEncoder::new(p)?,
-            SectionEncoder::new(p)?,
-            SectionEncoder::new(p)?,
-        ]),
+        Some(p) => {
+            let len = target.len() as u64;
+            Some([SectionEncoder::new(p, len)?, SectionEncoder::new(p, len)?])
+        }
         None => None,
     };
     let mut windows: Vec<(usize, usize)> = (0..target.len())
@@ -121,25 +166,65 @@ pub fn encode(
         // xdelta3 writes one empty window for an empty target and wants one to decode.
         windows.push((0, 0));
     }
-    // Windows are matched in parallel, a batch at a time so memory stays bounded.
-    let batch = rayon::current_num_threads().max(1) * 2;
-    let mut buf = Vec::new();
-    for chunk in windows.chunks(batch) {
-        let encoded: Vec<EncodedWindow> = chunk
-            .par_iter()
-            .map(|&(ws, we)| {
-                let instrs = find_matches(reference, &index, target, ws, we, opts);
-                encode_window(&instrs, target, ws, we, opts.checksum)
-            })
-            .collect();
-        for w in encoded {
-            buf.clear();
-            write_window(w, secondary.as_mut(), opts.checksum, &mut buf)?;
-            out.write_all(&buf)?;
-            summary.bytes_written += buf.len() as u64;
-            summary.windows += 1;
+    // Windows are matched and encoded in parallel by a producer, a batch at a time (so
+    // memory stays bounded), while this thread compresses and writes the previous batch.
+    let batch = rayon::current_num_threads().max(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<EncodedWindow>, Duration)>(1);
+    let index = &index;
+    let windows = &windows;
+    std::thread::scope(|scope| -> Result<(), NativeError> {
+        scope.spawn(move || {
+            for chunk in windows.chunks(batch) {
+                let started = Instant::now();
+                let encoded: Vec<EncodedWindow> = chunk
+                    .par_iter()
+                    .map(|&(ws, we)| {
+                        let instrs = find_matches(reference, index, target, ws, we, opts);
+                        let mut w = encode_window(&instrs, target, ws, we, opts.checksum);
+                        let data = &w.sections[0];
+                        if opts.lzma_preset.is_some()
+                            && data.len() >= SECONDARY_MIN_INPUT
+                            && byte_entropy(data) <= opts.incompressible_entropy
+                        {
+                            w.data_block = Some(compress_block(data, opts.data_lzma_preset));
+                        }
+                        w
+                    })
+                    .collect();
+                if tx.send((encoded, started.elapsed())).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut buf = Vec::new();
+        let mut data_stream = BlockStream::default();
+        for (encoded, match_time) in rx {
+            summary.match_time += match_time;
+            for mut w in encoded {
+                if let Some(block) = w.data_block.take() {
+                    let block = block?;
+                    let mut c = Vec::with_capacity(block.len() + 32);
+                    varint::write(&mut c, w.sections[0].len() as u64);
+                    data_stream.append(&block, &mut c);
+                    w.data_block_framed = Some(c);
+                }
+                buf.clear();
+                let started = Instant::now();
+                for (k, s) in w.sections.iter().enumerate() {
+                    summary.section_bytes[k] += s.len() as u64;
+                }
+                let written = write_window(w, secondary.as_mut(), opts.checksum, &mut buf)?;
+                for (k, s) in written.iter().enumerate() {
+                    summary.written_section_bytes[k] += s;
+                }
+                summary.secondary_time += started.elapsed();
+                out.write_all(&buf)?;
+                summary.bytes_written += buf.len() as u64;
+                summary.windows += 1;
+            }
         }
-    }
+        Ok(())
+    })?;
     Ok(summary)
 }
 
@@ -157,12 +242,24 @@ fn find_matches(
     let mut out = Vec::new();
     let mut tindex = TargetIndex::new(n);
     let min_match = opts.min_match.max(4);
+    let accel_after = opts.accel_after.max(1);
+    let max_stride = opts.max_stride.max(1) | 1;
     // Reference position minus target position of the last source copy: where the next
     // match probably continues after a small edit.
     let mut predicted: Option<i64> = None;
     let mut lit = 0usize;
     let mut p = 0usize;
+    // Probes since the last match: long unmatched stretches are probed at growing odd
+    // strides (odd, so every residue of the reference sampling is still met).
+    let mut misses = 0usize;
     while p + HASH_LEN <= n {
+        let stride = (1 + 2 * (misses / accel_after)).min(max_stride);
+        let ahead = p + PREFETCH_DISTANCE * stride;
+        if ahead + HASH_LEN <= n {
+            let w = load_u64(win, ahead);
+            index.prefetch(w);
+            tindex.prefetch(w);
+        }
         let word = load_u64(win, p);
         // (start in window, source, length); source None = target.
         let mut best: Option<(usize, Option<u64>, usize, usize)> = None;
@@ -220,6 +317,7 @@ fn find_matches(
             }
             p = start + len;
             lit = p;
+            misses = 0;
             continue;
         }
         let byte = word as u8;
@@ -239,11 +337,13 @@ fn find_matches(
                 out.push(Instr::Run { byte, len: run });
                 p += run;
                 lit = p;
+                misses = 0;
                 continue;
             }
         }
         tindex.insert(word, p);
-        p += 1;
+        p += stride;
+        misses += 1;
     }
     if n > lit {
         out.push(Instr::Add {
@@ -396,47 +496,50 @@ fn encode_window(
             0
         },
         sections: [e.data, e.inst, e.addr],
+        data_block: None,
+        data_block_framed: None,
     }
 }
 
 /// Applies secondary compression and serialises one window.
 fn write_window(
     w: EncodedWindow,
-    secondary: Option<&mut [SectionEncoder; 3]>,
+    secondary: Option<&mut [SectionEncoder; 2]>,
     checksum: bool,
     buf: &mut Vec<u8>,
-) -> Result<(), NativeError> {
+) -> Result<[u64; 3], NativeError> {
     let mut del_ind = 0u8;
     let [data, inst, addr] = w.sections;
     let mut sections = [data, inst, addr];
-    if let Some(enc) = secondary {
-        let flags = [VCD_DATACOMP, VCD_INSTCOMP, VCD_ADDRCOMP];
-        let results: Vec<Result<Option<Vec<u8>>, NativeError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = enc
-                .iter_mut()
-                .zip(sections.iter())
-                .map(|(e, sec)| {
-                    s.spawn(move || {
-                        if sec.len() < SECONDARY_MIN_INPUT {
-                            return Ok(None);
-                        }
-                        let mut c = Vec::with_capacity(sec.len() / 2 + 16);
-                        varint::write(&mut c, sec.len() as u64);
-                        e.encode(sec, &mut c)?;
-                        Ok(Some(c))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("lzma thread"))
-                .collect()
+    if let Some(framed) = w.data_block_framed {
+        sections[0] = framed;
+        del_ind |= VCD_DATACOMP;
+    }
+    if let Some([inst_enc, addr_enc]) = secondary {
+        let compress =
+            |e: &mut SectionEncoder, sec: &[u8]| -> Result<Option<Vec<u8>>, NativeError> {
+                if sec.len() < SECONDARY_MIN_INPUT {
+                    return Ok(None);
+                }
+                let mut c = Vec::with_capacity(sec.len() / 2 + 16);
+                varint::write(&mut c, sec.len() as u64);
+                e.encode(sec, &mut c)?;
+                Ok(Some(c))
+            };
+        let (i, a) = (&sections[1], &sections[2]);
+        // Plain threads: the rayon pool is busy matching the next windows.
+        let (ri, ra) = std::thread::scope(|s| {
+            let h = s.spawn(|| compress(addr_enc, a));
+            let ri = compress(inst_enc, i);
+            (ri, h.join().expect("lzma thread"))
         });
-        for (k, r) in results.into_iter().enumerate() {
-            if let Some(c) = r? {
-                sections[k] = c;
-                del_ind |= flags[k];
-            }
+        if let Some(c) = ri? {
+            sections[1] = c;
+            del_ind |= VCD_INSTCOMP;
+        }
+        if let Some(c) = ra? {
+            sections[2] = c;
+            del_ind |= VCD_ADDRCOMP;
         }
     }
     let mut win_ind = 0u8;
@@ -474,5 +577,22 @@ fn write_window(
     buf.extend_from_slice(d);
     buf.extend_from_slice(i);
     buf.extend_from_slice(a);
-    Ok(())
+    Ok([d.len() as u64, i.len() as u64, a.len() as u64])
+}
+
+/// Order-0 entropy of `data` in bits per byte.
+fn byte_entropy(data: &[u8]) -> f64 {
+    let mut counts = [0u64; 256];
+    for &b in data {
+        counts[b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
 }

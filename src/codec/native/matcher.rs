@@ -1,6 +1,8 @@
 //! Match finding: a sampled hash index over the whole reference (no source-window limit)
 //! and a per-window index of the target for repeats inside the target.
 
+use rayon::prelude::*;
+
 /// Bytes hashed at each indexed position.
 pub const HASH_LEN: usize = 8;
 
@@ -43,37 +45,84 @@ pub fn common_suffix(a: &[u8], a_end: usize, b: &[u8], b_end: usize, max: usize)
     i
 }
 
-/// Hash index of the reference: one slot per `step` reference bytes (rounded up to a
-/// power of two, doubled), each holding a sampled position: `8 * len / step` bytes or so.
+/// Hints the CPU to fetch the cache line holding `slot`.
+#[inline(always)]
+fn prefetch<T>(slot: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; any address is allowed.
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(
+            (slot as *const T).cast::<i8>(),
+            core::arch::x86_64::_MM_HINT_T0,
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slot;
+}
+
+/// Hash index of the reference: two slots per `step` reference bytes (rounded up to a
+/// power of two), each holding the first sampled position with that hash: about
+/// `8 * len / step` bytes of memory whatever the reference's content.
 pub struct ReferenceIndex {
     table: Vec<u32>,
     bits: u32,
     step: usize,
 }
 
+const EMPTY: u32 = u32::MAX;
+
 impl ReferenceIndex {
     /// Indexes every `step`-th position of `reference`; `step` grows if positions would
-    /// not fit the 32-bit slots.
+    /// not fit 32 bits. Threads each fill one part of the table (by hash), so the result
+    /// does not depend on the thread count.
     pub fn build(reference: &[u8], step: usize) -> ReferenceIndex {
         let mut step = step.max(1);
-        while (reference.len() / step) as u64 >= u64::from(u32::MAX) {
+        while (reference.len() / step) as u64 >= u64::from(EMPTY) {
             step *= 2;
         }
         let samples = reference.len() / step + 1;
         // Two slots per sample keeps most samples despite collisions.
         let bits = (samples.next_power_of_two().trailing_zeros() + 1).clamp(10, 40);
-        let mut table = vec![0u32; 1usize << bits];
+        let mut table = vec![EMPTY; 1usize << bits];
         if reference.len() >= HASH_LEN {
-            let last = reference.len() - HASH_LEN;
-            let mut pos = 0;
-            while pos <= last {
-                let h = hash(load_u64(reference, pos), bits);
-                // Keep the first occurrence: earlier copies of repeated content win.
-                if table[h] == 0 {
-                    table[h] = (pos / step) as u32 + 1;
-                }
-                pos += step;
-            }
+            let count = (reference.len() - HASH_LEN) / step + 1;
+            let parts = rayon::current_num_threads()
+                .clamp(1, 64)
+                .next_power_of_two();
+            let part_bits = parts.trailing_zeros();
+            let part_len = table.len() / parts;
+            table
+                .par_chunks_mut(part_len)
+                .enumerate()
+                .for_each(|(part, slots)| {
+                    let base = part * part_len;
+                    let shift = bits - part_bits;
+                    // Hashes of the samples ahead, so their slots can be prefetched.
+                    const AHEAD: usize = 32;
+                    let mut ring = [0usize; AHEAD];
+                    for (i, r) in ring.iter_mut().enumerate().take(count) {
+                        *r = hash(load_u64(reference, i * step), bits);
+                    }
+                    for i in 0..count {
+                        let h = ring[i % AHEAD];
+                        let next = i + AHEAD;
+                        if next < count {
+                            let hn = hash(load_u64(reference, next * step), bits);
+                            ring[i % AHEAD] = hn;
+                            if hn >> shift == part {
+                                prefetch(&slots[hn - base]);
+                            }
+                        }
+                        if h >> shift != part {
+                            continue;
+                        }
+                        let slot = &mut slots[h - base];
+                        if *slot == EMPTY {
+                            *slot = i as u32;
+                        }
+                    }
+                });
         }
         ReferenceIndex { table, bits, step }
     }
@@ -82,7 +131,13 @@ impl ReferenceIndex {
     #[inline]
     pub fn candidate(&self, word: u64) -> Option<usize> {
         let v = self.table[hash(word, self.bits)];
-        (v != 0).then(|| (v as usize - 1) * self.step)
+        (v != EMPTY).then(|| v as usize * self.step)
+    }
+
+    /// Starts loading the slot for `word`.
+    #[inline]
+    pub fn prefetch(&self, word: u64) {
+        prefetch(&self.table[hash(word, self.bits)]);
     }
 
     /// Bytes of memory the index uses.
@@ -103,7 +158,7 @@ impl TargetIndex {
             .next_power_of_two()
             .trailing_zeros()
             .saturating_sub(1)
-            .clamp(10, 22);
+            .clamp(10, 20);
         TargetIndex {
             table: vec![0u32; 1usize << bits],
             bits,
@@ -120,11 +175,30 @@ impl TargetIndex {
         let v = self.table[hash(word, self.bits)];
         (v != 0).then(|| v as usize - 1)
     }
+
+    #[inline]
+    pub fn prefetch(&self, word: u64) {
+        prefetch(&self.table[hash(word, self.bits)]);
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Well-mixed pseudo-random bytes.
+    pub fn splitmix_bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                (z ^ (z >> 31)) as u8
+            })
+            .collect()
+    }
 
     #[test]
     fn prefix_and_suffix() {
@@ -139,9 +213,7 @@ mod tests {
 
     #[test]
     fn finds_sampled_positions() {
-        let reference: Vec<u8> = (0..100_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let reference = splitmix_bytes(100_000, 1);
         let idx = ReferenceIndex::build(&reference, 8);
         let mut found = 0;
         for pos in (0..reference.len() - 8).step_by(8) {

@@ -16,6 +16,9 @@ pub mod lzma;
 pub mod matcher;
 pub mod varint;
 
+#[cfg(test)]
+mod proptests;
+
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
