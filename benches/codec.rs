@@ -3,7 +3,10 @@
 //! `cargo bench --bench codec -- [REF TARGET]...` (default: consecutive wheels from
 //! /root/.cache/dg-corpus, or `DG_CORPUS_DIR`). Each side runs as its own process (this
 //! binary re-executes itself for ours) under `/usr/bin/time`, so times include start-up
-//! and RSS is the process peak. Prints delta size, encode and decode time ratios.
+//! and RSS is the process peak. Prints delta size, encode and decode time ratios for the
+//! encoder profiles `default` (LZMA secondary compression of all sections), `fast`
+//! (`EncodeOptions::fast()`: no LZMA for incompressible data sections) and `plain` (no
+//! secondary compression). Wall times on a loaded machine are noisy: compare ratios.
 
 use std::fs::File;
 use std::io::Write;
@@ -17,14 +20,15 @@ use deltaglider::codec::native::{EncodeOptions, Mapped, NativeCodec, encode};
 const RUNS: usize = 3;
 
 fn worker(args: &[String]) {
-    // worker encode|decode LZMA_PRESET|none REF IN OUT
-    let preset = match args[1].as_str() {
-        "none" => None,
-        p => Some(p.parse().expect("preset")),
-    };
-    let mut options = EncodeOptions {
-        lzma_preset: preset,
-        ..EncodeOptions::default()
+    // worker encode|decode default|fast|plain REF IN OUT
+    let mut options = match args[1].as_str() {
+        "default" => EncodeOptions::default(),
+        "fast" => EncodeOptions::fast(),
+        "plain" => EncodeOptions {
+            lzma_preset: None,
+            ..EncodeOptions::default()
+        },
+        other => panic!("unknown profile {other}"),
     };
     // Tuning knobs for experiments.
     let env = |name: &str| {
@@ -173,7 +177,7 @@ fn main() {
             .chars()
             .take(26)
             .collect::<String>();
-        for preset in ["9", "6", "1", "none"] {
+        for preset in ["default", "fast", "plain"] {
             let (od, oo) = (t("o.vcdiff"), t("o.out"));
             let (oe, oe_rss) = measure(me, &["--worker", "encode", preset, rs, ts, &od]);
             let (odt, od_rss) = measure(me, &["--worker", "decode", preset, rs, &od, &oo]);
@@ -194,7 +198,7 @@ fn main() {
             let ms = |d: Duration| format!("{:.0}ms", d.as_secs_f64() * 1e3);
             println!(
                 "{:<34} {:>10} {:>10} {:>7.4} {:>9} {:>9} {:>6.1}x {:>9} {:>9} {:>6.1}x {:>8}M {:>8}M",
-                format!("{label} lzma={preset}"),
+                format!("{label} {preset}"),
                 xsize,
                 osize,
                 osize as f64 / xsize as f64,

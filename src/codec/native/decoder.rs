@@ -130,7 +130,7 @@ struct Sections {
 }
 
 /// Decodes `delta` against `reference`, writing the target to `out`.
-pub fn decode<R: Read>(
+pub fn decode<R: Read + Send>(
     reference: &[u8],
     delta: R,
     out: &mut dyn Write,
@@ -207,20 +207,135 @@ pub fn decode<R: Read>(
         summary.app_header = header.app_header;
     }
 
-    let table = CodeTable::rfc3284();
-    let mut cache = AddressCache::default();
-    let mut secondary = [
-        SectionDecoder::default(),
-        SectionDecoder::default(),
-        SectionDecoder::default(),
-    ];
-    let mut sections = Sections::default();
-    let mut window: Vec<u8> = Vec::new();
-    let mut last_window: Vec<u8> = Vec::new();
-    let mut last_start: u64 = 0;
-    let mut win_start: u64 = 0;
+    // A reader thread parses windows and undoes secondary compression while this thread
+    // runs instructions, verifies checksums and writes: the two overlap.
+    let secondary_on = summary.secondary_compressor.is_some();
+    let reference_len = reference.len() as u64;
+    std::thread::scope(|scope| -> Result<DecodeSummary, NativeError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<ParsedWindow, NativeError>>(1);
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Sections>();
+        scope.spawn(move || {
+            let mut parser = WindowParser {
+                secondary: Default::default(),
+                secondary_on,
+                reference_len,
+                last: (0, 0),
+                next_start: 0,
+                written: 0,
+                opts,
+            };
+            loop {
+                let sections = recycle_rx.try_recv().unwrap_or_default();
+                match parser.next(&mut rd, sections) {
+                    Ok(Some(w)) => {
+                        if tx.send(Ok(w)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
 
-    while let Some(win_ind) = rd.byte_or_eof()? {
+        let table = CodeTable::rfc3284();
+        let mut cache = AddressCache::default();
+        let mut window: Vec<u8> = Vec::new();
+        let mut last_window: Vec<u8> = Vec::new();
+        let mut last_start: u64 = 0;
+        let mut win_start: u64 = 0;
+        for parsed in rx {
+            let w = parsed?;
+            let segment: &[u8] = match w.segment {
+                Segment::None => &[],
+                Segment::Source { off, len } => &reference[off as usize..(off + len) as usize],
+                Segment::Target { off, len } => {
+                    let from = (off - last_start) as usize;
+                    &last_window[from..from + len as usize]
+                }
+            };
+            cache.reset();
+            window.clear();
+            window.reserve(w.target_len as usize);
+            run_instructions(
+                &table,
+                &mut cache,
+                segment,
+                &w.sections,
+                w.target_len as usize,
+                &mut window,
+            )?;
+            if let Some(expected) = w.checksum
+                && opts.verify_checksums
+            {
+                let actual = adler32::adler32(&window);
+                if actual != expected {
+                    return Err(NativeError::Checksum {
+                        window: summary.windows,
+                        expected,
+                        actual,
+                    });
+                }
+            }
+            let _ = recycle_tx.send(w.sections);
+            out.write_all(&window)?;
+            summary.bytes_written += w.target_len;
+            summary.windows += 1;
+            std::mem::swap(&mut window, &mut last_window);
+            last_start = win_start;
+            win_start += w.target_len;
+        }
+        Ok(summary)
+    })
+}
+
+/// Where a window's COPY segment lives.
+#[derive(Debug, Clone, Copy)]
+enum Segment {
+    None,
+    Source {
+        off: u64,
+        len: u64,
+    },
+    /// Part of the previous target window.
+    Target {
+        off: u64,
+        len: u64,
+    },
+}
+
+/// A window read from the delta, sections decompressed, ready to run.
+struct ParsedWindow {
+    segment: Segment,
+    target_len: u64,
+    checksum: Option<u32>,
+    sections: Sections,
+}
+
+/// Reads windows and undoes secondary compression; validates every size first.
+struct WindowParser<'a> {
+    secondary: [SectionDecoder; 3],
+    secondary_on: bool,
+    reference_len: u64,
+    /// Start and length of the previous target window.
+    last: (u64, u64),
+    next_start: u64,
+    written: u64,
+    opts: &'a DecodeOptions,
+}
+
+impl WindowParser<'_> {
+    fn next<R: Read>(
+        &mut self,
+        rd: &mut DeltaReader<R>,
+        mut sections: Sections,
+    ) -> Result<Option<ParsedWindow>, NativeError> {
+        let Some(win_ind) = rd.byte_or_eof()? else {
+            return Ok(None);
+        };
         if win_ind & !(VCD_SOURCE | VCD_TARGET | VCD_ADLER32) != 0 {
             return Err(corrupt("unknown window indicator bits"));
         }
@@ -235,43 +350,48 @@ pub fn decode<R: Read>(
         let seg_end = seg_off
             .checked_add(seg_len)
             .ok_or_else(|| corrupt("segment overflows"))?;
-        let segment: &[u8] = if win_ind & VCD_SOURCE != 0 {
-            if seg_end > reference.len() as u64 {
+        let segment = if win_ind & VCD_SOURCE != 0 {
+            if seg_end > self.reference_len {
                 return Err(corrupt(format!(
                     "source segment {seg_off}+{seg_len} beyond the {}-byte reference",
-                    reference.len()
+                    self.reference_len
                 )));
             }
-            &reference[seg_off as usize..seg_end as usize]
+            Segment::Source {
+                off: seg_off,
+                len: seg_len,
+            }
         } else if win_ind & VCD_TARGET != 0 {
-            let last_end = last_start + last_window.len() as u64;
-            if seg_off < last_start || seg_end > last_end {
+            let (last_start, last_len) = self.last;
+            if seg_off < last_start || seg_end > last_start + last_len {
                 return Err(NativeError::Unsupported(
                     "VCD_TARGET segment outside the previous window".into(),
                 ));
             }
-            let from = (seg_off - last_start) as usize;
-            &last_window[from..from + seg_len as usize]
+            Segment::Target {
+                off: seg_off,
+                len: seg_len,
+            }
         } else {
-            &[]
+            Segment::None
         };
 
         let enc_len = rd.varint("delta encoding length")?;
         let tgt_len = rd.varint("target window length")?;
-        if tgt_len > opts.max_window {
+        if tgt_len > self.opts.max_window {
             return Err(NativeError::Limit(format!(
                 "target window of {tgt_len} bytes exceeds the {}-byte limit",
-                opts.max_window
+                self.opts.max_window
             )));
         }
-        if summary.bytes_written.saturating_add(tgt_len) > opts.max_output {
+        if self.written.saturating_add(tgt_len) > self.opts.max_output {
             return Err(NativeError::Limit("output limit reached".into()));
         }
         let del_ind = rd.byte("delta indicator")?;
         if del_ind & !(VCD_DATACOMP | VCD_INSTCOMP | VCD_ADDRCOMP) != 0 {
             return Err(corrupt("unknown delta indicator bits"));
         }
-        if del_ind != 0 && summary.secondary_compressor.is_none() {
+        if del_ind != 0 && !self.secondary_on {
             return Err(corrupt(
                 "compressed sections without a secondary compressor",
             ));
@@ -309,63 +429,50 @@ pub fn decode<R: Read>(
             ));
         }
         rd.bytes(total, &mut sections.raw, "window sections")?;
-        let (d, rest) = sections.raw.split_at(data_len as usize);
-        let (i, a) = rest.split_at(inst_len as usize);
-        let caps = [
-            tgt_len,
-            tgt_len.saturating_mul(12) + 64,
-            tgt_len.saturating_mul(11) + 64,
-        ];
-        let flags = [VCD_DATACOMP, VCD_INSTCOMP, VCD_ADDRCOMP];
-        let outs = [&mut sections.data, &mut sections.inst, &mut sections.addr];
-        for (k, (src, dst)) in [d, i, a].into_iter().zip(outs).enumerate() {
-            if del_ind & flags[k] != 0 {
-                let mut pos = 0;
-                let size = varint::read(src, &mut pos)
-                    .map_err(|_| corrupt("bad compressed section size"))?;
-                if size == 0 || size > caps[k] {
-                    return Err(corrupt("compressed section size out of range"));
-                }
-                secondary[k].decode(&src[pos..], size as usize, dst)?;
-            } else {
-                dst.clear();
-                dst.extend_from_slice(src);
-            }
-        }
-
-        cache.reset();
-        window.clear();
-        window.reserve(tgt_len as usize);
-        run_instructions(
-            &table,
-            &mut cache,
-            segment,
-            &sections,
-            tgt_len as usize,
-            &mut window,
-        )?;
-        if let Some(expected) = checksum
-            && opts.verify_checksums
         {
-            let actual = adler32::adler32(&window);
-            if actual != expected {
-                return Err(NativeError::Checksum {
-                    window: summary.windows,
-                    expected,
-                    actual,
-                });
+            let Sections {
+                raw,
+                data,
+                inst,
+                addr,
+            } = &mut sections;
+            let (d, rest) = raw.split_at(data_len as usize);
+            let (i, a) = rest.split_at(inst_len as usize);
+            let caps = [
+                tgt_len,
+                tgt_len.saturating_mul(12) + 64,
+                tgt_len.saturating_mul(11) + 64,
+            ];
+            let flags = [VCD_DATACOMP, VCD_INSTCOMP, VCD_ADDRCOMP];
+            let outs = [data, inst, addr];
+            for (k, (src, dst)) in [d, i, a].into_iter().zip(outs).enumerate() {
+                if del_ind & flags[k] != 0 {
+                    let mut pos = 0;
+                    let size = varint::read(src, &mut pos)
+                        .map_err(|_| corrupt("bad compressed section size"))?;
+                    if size == 0 || size > caps[k] {
+                        return Err(corrupt("compressed section size out of range"));
+                    }
+                    self.secondary[k].decode(&src[pos..], size as usize, dst)?;
+                } else {
+                    dst.clear();
+                    dst.extend_from_slice(src);
+                }
             }
         }
-        out.write_all(&window)?;
-        summary.bytes_written += tgt_len;
-        summary.windows += 1;
-        std::mem::swap(&mut window, &mut last_window);
-        last_start = win_start;
-        win_start = win_start
+        self.last = (self.next_start, tgt_len);
+        self.next_start = self
+            .next_start
             .checked_add(tgt_len)
             .ok_or_else(|| corrupt("target offset overflows"))?;
+        self.written += tgt_len;
+        Ok(Some(ParsedWindow {
+            segment,
+            target_len: tgt_len,
+            checksum,
+            sections,
+        }))
     }
-    Ok(summary)
 }
 
 /// Executes one window's instructions into `window` (empty, capacity `tgt_len`).

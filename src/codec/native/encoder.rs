@@ -153,7 +153,9 @@ pub fn encode(
 
     let mut secondary = match opts.lzma_preset {
         Some(p) => {
-            let len = target.len() as u64;
+            // Instructions and addresses are a small fraction of the target: a
+            // dictionary of an eighth of it holds their whole history in practice.
+            let len = target.len() as u64 / 8;
             Some([SectionEncoder::new(p, len)?, SectionEncoder::new(p, len)?])
         }
         None => None,
