@@ -30,6 +30,8 @@ pub const MAX_WINDOW: usize = 1 << 24;
 const MAX_SEGMENT_PLUS_WINDOW: u64 = (1 << 32) - 1;
 /// How many probes ahead index slots are prefetched.
 const PREFETCH_DISTANCE: usize = 8;
+/// Data sections are compressed in independent LZMA2 blocks of this many bytes.
+const DATA_BLOCK: usize = 1 << 20;
 /// Sections shorter than this are stored without secondary compression (as xdelta3).
 const SECONDARY_MIN_INPUT: usize = 10;
 
@@ -101,7 +103,7 @@ enum Instr {
 /// A window ready for secondary compression and output.
 struct EncodedWindow {
     /// The data section as an independent LZMA2 block, when it is to be compressed.
-    data_block: Option<Result<CompressedBlock, NativeError>>,
+    data_block: Option<Result<Vec<CompressedBlock>, NativeError>>,
     /// The data section framed into the delta's data stream.
     data_block_framed: Option<Vec<u8>>,
     segment: Option<(u64, u64)>,
@@ -188,7 +190,12 @@ pub fn encode(
                             && data.len() >= SECONDARY_MIN_INPUT
                             && byte_entropy(data) <= opts.incompressible_entropy
                         {
-                            w.data_block = Some(compress_block(data, opts.data_lzma_preset));
+                            // Independent blocks: all cores work even on few windows.
+                            w.data_block = Some(
+                                data.par_chunks(DATA_BLOCK)
+                                    .map(|c| compress_block(c, opts.data_lzma_preset))
+                                    .collect(),
+                            );
                         }
                         w
                     })
@@ -203,11 +210,14 @@ pub fn encode(
         for (encoded, match_time) in rx {
             summary.match_time += match_time;
             for mut w in encoded {
-                if let Some(block) = w.data_block.take() {
-                    let block = block?;
-                    let mut c = Vec::with_capacity(block.len() + 32);
+                if let Some(blocks) = w.data_block.take() {
+                    let blocks = blocks?;
+                    let total: usize = blocks.iter().map(CompressedBlock::len).sum();
+                    let mut c = Vec::with_capacity(total + 32 * blocks.len() + 16);
                     varint::write(&mut c, w.sections[0].len() as u64);
-                    data_stream.append(&block, &mut c);
+                    for block in &blocks {
+                        data_stream.append(block, &mut c);
+                    }
                     w.data_block_framed = Some(c);
                 }
                 buf.clear();
