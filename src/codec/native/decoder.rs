@@ -35,7 +35,8 @@ const MAX_APPHEADER: u64 = 1 << 20;
 /// Decoder limits and switches.
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
-    /// Largest target window accepted (xdelta3 never writes more than 16 MiB).
+    /// Largest target window accepted: xdelta3 neither writes nor reads more than 16 MiB
+    /// (`XD3_HARDMAXWINSIZE`); each window costs two buffers of this size at most.
     pub max_window: u64,
     /// Verify the adler32 checksums windows carry.
     pub verify_checksums: bool,
@@ -49,7 +50,7 @@ pub struct DecodeOptions {
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
-            max_window: 64 << 20,
+            max_window: 16 << 20,
             verify_checksums: true,
             max_output: u64::MAX,
             reject_external_compression: true,

@@ -5,6 +5,17 @@
 //! - [`encoder`]: deltas `xdelta3 -d` decodes, matching anywhere in the reference through
 //!   a sampled index, windows encoded in parallel.
 //!
+//! What the encoder writes: RFC 3284 windows of at most 8 MiB (xdelta3 refuses more than
+//! 16 MiB), each with one `VCD_SOURCE` segment spanning its copies, the default code table,
+//! adler32 checksums and no application header. With secondary compression (the default)
+//! the header names xdelta3's LZMA; instruction and address sections go through one
+//! sync-flushed `.xz` stream each, as xdelta3 does, while the data section's stream is a
+//! sequence of independent 1 MiB LZMA2 blocks compressed in parallel (an ordinary
+//! multi-block `.xz` stream to the decoder; each window's bytes end on a chunk boundary).
+//!
+//! Deltas xdelta3 made without `-D` from gzip/xz/bzip2 files (the application header
+//! names an external compressor) are refused: their decoded bytes are not the upload.
+//!
 //! [`decode_slices`] is the in-memory entry point used for fuzzing.
 
 pub mod address_cache;
