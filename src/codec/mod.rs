@@ -3,6 +3,7 @@
 //! Codecs take open, already-verified file handles, never paths: the reference a codec reads
 //! is exactly the file whose hash the caller checked.
 
+pub mod native;
 pub mod vcdiff_header;
 pub mod xdelta3;
 

@@ -1,0 +1,610 @@
+//! VCDIFF encoder whose output `xdelta3 -d` reads: default code table, address cache,
+//! adler32 window checksums and, optionally, xdelta3's LZMA secondary compression.
+//!
+//! The target is cut into windows (at most 16 MiB, xdelta3's limit) that are matched and
+//! encoded in parallel against one sampled index of the whole reference; only the
+//! secondary compression, whose streams run across windows, is sequential.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use super::NativeError;
+use super::address_cache::AddressCache;
+use super::adler32;
+use super::code_table::{RUN_OPCODE, add_copy_opcode, add_opcode, copy_add_opcode, copy_opcode};
+use super::decoder::{
+    MAGIC, SECONDARY_LZMA, VCD_ADDRCOMP, VCD_ADLER32, VCD_DATACOMP, VCD_DECOMPRESS, VCD_INSTCOMP,
+    VCD_SOURCE,
+};
+use super::lzma::{BlockStream, CompressedBlock, SectionEncoder, compress_block};
+use super::matcher::{
+    HASH_LEN, ReferenceIndex, TargetIndex, common_prefix, common_suffix, load_u64,
+};
+use super::varint;
+
+/// Largest target window xdelta3 decodes (`XD3_HARDMAXWINSIZE`).
+pub const MAX_WINDOW: usize = 1 << 24;
+/// xdelta3's 32-bit decoder positions: segment plus window must stay below 4 GiB.
+const MAX_SEGMENT_PLUS_WINDOW: u64 = (1 << 32) - 1;
+/// How many probes ahead index slots are prefetched.
+const PREFETCH_DISTANCE: usize = 8;
+/// Data sections are compressed in independent LZMA2 blocks of this many bytes.
+const DATA_BLOCK: usize = 1 << 20;
+/// Sections shorter than this are stored without secondary compression (as xdelta3).
+const SECONDARY_MIN_INPUT: usize = 10;
+
+/// Encoder settings.
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    /// Target window size (at most [`MAX_WINDOW`]).
+    pub window_size: usize,
+    /// LZMA secondary compression preset (0-9) of the instruction and address sections,
+    /// or `None` for plain RFC 3284 sections.
+    pub lzma_preset: Option<u32>,
+    /// LZMA preset of the data section (compressed per window, in parallel), used when
+    /// `lzma_preset` is set.
+    pub data_lzma_preset: u32,
+    /// The reference is indexed at every `sample_step`-th byte.
+    pub sample_step: usize,
+    /// Shortest COPY found through the indexes.
+    pub min_match: usize,
+    /// Write adler32 window checksums.
+    pub checksum: bool,
+    /// Unmatched probes before the probing stride grows (by 2, up to `max_stride`).
+    pub accel_after: usize,
+    /// Largest probing stride in long unmatched stretches (odd; 1 = probe every byte).
+    pub max_stride: usize,
+    /// Data sections whose byte entropy (bits per byte) is above this are stored without
+    /// secondary compression: LZMA would not shrink them (already-compressed content)
+    /// and would only cost time. 8.0 compresses every section.
+    pub incompressible_entropy: f64,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            window_size: 8 << 20,
+            lzma_preset: Some(9),
+            data_lzma_preset: 0,
+            sample_step: 8,
+            min_match: 8,
+            checksum: true,
+            accel_after: 256,
+            max_stride: 1,
+            incompressible_entropy: 8.1,
+        }
+    }
+}
+
+impl EncodeOptions {
+    /// Trades about 1-2% of delta size on already-compressed content (wheels, jars) for
+    /// several times less CPU: data sections that look incompressible skip LZMA and long
+    /// unmatched stretches are probed sparsely.
+    pub fn fast() -> EncodeOptions {
+        EncodeOptions {
+            max_stride: 5,
+            incompressible_entropy: 7.97,
+            ..EncodeOptions::default()
+        }
+    }
+}
+
+/// One instruction of a window, in absolute positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Instr {
+    Add { at: usize, len: usize },
+    Run { byte: u8, len: usize },
+    Copy { src: u64, len: usize },
+    SelfCopy { from: usize, len: usize },
+}
+
+/// A window ready for secondary compression and output.
+struct EncodedWindow {
+    /// The data section as an independent LZMA2 block, when it is to be compressed.
+    data_block: Option<Result<Vec<CompressedBlock>, NativeError>>,
+    /// The data section framed into the delta's data stream.
+    data_block_framed: Option<Vec<u8>>,
+    segment: Option<(u64, u64)>,
+    target_len: usize,
+    checksum: u32,
+    sections: [Vec<u8>; 3],
+}
+
+/// Statistics of one encode.
+#[derive(Debug, Clone, Default)]
+pub struct EncodeSummary {
+    pub windows: u64,
+    pub bytes_written: u64,
+    pub index_bytes: usize,
+    /// Section bytes (data, instructions, addresses) before secondary compression.
+    pub section_bytes: [u64; 3],
+    /// Section bytes as written.
+    pub written_section_bytes: [u64; 3],
+    /// Time spent indexing the reference, matching/encoding windows, compressing.
+    pub index_time: std::time::Duration,
+    pub match_time: std::time::Duration,
+    pub secondary_time: std::time::Duration,
+}
+
+/// Encodes `target` against `reference`, writing the delta to `out`.
+pub fn encode(
+    reference: &[u8],
+    target: &[u8],
+    out: &mut dyn Write,
+    opts: &EncodeOptions,
+) -> Result<EncodeSummary, NativeError> {
+    let window_size = opts.window_size.clamp(1 << 10, MAX_WINDOW);
+    let started = Instant::now();
+    let index = ReferenceIndex::build(reference, opts.sample_step);
+    let mut summary = EncodeSummary {
+        index_bytes: index.memory(),
+        index_time: started.elapsed(),
+        ..EncodeSummary::default()
+    };
+    let mut header = MAGIC.to_vec();
+    header.push(0);
+    if opts.lzma_preset.is_some() {
+        header.extend_from_slice(&[VCD_DECOMPRESS, SECONDARY_LZMA]);
+    } else {
+        header.push(0);
+    }
+    out.write_all(&header)?;
+    summary.bytes_written += header.len() as u64;
+
+    let mut secondary = match opts.lzma_preset {
+        Some(p) => {
+            // Instructions and addresses are a small fraction of the target: a
+            // dictionary of an eighth of it holds their whole history in practice.
+            let len = target.len() as u64 / 8;
+            Some([SectionEncoder::new(p, len)?, SectionEncoder::new(p, len)?])
+        }
+        None => None,
+    };
+    let mut windows: Vec<(usize, usize)> = (0..target.len())
+        .step_by(window_size)
+        .map(|s| (s, (s + window_size).min(target.len())))
+        .collect();
+    if windows.is_empty() {
+        // xdelta3 writes one empty window for an empty target and wants one to decode.
+        windows.push((0, 0));
+    }
+    // Windows are matched and encoded in parallel by a producer, a batch at a time (so
+    // memory stays bounded), while this thread compresses and writes the previous batch.
+    let batch = rayon::current_num_threads().max(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<EncodedWindow>, Duration)>(1);
+    let index = &index;
+    let windows = &windows;
+    std::thread::scope(|scope| -> Result<(), NativeError> {
+        scope.spawn(move || {
+            for chunk in windows.chunks(batch) {
+                let started = Instant::now();
+                let encoded: Vec<EncodedWindow> = chunk
+                    .par_iter()
+                    .map(|&(ws, we)| {
+                        let instrs = find_matches(reference, index, target, ws, we, opts);
+                        let mut w = encode_window(&instrs, target, ws, we, opts.checksum);
+                        let data = &w.sections[0];
+                        if opts.lzma_preset.is_some()
+                            && data.len() >= SECONDARY_MIN_INPUT
+                            && byte_entropy(data) <= opts.incompressible_entropy
+                        {
+                            // Independent blocks: all cores work even on few windows.
+                            w.data_block = Some(
+                                data.par_chunks(DATA_BLOCK)
+                                    .map(|c| compress_block(c, opts.data_lzma_preset))
+                                    .collect(),
+                            );
+                        }
+                        w
+                    })
+                    .collect();
+                if tx.send((encoded, started.elapsed())).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut buf = Vec::new();
+        let mut data_stream = BlockStream::default();
+        for (encoded, match_time) in rx {
+            summary.match_time += match_time;
+            for mut w in encoded {
+                if let Some(blocks) = w.data_block.take() {
+                    let blocks = blocks?;
+                    let total: usize = blocks.iter().map(CompressedBlock::len).sum();
+                    let mut c = Vec::with_capacity(total + 32 * blocks.len() + 16);
+                    varint::write(&mut c, w.sections[0].len() as u64);
+                    for block in &blocks {
+                        data_stream.append(block, &mut c);
+                    }
+                    w.data_block_framed = Some(c);
+                }
+                buf.clear();
+                let started = Instant::now();
+                for (k, s) in w.sections.iter().enumerate() {
+                    summary.section_bytes[k] += s.len() as u64;
+                }
+                let written = write_window(w, secondary.as_mut(), opts.checksum, &mut buf)?;
+                for (k, s) in written.iter().enumerate() {
+                    summary.written_section_bytes[k] += s;
+                }
+                summary.secondary_time += started.elapsed();
+                out.write_all(&buf)?;
+                summary.bytes_written += buf.len() as u64;
+                summary.windows += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(summary)
+}
+
+/// Finds the instructions for `target[ws..we]`.
+fn find_matches(
+    reference: &[u8],
+    index: &ReferenceIndex,
+    target: &[u8],
+    ws: usize,
+    we: usize,
+    opts: &EncodeOptions,
+) -> Vec<Instr> {
+    let win = &target[ws..we];
+    let n = win.len();
+    let mut out = Vec::new();
+    let mut tindex = TargetIndex::new(n);
+    let min_match = opts.min_match.max(4);
+    let accel_after = opts.accel_after.max(1);
+    let max_stride = opts.max_stride.max(1) | 1;
+    // Reference position minus target position of the last source copy: where the next
+    // match probably continues after a small edit.
+    let mut predicted: Option<i64> = None;
+    let mut lit = 0usize;
+    let mut p = 0usize;
+    // Probes since the last match: long unmatched stretches are probed at growing odd
+    // strides (odd, so every residue of the reference sampling is still met).
+    let mut misses = 0usize;
+    while p + HASH_LEN <= n {
+        let stride = (1 + 2 * (misses / accel_after)).min(max_stride);
+        let ahead = p + PREFETCH_DISTANCE * stride;
+        if ahead + HASH_LEN <= n {
+            let w = load_u64(win, ahead);
+            index.prefetch(w);
+            tindex.prefetch(w);
+        }
+        let word = load_u64(win, p);
+        // (start in window, source, length); source None = target.
+        let mut best: Option<(usize, Option<u64>, usize, usize)> = None;
+        let mut best_len = 0usize;
+        if let Some(off) = predicted {
+            let r = (ws + p) as i64 + off;
+            if r >= 0 && (r as usize) < reference.len() {
+                let r = r as usize;
+                let f = common_prefix(&win[p..], &reference[r..]);
+                if f >= 4 {
+                    best = Some((p, Some(r as u64), 0, f));
+                    best_len = f;
+                }
+            }
+        }
+        if best_len < 64 {
+            if let Some(r) = index.candidate(word)
+                && r + HASH_LEN <= reference.len()
+                && load_u64(reference, r) == word
+            {
+                let f = common_prefix(&win[p..], &reference[r..]);
+                let b = common_suffix(win, p, reference, r, p - lit);
+                if f + b >= min_match && f + b > best_len {
+                    best = Some((p - b, Some((r - b) as u64), 0, f + b));
+                    best_len = f + b;
+                }
+            }
+            if let Some(q) = tindex.candidate(word)
+                && q < p
+                && load_u64(win, q) == word
+            {
+                let f = common_prefix(&win[p..], &win[q..]);
+                let b = common_suffix(win, p, win, q, p - lit);
+                if f + b >= min_match && f + b > best_len {
+                    best = Some((p - b, None, q - b, f + b));
+                }
+            }
+        }
+        if let Some((start, src, from, len)) = best {
+            if start > lit {
+                out.push(Instr::Add {
+                    at: ws + lit,
+                    len: start - lit,
+                });
+            }
+            match src {
+                Some(r) => {
+                    out.push(Instr::Copy { src: r, len });
+                    predicted = Some(r as i64 + len as i64 - (ws + start + len) as i64);
+                }
+                None => out.push(Instr::SelfCopy {
+                    from: ws + from,
+                    len,
+                }),
+            }
+            p = start + len;
+            lit = p;
+            misses = 0;
+            continue;
+        }
+        let byte = word as u8;
+        if word == u64::from(byte) * 0x0101_0101_0101_0101 {
+            let run = HASH_LEN
+                + win[p + HASH_LEN..]
+                    .iter()
+                    .take_while(|&&b| b == byte)
+                    .count();
+            if run >= 16 {
+                if p > lit {
+                    out.push(Instr::Add {
+                        at: ws + lit,
+                        len: p - lit,
+                    });
+                }
+                out.push(Instr::Run { byte, len: run });
+                p += run;
+                lit = p;
+                misses = 0;
+                continue;
+            }
+        }
+        tindex.insert(word, p);
+        p += stride;
+        misses += 1;
+    }
+    if n > lit {
+        out.push(Instr::Add {
+            at: ws + lit,
+            len: n - lit,
+        });
+    }
+    out
+}
+
+/// Builds the three sections with the default code table.
+#[derive(Default)]
+struct Emitter {
+    data: Vec<u8>,
+    inst: Vec<u8>,
+    addr: Vec<u8>,
+    cache: AddressCache,
+    /// Opcode index and size of a trailing ADD that a COPY may still join.
+    last_add: Option<(usize, u64)>,
+    /// Opcode index, size and mode of a trailing COPY that an ADD may still join.
+    last_copy: Option<(usize, u64, u8)>,
+}
+
+impl Emitter {
+    fn add(&mut self, bytes: &[u8]) {
+        let size = bytes.len() as u64;
+        self.data.extend_from_slice(bytes);
+        if let Some((idx, csize, mode)) = self.last_copy.take()
+            && let Some(op) = copy_add_opcode(csize, mode, size)
+        {
+            self.inst[idx] = op;
+            self.last_add = None;
+            return;
+        }
+        let (op, explicit) = add_opcode(size);
+        let idx = self.inst.len();
+        self.inst.push(op);
+        if explicit {
+            varint::write(&mut self.inst, size);
+        }
+        self.last_add = (!explicit && size <= 4).then_some((idx, size));
+    }
+
+    fn run(&mut self, byte: u8, size: u64) {
+        self.data.push(byte);
+        self.inst.push(RUN_OPCODE);
+        varint::write(&mut self.inst, size);
+        self.last_add = None;
+        self.last_copy = None;
+    }
+
+    fn copy(&mut self, addr: u64, here: u64, size: u64) {
+        let mode = self.cache.encode(addr, here, &mut self.addr);
+        if let Some((idx, asize)) = self.last_add.take()
+            && let Some(op) = add_copy_opcode(asize, size, mode)
+        {
+            self.inst[idx] = op;
+            self.last_copy = None;
+            return;
+        }
+        let (op, explicit) = copy_opcode(size, mode);
+        let idx = self.inst.len();
+        self.inst.push(op);
+        if explicit {
+            varint::write(&mut self.inst, size);
+        }
+        self.last_copy = (!explicit).then_some((idx, size, mode));
+    }
+}
+
+/// Chooses the source segment (all source copies of the window, kept under xdelta3's
+/// 32-bit limit) and encodes the instructions.
+fn encode_window(
+    instrs: &[Instr],
+    target: &[u8],
+    ws: usize,
+    we: usize,
+    checksum: bool,
+) -> EncodedWindow {
+    let tgt_len = we - ws;
+    let limit = MAX_SEGMENT_PLUS_WINDOW - tgt_len as u64;
+    let mut lo = u64::MAX;
+    let mut hi = 0u64;
+    let mut longest: Option<(u64, usize)> = None;
+    for i in instrs {
+        if let Instr::Copy { src, len } = *i {
+            lo = lo.min(src);
+            hi = hi.max(src + len as u64);
+            if longest.is_none_or(|(_, l)| len > l) {
+                longest = Some((src, len));
+            }
+        }
+    }
+    let segment = longest.map(|(anchor, _)| {
+        if hi - lo <= limit {
+            (lo, hi - lo)
+        } else {
+            let start = anchor.saturating_sub(limit / 2).max(lo);
+            (start, limit.min(hi - start))
+        }
+    });
+    let (seg_off, seg_len) = segment.unwrap_or((0, 0));
+
+    let mut e = Emitter::default();
+    let mut pos = ws;
+    let mut pending_add: Option<usize> = None;
+    let flush = |e: &mut Emitter, pending: &mut Option<usize>, pos: usize| {
+        if let Some(start) = pending.take() {
+            e.add(&target[start..pos]);
+        }
+    };
+    for i in instrs {
+        match *i {
+            Instr::Add { at, len } => {
+                debug_assert_eq!(at, pos);
+                pending_add.get_or_insert(at);
+                pos += len;
+            }
+            Instr::Copy { src, len } if src < seg_off || src + len as u64 > seg_off + seg_len => {
+                pending_add.get_or_insert(pos);
+                pos += len;
+            }
+            Instr::Copy { src, len } => {
+                flush(&mut e, &mut pending_add, pos);
+                let here = seg_len + (pos - ws) as u64;
+                e.copy(src - seg_off, here, len as u64);
+                pos += len;
+            }
+            Instr::SelfCopy { from, len } => {
+                flush(&mut e, &mut pending_add, pos);
+                let here = seg_len + (pos - ws) as u64;
+                e.copy(seg_len + (from - ws) as u64, here, len as u64);
+                pos += len;
+            }
+            Instr::Run { byte, len } => {
+                flush(&mut e, &mut pending_add, pos);
+                e.run(byte, len as u64);
+                pos += len;
+            }
+        }
+    }
+    flush(&mut e, &mut pending_add, pos);
+    debug_assert_eq!(pos, we);
+    EncodedWindow {
+        segment: segment.filter(|_| seg_len > 0),
+        target_len: tgt_len,
+        checksum: if checksum {
+            adler32::adler32(&target[ws..we])
+        } else {
+            0
+        },
+        sections: [e.data, e.inst, e.addr],
+        data_block: None,
+        data_block_framed: None,
+    }
+}
+
+/// Applies secondary compression and serialises one window.
+fn write_window(
+    w: EncodedWindow,
+    secondary: Option<&mut [SectionEncoder; 2]>,
+    checksum: bool,
+    buf: &mut Vec<u8>,
+) -> Result<[u64; 3], NativeError> {
+    let mut del_ind = 0u8;
+    let [data, inst, addr] = w.sections;
+    let mut sections = [data, inst, addr];
+    if let Some(framed) = w.data_block_framed {
+        sections[0] = framed;
+        del_ind |= VCD_DATACOMP;
+    }
+    if let Some([inst_enc, addr_enc]) = secondary {
+        let compress =
+            |e: &mut SectionEncoder, sec: &[u8]| -> Result<Option<Vec<u8>>, NativeError> {
+                if sec.len() < SECONDARY_MIN_INPUT {
+                    return Ok(None);
+                }
+                let mut c = Vec::with_capacity(sec.len() / 2 + 16);
+                varint::write(&mut c, sec.len() as u64);
+                e.encode(sec, &mut c)?;
+                Ok(Some(c))
+            };
+        let (i, a) = (&sections[1], &sections[2]);
+        // Plain threads: the rayon pool is busy matching the next windows.
+        let (ri, ra) = std::thread::scope(|s| {
+            let h = s.spawn(|| compress(addr_enc, a));
+            let ri = compress(inst_enc, i);
+            (ri, h.join().expect("lzma thread"))
+        });
+        if let Some(c) = ri? {
+            sections[1] = c;
+            del_ind |= VCD_INSTCOMP;
+        }
+        if let Some(c) = ra? {
+            sections[2] = c;
+            del_ind |= VCD_ADDRCOMP;
+        }
+    }
+    let mut win_ind = 0u8;
+    if w.segment.is_some() {
+        win_ind |= VCD_SOURCE;
+    }
+    if checksum {
+        win_ind |= VCD_ADLER32;
+    }
+    buf.push(win_ind);
+    if let Some((off, len)) = w.segment {
+        varint::write(buf, len);
+        varint::write(buf, off);
+    }
+    let [d, i, a] = &sections;
+    let tgt = w.target_len as u64;
+    let enc_len = 1
+        + varint::len(tgt)
+        + varint::len(d.len() as u64)
+        + varint::len(i.len() as u64)
+        + varint::len(a.len() as u64)
+        + d.len()
+        + i.len()
+        + a.len()
+        + if checksum { 4 } else { 0 };
+    varint::write(buf, enc_len as u64);
+    varint::write(buf, tgt);
+    buf.push(del_ind);
+    varint::write(buf, d.len() as u64);
+    varint::write(buf, i.len() as u64);
+    varint::write(buf, a.len() as u64);
+    if checksum {
+        buf.extend_from_slice(&w.checksum.to_be_bytes());
+    }
+    buf.extend_from_slice(d);
+    buf.extend_from_slice(i);
+    buf.extend_from_slice(a);
+    Ok([d.len() as u64, i.len() as u64, a.len() as u64])
+}
+
+/// Order-0 entropy of `data` in bits per byte.
+fn byte_entropy(data: &[u8]) -> f64 {
+    let mut counts = [0u64; 256];
+    for &b in data {
+        counts[b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}

@@ -1,0 +1,373 @@
+//! Interop matrix for the native VCDIFF codec against the `xdelta3` program:
+//! ours -> xdelta3, xdelta3 `-e -9` -> ours, ours -> ours; all byte-exact.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use deltaglider::codec::DeltaCodec;
+use deltaglider::codec::native::{EncodeOptions, NativeCodec, decode_slices};
+
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut r = rng(seed);
+    (0..n).map(|_| r() as u8).collect()
+}
+
+/// Text-like data: words from a small vocabulary, so there is structure to find.
+fn texty(n: usize, seed: u64) -> Vec<u8> {
+    let words: [&[u8]; 12] = [
+        b"delta ",
+        b"glider ",
+        b"window ",
+        b"source ",
+        b"target ",
+        b"copy ",
+        b"add ",
+        b"run\n",
+        b"lzma ",
+        b"adler32 ",
+        b"reference ",
+        b"0x1f2e ",
+    ];
+    let mut r = rng(seed);
+    let mut v = Vec::with_capacity(n + 16);
+    while v.len() < n {
+        v.extend_from_slice(words[(r() % 12) as usize]);
+        if r().is_multiple_of(7) {
+            v.push(r() as u8);
+        }
+    }
+    v.truncate(n);
+    v
+}
+
+struct Case {
+    name: &'static str,
+    reference: Vec<u8>,
+    target: Vec<u8>,
+    /// Extra xdelta3 encoder flags (window size) and our window size.
+    xdelta_window: Option<usize>,
+}
+
+fn cases() -> Vec<Case> {
+    let base = random_bytes(300_000, 1);
+    let text = texty(400_000, 2);
+    let mut one_byte = base.clone();
+    one_byte[150_000] ^= 0x55;
+    let mut moved = Vec::new();
+    for i in [5usize, 2, 7, 0, 9, 1, 3, 8, 6, 4] {
+        moved.extend_from_slice(&base[i * 30_000..(i + 1) * 30_000]);
+    }
+    let mut text_edit = text.clone();
+    text_edit.splice(1000..1000, b"inserted words here".iter().copied());
+    text_edit.drain(200_000..200_500);
+    text_edit[300_000] = b'#';
+    let big_ref = random_bytes(3_000_000, 3);
+    let mut big_tgt = big_ref[1_500_000..].to_vec();
+    big_tgt.extend_from_slice(&random_bytes(100_000, 4));
+    big_tgt.extend_from_slice(&big_ref[..1_500_000]);
+    big_tgt[2_000_000] ^= 1;
+    let mut runs = vec![0u8; 50_000];
+    runs.extend_from_slice(&base[..10_000]);
+    runs.extend(std::iter::repeat_n(0xAB, 70_000));
+    vec![
+        Case {
+            name: "empty",
+            reference: vec![],
+            target: vec![],
+            xdelta_window: None,
+        },
+        Case {
+            name: "empty-target",
+            reference: base.clone(),
+            target: vec![],
+            xdelta_window: None,
+        },
+        Case {
+            name: "empty-reference",
+            reference: vec![],
+            target: text[..50_000].to_vec(),
+            xdelta_window: None,
+        },
+        Case {
+            name: "tiny",
+            reference: b"hello".to_vec(),
+            target: b"hello, world".to_vec(),
+            xdelta_window: None,
+        },
+        Case {
+            name: "identical",
+            reference: base.clone(),
+            target: base.clone(),
+            xdelta_window: None,
+        },
+        Case {
+            name: "totally-different",
+            reference: base.clone(),
+            target: random_bytes(200_000, 9),
+            xdelta_window: None,
+        },
+        Case {
+            name: "one-byte-change",
+            reference: base.clone(),
+            target: one_byte,
+            xdelta_window: None,
+        },
+        Case {
+            name: "moved-blocks",
+            reference: base.clone(),
+            target: moved,
+            xdelta_window: None,
+        },
+        Case {
+            name: "text-edits",
+            reference: text,
+            target: text_edit,
+            xdelta_window: None,
+        },
+        Case {
+            name: "runs",
+            reference: base.clone(),
+            target: runs,
+            xdelta_window: None,
+        },
+        Case {
+            name: "multi-window",
+            reference: big_ref,
+            target: big_tgt,
+            xdelta_window: Some(1 << 20),
+        },
+    ]
+}
+
+fn xdelta3_available() -> bool {
+    Command::new("xdelta3").arg("-V").output().is_ok()
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    File::create(path).unwrap().write_all(bytes).unwrap();
+}
+
+fn xdelta3(args: &[&str]) {
+    let out = Command::new("xdelta3")
+        .args(args)
+        .output()
+        .expect("run xdelta3");
+    assert!(
+        out.status.success(),
+        "xdelta3 {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn codec(lzma: Option<u32>, window: Option<usize>) -> NativeCodec {
+    NativeCodec {
+        encode_options: EncodeOptions {
+            lzma_preset: lzma,
+            window_size: window.unwrap_or(EncodeOptions::default().window_size),
+            ..EncodeOptions::default()
+        },
+        ..NativeCodec::default()
+    }
+}
+
+fn run_case(dir: &Path, case: &Case) -> Vec<String> {
+    let p = |s: &str| -> PathBuf { dir.join(format!("{}.{s}", case.name)) };
+    let (rp, tp) = (p("ref"), p("tgt"));
+    write(&rp, &case.reference);
+    write(&tp, &case.target);
+    let (rf, tf) = (File::open(&rp).unwrap(), File::open(&tp).unwrap());
+    let mut report = Vec::new();
+
+    // ours -> xdelta3 and ours -> ours, with and without LZMA.
+    for lzma in [Some(9), None] {
+        let c = codec(lzma, case.xdelta_window);
+        let mut delta = Vec::new();
+        c.encode(&rf, &tf, &mut delta).unwrap();
+        let dp = p(if lzma.is_some() {
+            "ours-lzma.vcdiff"
+        } else {
+            "ours-plain.vcdiff"
+        });
+        write(&dp, &delta);
+        let op = p("xdelta3-out");
+        xdelta3(&[
+            "-d",
+            "-D",
+            "-f",
+            "-s",
+            rp.to_str().unwrap(),
+            dp.to_str().unwrap(),
+            op.to_str().unwrap(),
+        ]);
+        assert!(
+            std::fs::read(&op).unwrap() == case.target,
+            "{}: ours({lzma:?}) -> xdelta3 differs",
+            case.name
+        );
+        let mut back = Vec::new();
+        c.decode(&rf, &File::open(&dp).unwrap(), &mut back).unwrap();
+        assert!(
+            back == case.target,
+            "{}: ours({lzma:?}) -> ours differs",
+            case.name
+        );
+        report.push(format!(
+            "{}: ours({lzma:?}) {} bytes",
+            case.name,
+            delta.len()
+        ));
+    }
+
+    // xdelta3 -e -9 (Debian default: LZMA secondary) -> ours.
+    let xp = p("xd3.vcdiff");
+    let mut args = vec!["-e", "-9", "-f"];
+    let w;
+    if let Some(win) = case.xdelta_window {
+        w = win.to_string();
+        args.extend_from_slice(&["-W", &w]);
+    }
+    args.extend_from_slice(&[
+        "-s",
+        rp.to_str().unwrap(),
+        tp.to_str().unwrap(),
+        xp.to_str().unwrap(),
+    ]);
+    xdelta3(&args);
+    let xdelta = std::fs::read(&xp).unwrap();
+    let mut out = Vec::new();
+    codec(Some(9), None)
+        .decode(&rf, &File::open(&xp).unwrap(), &mut out)
+        .unwrap();
+    assert!(out == case.target, "{}: xdelta3 -> ours differs", case.name);
+    assert_eq!(
+        decode_slices(&xdelta, &case.reference).unwrap(),
+        case.target
+    );
+    report.push(format!("{}: xdelta3 {} bytes", case.name, xdelta.len()));
+    report
+}
+
+#[test]
+fn interop_matrix() {
+    assert!(
+        xdelta3_available(),
+        "the tests need xdelta3 (scripts/install-deps.sh)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases() {
+        for line in run_case(dir.path(), &case) {
+            eprintln!("{line}");
+        }
+    }
+}
+
+#[test]
+fn xdelta3_without_secondary_and_unsupported_djw() {
+    assert!(
+        xdelta3_available(),
+        "the tests need xdelta3 (scripts/install-deps.sh)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let reference = texty(100_000, 5);
+    let mut target = reference.clone();
+    target.splice(500..500, b"new bytes".iter().copied());
+    let (rp, tp) = (dir.path().join("r"), dir.path().join("t"));
+    write(&rp, &reference);
+    write(&tp, &target);
+    let plain = dir.path().join("plain");
+    xdelta3(&[
+        "-e",
+        "-9",
+        "-f",
+        "-S",
+        "none",
+        "-s",
+        rp.to_str().unwrap(),
+        tp.to_str().unwrap(),
+        plain.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        decode_slices(&std::fs::read(&plain).unwrap(), &reference).unwrap(),
+        target
+    );
+    // xdelta3 without -n writes checksums; corrupt one byte of the target window data.
+    let djw = dir.path().join("djw");
+    xdelta3(&[
+        "-e",
+        "-9",
+        "-f",
+        "-S",
+        "djw",
+        "-s",
+        rp.to_str().unwrap(),
+        tp.to_str().unwrap(),
+        djw.to_str().unwrap(),
+    ]);
+    let err = decode_slices(&std::fs::read(&djw).unwrap(), &reference).unwrap_err();
+    assert!(err.to_string().contains("DJW"), "{err}");
+}
+
+#[test]
+fn checksum_mismatch_is_detected() {
+    let reference = random_bytes(10_000, 7);
+    let target = random_bytes(5_000, 8);
+    let c = codec(None, None);
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, tp) = (dir.path().join("r"), dir.path().join("t"));
+    write(&rp, &reference);
+    write(&tp, &target);
+    let mut delta = Vec::new();
+    c.encode(
+        &File::open(&rp).unwrap(),
+        &File::open(&tp).unwrap(),
+        &mut delta,
+    )
+    .unwrap();
+    // Flip a byte near the end (inside the ADD data of the only window).
+    let n = delta.len();
+    delta[n - 100] ^= 0x01;
+    let err = decode_slices(&delta, &reference).unwrap_err();
+    assert!(err.to_string().contains("adler32"), "{err}");
+}
+
+/// Real data: consecutive wheels from the corpus (`DG_CORPUS_TESTS=1`).
+#[test]
+fn corpus_wheels() {
+    if std::env::var_os("DG_CORPUS_TESTS").is_none() {
+        eprintln!("skipped: set DG_CORPUS_TESTS=1 to run on /root/.cache/dg-corpus");
+        return;
+    }
+    let dir = PathBuf::from(
+        std::env::var("DG_CORPUS_DIR").unwrap_or_else(|_| "/root/.cache/dg-corpus".into()),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["botocore", "ansible"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(name))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for pair in files.windows(2).take(2) {
+            let case = Case {
+                name: "corpus",
+                reference: std::fs::read(&pair[0]).unwrap(),
+                target: std::fs::read(&pair[1]).unwrap(),
+                xdelta_window: None,
+            };
+            for line in run_case(tmp.path(), &case) {
+                eprintln!("{}: {line}", pair[1].display());
+            }
+        }
+    }
+}
