@@ -7,6 +7,7 @@
 #   cargo clippy --all-targets -- -D warnings
 #   cargo test --all-targets --no-fail-fast [ARGS]
 #   cargo test --doc --no-fail-fast [ARGS]          (only if the crate has a library)
+#   scripts/fuzz.sh ${DG_FUZZ_SECONDS:-15}         (each fuzz target, from fuzz/seeds/)
 # with the integration tests required to run (DG_REQUIRE_S3=1: no skipping for want of a
 # server). The S3 server is stopped on the way out, whatever happens; DG_S3_KEEP=1 leaves
 # it running. Every step runs even after one fails; the exit status is non-zero if any did.
@@ -89,6 +90,7 @@ if has_lib; then
 else
   section "cargo test --doc: skipped (no library target)"
 fi
+step "fuzz (short)" scripts/fuzz.sh "${DG_FUZZ_SECONDS:-15}"
 
 section "summary"
 if [ ${#failed[@]} -gt 0 ]; then
