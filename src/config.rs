@@ -22,12 +22,20 @@ use crate::storage::s3::{S3Settings, S3Store};
 /// Values given on the command line (or by an SDK caller); `None` means "not given".
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--endpoint-url`: `http(s)://` for an S3-compatible server, `file:///path` for a local
+    /// directory.
     pub endpoint_url: Option<String>,
+    /// `--region`.
     pub region: Option<String>,
+    /// `--profile`: AWS profile name.
     pub profile: Option<String>,
+    /// `--max-ratio`: a delta is kept only if smaller than this fraction of the file (0..=1).
     pub max_ratio: Option<f64>,
+    /// `--delta-extensions`: comma-separated; a leading `+` adds to the defaults.
     pub delta_extensions: Option<String>,
+    /// `--config`: a config file that must exist.
     pub config_file: Option<PathBuf>,
+    /// `--no-cache`; `false` means "not given" (`DG_NO_CACHE` or the file may still disable).
     pub no_cache: bool,
 }
 
@@ -117,7 +125,7 @@ pub struct CacheSettings {
     pub ttl: Option<Duration>,
     /// Encrypt entries at rest (`DG_CACHE_ENCRYPT`, or implied by `DG_CACHE_ENCRYPTION_KEY`).
     pub encrypt: bool,
-    /// `DG_CACHE_ENCRYPTION_KEY` (base64 of 32 bytes); per-process random when `None`.
+    /// `DG_CACHE_ENCRYPTION_KEY` (base64 of 32 bytes); per-process random when `None` (an error for an encrypted persistent cache, whose entries must outlive the process).
     pub encryption_key: Option<CacheKey>,
     /// `DG_CACHE_KEY` (base64, 32+ bytes): signs persistent entry records.
     pub signing_key: Option<CacheKey>,
@@ -134,14 +142,23 @@ pub struct CacheSettings {
 /// Fully resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where objects live (`DG_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`).
     pub endpoint: Endpoint,
+    /// AWS region (`AWS_REGION`, `AWS_DEFAULT_REGION`); `None`: the SDK's default chain.
     pub region: Option<String>,
+    /// AWS profile (`AWS_PROFILE`); `None`: the SDK's default.
     pub profile: Option<String>,
+    /// Largest delta/file size ratio worth keeping, in (0, 1] (`DG_MAX_RATIO`, default 0.5).
     pub max_ratio: f64,
+    /// Which file extensions are stored as deltas (`DG_DELTA_EXTENSIONS`).
     pub policy: DeltaPolicy,
+    /// The `xdelta3` binary (`DG_XDELTA3`, default `xdelta3` on `PATH`).
     pub xdelta3: PathBuf,
+    /// Which reference cache to use.
     pub cache: CacheMode,
+    /// Every cache setting, resolved.
     pub cache_settings: CacheSettings,
+    /// Log filter (`DG_LOG_LEVEL`); `None`: the CLI default, `warn`.
     pub log_level: Option<String>,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,

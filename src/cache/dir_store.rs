@@ -213,6 +213,7 @@ impl DirStore {
             .contains(sha256)
     }
 
+    /// The options the store was opened with.
     pub fn options(&self) -> &DirStoreOptions {
         &self.inner.opts
     }

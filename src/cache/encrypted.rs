@@ -27,6 +27,7 @@ pub struct Encrypted {
 }
 
 impl Encrypted {
+    /// Wraps `inner`: entries are sealed under `key` on write and opened, then hashed, on lookup.
     pub fn new(inner: Arc<dyn EntryStore>, key: CacheKey) -> Encrypted {
         Encrypted {
             inner,

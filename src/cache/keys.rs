@@ -27,9 +27,15 @@ use crate::error::{Error, Result};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KeySource {
     /// An environment variable.
-    Environment { variable: String },
+    Environment {
+        /// Its name, e.g. `DG_CACHE_KEY`.
+        variable: String,
+    },
     /// A key file.
-    File { path: PathBuf },
+    File {
+        /// Where the key file is.
+        path: PathBuf,
+    },
     /// Random, for this process only.
     PerProcess,
 }
@@ -102,6 +108,7 @@ impl SecretBytes {
         }
     }
 
+    /// The raw key bytes; do not copy them into a buffer that is not wiped.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -121,7 +128,9 @@ impl SecretBytes {
 /// A key with where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheKey {
+    /// The key material (32 bytes for AEAD keys, at least 32 for HMAC keys).
     pub bytes: SecretBytes,
+    /// Where it came from, for `cache info` and error messages.
     pub source: KeySource,
 }
 

@@ -89,6 +89,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store holding at most `budget_bytes` of stored (ciphertext) bytes.
     pub fn new(budget_bytes: u64) -> MemoryStore {
         MemoryStore {
             lru: Arc::default(),

@@ -30,8 +30,11 @@ pub enum LegacyKind {
 /// One leftover cache.
 #[derive(Debug, Clone, Serialize)]
 pub struct LegacyCache {
+    /// Where it is (not canonicalized; may be a symlink).
     pub path: PathBuf,
+    /// What it was recognized as, by name.
     pub kind: LegacyKind,
+    /// Owner of the path itself (`lstat`, so a symlink's own owner).
     pub owner_uid: u32,
     /// Owned by the user running this.
     pub ours: bool,
@@ -41,15 +44,18 @@ pub struct LegacyCache {
     pub idle_secs: u64,
     /// True if [`remove_legacy_caches`] will delete it.
     pub removable: bool,
-    /// Why it will not be deleted.
+    /// Why it will not be deleted; `None` when [`removable`](Self::removable).
     pub reason: Option<String>,
 }
 
 /// Result of deleting one leftover.
 #[derive(Debug, Clone, Serialize)]
 pub struct Removal {
+    /// The leftover's path.
     pub path: PathBuf,
+    /// True if it is gone.
     pub removed: bool,
+    /// Why removal failed; `None` when [`removed`](Self::removed).
     pub error: Option<String>,
 }
 

@@ -49,10 +49,13 @@ pub fn default_root(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
 /// Everything a persistent cache needs.
 #[derive(Debug, Clone)]
 pub struct PersistentOptions {
+    /// The cache directory; it and every directory created for it must pass the ownership
+    /// and mode checks unless `unsafe_shared`.
     pub root: PathBuf,
-    /// Size budget (least recently used entries are evicted beyond it).
+    /// Size budget in bytes (least recently used entries are evicted beyond it); `None`:
+    /// unbounded.
     pub max_bytes: Option<u64>,
-    /// Lifetime of new entries.
+    /// Lifetime of new entries; `None`: they never expire.
     pub ttl: Option<Duration>,
     /// `DG_UNSAFE_SHARED_CACHE`: skip ownership and mode refusals.
     pub unsafe_shared: bool,

@@ -33,29 +33,41 @@ const KNOWN_FLAGS: u8 = FLAG_ENCRYPTED | FLAG_SIGNED;
 /// Metadata of one stored entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record {
+    /// SHA-256 of the plaintext: the entry's name.
     pub sha256: [u8; 32],
-    /// Length of the stored bytes.
+    /// Length of the stored bytes (ciphertext length if [`FLAG_ENCRYPTED`]).
     pub size: u64,
+    /// Creation time, Unix seconds.
     pub created: u64,
-    /// 0 means "never".
+    /// Expiry, Unix seconds; 0 means "never".
     pub expires: u64,
+    /// Effective uid of the writer; a signed record naming another uid is refused.
     pub uid: u32,
+    /// [`FLAG_ENCRYPTED`] and/or [`FLAG_SIGNED`]; other bits are rejected by [`Record::decode`].
     pub flags: u8,
+    /// Id of the signing key ([`SecretBytes::id`](super::keys::SecretBytes::id)); zero if
+    /// unsigned.
     pub key_id: [u8; 8],
+    /// HMAC-SHA-256 over [`Record::signed_bytes`]; zero if unsigned.
     pub mac: [u8; 32],
 }
 
 /// Why bytes are not a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
+    /// Not [`RECORD_LEN`] bytes long (the actual length).
     #[error("record has {0} bytes, expected {RECORD_LEN}")]
     Length(usize),
+    /// Does not start with `DGRC`.
     #[error("record has no DGRC magic")]
     Magic,
+    /// A version other than 1.
     #[error("record version {0} is not supported")]
     Version(u8),
+    /// Flag bits beyond [`FLAG_ENCRYPTED`] and [`FLAG_SIGNED`] (the whole flags byte).
     #[error("record has unknown flags {0:#04x}")]
     Flags(u8),
+    /// Bytes 6..8 are not zero.
     #[error("record has non-zero reserved bytes")]
     Reserved,
 }
@@ -89,6 +101,7 @@ impl Record {
         self.expires != 0 && now >= self.expires
     }
 
+    /// True if any bit of `flag` is set.
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }

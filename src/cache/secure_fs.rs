@@ -30,6 +30,7 @@ pub fn euid() -> u32 {
 /// `DG_UNSAFE_SHARED_CACHE`, which skips the ownership and mode refusals, nothing else).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
+    /// Refuse paths not owned by this user or writable by group or others.
     pub strict: bool,
 }
 
@@ -205,10 +206,12 @@ impl SecureDir {
         SecureDir { fd, path, policy }
     }
 
+    /// The path the directory was opened by; for messages, never reopened.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The policy this directory and everything opened below it is checked against.
     pub fn policy(&self) -> Policy {
         self.policy
     }
@@ -395,6 +398,7 @@ impl SecureDir {
         rustix::fs::fsync(&self.fd).map_err(Into::into)
     }
 
+    /// The directory handle every `*at` call is made relative to.
     pub fn fd(&self) -> &OwnedFd {
         &self.fd
     }

@@ -28,7 +28,9 @@ use zeroize::Zeroizing;
 
 use super::keys::SecretBytes;
 
+/// Length of the ciphertext header, in bytes.
 pub const HEADER_LEN: usize = 32;
+/// Length of the Poly1305 tag after each segment, in bytes.
 pub const TAG_LEN: usize = 16;
 /// Default segment size: 1 MiB.
 pub const DEFAULT_SEGMENT_LOG2: u8 = 20;
@@ -42,14 +44,22 @@ pub const KEY_PURPOSE: &str = "encrypt";
 /// Why a ciphertext does not open.
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
+    /// Reading the ciphertext or writing the plaintext failed.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// The header is malformed (what is wrong with it).
     #[error("bad encryption header: {0}")]
     Header(&'static str),
+    /// The header's key id is not this key's: the entry was written under another key.
     #[error("written under another encryption key")]
     WrongKey,
+    /// A segment's tag does not verify.
     #[error("segment {segment} does not authenticate (tampered, reordered, truncated or swapped)")]
-    Tampered { segment: u32 },
+    Tampered {
+        /// Index of the failing segment, from 0.
+        segment: u32,
+    },
+    /// The stream ends before a complete header or segment tag.
     #[error("ciphertext is truncated")]
     Truncated,
 }

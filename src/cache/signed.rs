@@ -29,6 +29,7 @@ pub struct RecordSigner {
 }
 
 impl RecordSigner {
+    /// A signer for `key`; its key id is derived once here.
     pub fn new(key: CacheKey) -> RecordSigner {
         let key_id = key.bytes.id(KEY_PURPOSE);
         RecordSigner { key, key_id }
@@ -78,6 +79,7 @@ pub struct Signed {
 }
 
 impl Signed {
+    /// Wraps `inner`: records are signed under `key` on publish and checked on open.
     pub fn new(inner: Arc<dyn EntryStore>, key: CacheKey) -> Signed {
         Signed {
             inner,
@@ -85,6 +87,7 @@ impl Signed {
         }
     }
 
+    /// The signer used by this layer.
     pub fn signer(&self) -> &RecordSigner {
         &self.signer
     }

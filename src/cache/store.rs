@@ -41,7 +41,9 @@ impl EntryData {
 /// An opened entry: its bytes and its record, as the layer below left them.
 #[derive(Debug)]
 pub struct Entry {
+    /// The stored bytes (plaintext once every transforming layer has run).
     pub data: EntryData,
+    /// The record, with the fields of the layers already passed cleared.
     pub record: Record,
     /// Set by a layer that already hashed `data` while producing it into a sealed memory
     /// file, so the top does not hash it twice.
@@ -51,7 +53,9 @@ pub struct Entry {
 /// Totals for `cache info`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
+    /// Number of entries.
     pub entries: u64,
+    /// Stored bytes (ciphertext size if encrypted), records not counted.
     pub bytes: u64,
 }
 
@@ -132,6 +136,7 @@ impl StoreCache {
         }
     }
 
+    /// The top of the store stack below this cache.
     pub fn store(&self) -> &Arc<dyn EntryStore> {
         &self.store
     }
