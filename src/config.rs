@@ -70,6 +70,7 @@ struct FileConfig {
     max_ratio: Option<f64>,
     delta_extensions: Option<String>,
     xdelta3: Option<PathBuf>,
+    codec: Option<String>,
     no_cache: Option<bool>,
     log_level: Option<String>,
     ephemeral_cache: Option<bool>,
@@ -139,6 +140,28 @@ pub struct CacheSettings {
     pub monitor: bool,
 }
 
+/// The delta codec in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecChoice {
+    /// The `xdelta3` program: the reference implementation (default).
+    Xdelta3,
+    /// The built-in VCDIFF codec: reads and writes what `xdelta3` does, except deltas made
+    /// from externally decompressed gzip/xz data, which it refuses with a clear error.
+    Native,
+}
+
+impl CodecChoice {
+    fn parse(source: &str, v: &str) -> Result<Self> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "xdelta3" => Ok(CodecChoice::Xdelta3),
+            "native" => Ok(CodecChoice::Native),
+            other => Err(Error::Config(format!(
+                "{source}: expected xdelta3 or native, got '{other}'"
+            ))),
+        }
+    }
+}
+
 /// Fully resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -154,6 +177,9 @@ pub struct Config {
     pub policy: DeltaPolicy,
     /// The `xdelta3` binary (`DG_XDELTA3`, default `xdelta3` on `PATH`).
     pub xdelta3: PathBuf,
+    /// Which delta codec encodes and decodes (`DG_CODEC`, `codec`; default the `xdelta3`
+    /// program).
+    pub codec: CodecChoice,
     /// Which reference cache to use.
     pub cache: CacheMode,
     /// Every cache setting, resolved.
@@ -529,6 +555,11 @@ impl Config {
                 .or(file.profile),
             max_ratio: max_ratio.0,
             policy,
+            codec: match (env("DG_CODEC"), file.codec.as_deref()) {
+                (Some(v), _) => CodecChoice::parse("DG_CODEC", &v)?,
+                (None, Some(v)) => CodecChoice::parse("codec in the config file", v)?,
+                (None, None) => CodecChoice::Xdelta3,
+            },
             xdelta3: env("DG_XDELTA3")
                 .map(PathBuf::from)
                 .or(file.xdelta3)
@@ -601,7 +632,10 @@ impl Config {
         let store = self.open_store().await?;
         Ok(Engine::new(
             store,
-            Arc::new(Xdelta3Codec::new(self.xdelta3.clone())),
+            match self.codec {
+                CodecChoice::Xdelta3 => Arc::new(Xdelta3Codec::new(self.xdelta3.clone())),
+                CodecChoice::Native => Arc::new(crate::codec::native::NativeCodec::default()),
+            },
             self.open_cache()?,
             EngineSettings {
                 policy: self.policy.clone(),

@@ -265,3 +265,46 @@ fn unreachable_server_and_missing_credentials_are_one_line() {
         assert!(stderr.contains(needle), "{stderr}");
     }
 }
+
+#[test]
+fn native_codec_is_selectable_and_interoperates_with_xdelta3() {
+    let env = Env::new();
+    let v1 = noise(400_000, 7);
+    let mut v2 = v1.clone();
+    v2[200_000..200_100].fill(1);
+    write_file(env.dir.path(), "n1.zip", &v1);
+    write_file(env.dir.path(), "n2.zip", &v2);
+    let with = |codec: &str, args: &[&str]| {
+        let out = run_dg(
+            args,
+            &[("DG_ENDPOINT_URL", &env.endpoint), ("DG_CODEC", codec)],
+        );
+        assert!(
+            out.status.success(),
+            "{codec} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    with("native", &["cp", &env.path("n1.zip"), "s3://bkt/n/"]);
+    let out = with("native", &["cp", &env.path("n2.zip"), "s3://bkt/n/"]);
+    assert!(out.contains("saved"), "{out}");
+    // Written by the native encoder, read by the xdelta3 program, and the other way round.
+    with("xdelta3", &["cp", "s3://bkt/n/n2.zip", &env.path("x2.zip")]);
+    assert_eq!(std::fs::read(env.dir.path().join("x2.zip")).unwrap(), v2);
+    with(
+        "xdelta3",
+        &["cp", &env.path("n2.zip"), "s3://bkt/n/again.zip"],
+    );
+    with(
+        "native",
+        &["cp", "s3://bkt/n/again.zip", &env.path("a2.zip")],
+    );
+    assert_eq!(std::fs::read(env.dir.path().join("a2.zip")).unwrap(), v2);
+    let out = run_dg(
+        &["ls", "s3://bkt"],
+        &[("DG_ENDPOINT_URL", &env.endpoint), ("DG_CODEC", "zstd")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DG_CODEC"));
+}
