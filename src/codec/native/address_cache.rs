@@ -13,7 +13,9 @@ const FIRST_SAME: u8 = FIRST_NEAR + NEAR_SLOTS as u8;
 /// Why an address could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressError {
+    /// The address section ended inside the address.
     Truncated,
+    /// Unknown mode, varint overflow, or an address not before `here`.
     Invalid,
 }
 

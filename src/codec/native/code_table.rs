@@ -13,9 +13,12 @@ pub const COPY_MODES: u8 = 2 + NEAR_SLOTS as u8 + SAME_GROUPS as u8;
 /// One half of a code table entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Op {
+    /// No instruction (empty second half of a single-instruction opcode).
     #[default]
     Noop,
+    /// ADD: copy `size` literal bytes from the data section.
     Add,
+    /// RUN: repeat one data-section byte `size` times.
     Run,
     /// COPY with its address mode.
     Copy(u8),
@@ -24,12 +27,15 @@ pub enum Op {
 /// One half of an opcode: the instruction and its size, 0 meaning "a varint follows".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Half {
+    /// The instruction.
     pub op: Op,
+    /// Its size in bytes; 0 means the size is a varint in the instruction section.
     pub size: u8,
 }
 
 /// The 256 opcodes of the default table.
 pub struct CodeTable {
+    /// First and second instruction of each opcode, indexed by opcode byte.
     pub entries: [(Half, Half); 256],
 }
 

@@ -61,9 +61,13 @@ impl Default for DecodeOptions {
 /// What the file header said, and how much was written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DecodeSummary {
+    /// Secondary compressor id from the header (`VCD_DECOMPRESS`); only LZMA is accepted.
     pub secondary_compressor: Option<u8>,
+    /// The application header (`VCD_APPHEADER`), if present.
     pub app_header: Option<Vec<u8>>,
+    /// Number of windows decoded.
     pub windows: u64,
+    /// Target bytes written to the output.
     pub bytes_written: u64,
 }
 

@@ -115,16 +115,22 @@ struct EncodedWindow {
 /// Statistics of one encode.
 #[derive(Debug, Clone, Default)]
 pub struct EncodeSummary {
+    /// Number of windows written.
     pub windows: u64,
+    /// Delta bytes written, header included.
     pub bytes_written: u64,
+    /// Memory used by the reference hash index, in bytes.
     pub index_bytes: usize,
     /// Section bytes (data, instructions, addresses) before secondary compression.
     pub section_bytes: [u64; 3],
     /// Section bytes as written.
     pub written_section_bytes: [u64; 3],
-    /// Time spent indexing the reference, matching/encoding windows, compressing.
+    /// Wall time spent building the reference index.
     pub index_time: std::time::Duration,
+    /// Matching/encoding time summed over windows (workers run in parallel, so this can
+    /// exceed wall time).
     pub match_time: std::time::Duration,
+    /// Time spent on secondary compression and framing windows for output.
     pub secondary_time: std::time::Duration,
 }
 

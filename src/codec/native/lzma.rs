@@ -193,6 +193,7 @@ impl CompressedBlock {
         self.raw.len()
     }
 
+    /// Whether the raw LZMA2 data is empty.
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }

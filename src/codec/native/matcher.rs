@@ -6,6 +6,7 @@ use rayon::prelude::*;
 /// Bytes hashed at each indexed position.
 pub const HASH_LEN: usize = 8;
 
+/// Reads 8 bytes at `pos` as a little-endian `u64`; panics if fewer than 8 remain.
 #[inline]
 pub fn load_u64(buf: &[u8], pos: usize) -> u64 {
     u64::from_le_bytes(buf[pos..pos + 8].try_into().expect("8 bytes"))
@@ -153,6 +154,7 @@ pub struct TargetIndex {
 }
 
 impl TargetIndex {
+    /// Creates an empty index sized for a window of `window_len` bytes (2^10..=2^20 slots).
     pub fn new(window_len: usize) -> TargetIndex {
         let bits = window_len
             .next_power_of_two()
@@ -165,17 +167,21 @@ impl TargetIndex {
         }
     }
 
+    /// Records window offset `offset` (< `u32::MAX`) as the latest position of `word`.
     #[inline]
     pub fn insert(&mut self, word: u64, offset: usize) {
         self.table[hash(word, self.bits)] = offset as u32 + 1;
     }
 
+    /// The last offset inserted under `word`'s hash, if any; may be a hash collision,
+    /// so callers must verify the bytes.
     #[inline]
     pub fn candidate(&self, word: u64) -> Option<usize> {
         let v = self.table[hash(word, self.bits)];
         (v != 0).then(|| v as usize - 1)
     }
 
+    /// Prefetches `word`'s slot ahead of a later [`Self::candidate`].
     #[inline]
     pub fn prefetch(&self, word: u64) {
         prefetch(&self.table[hash(word, self.bits)]);

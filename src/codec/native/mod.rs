@@ -43,20 +43,30 @@ use crate::error::{Error, Result};
 /// Why the native codec failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NativeError {
+    /// The input does not start with the VCDIFF magic `D6 C3 C4`.
     #[error("not a VCDIFF delta (bad magic)")]
     NotVcdiff,
+    /// Valid VCDIFF using a feature this codec does not implement (version, code table,
+    /// DJW/FGK secondary compression, ...).
     #[error("unsupported VCDIFF feature: {0}")]
     Unsupported(String),
+    /// The delta is malformed or truncated.
     #[error("corrupt VCDIFF delta: {0}")]
     Corrupt(String),
+    /// A configured size limit (window, output, application header, ...) would be exceeded.
     #[error("VCDIFF limit exceeded: {0}")]
     Limit(String),
+    /// A window's decoded target failed its Adler-32 checksum.
     #[error("adler32 mismatch in window {window}: expected {expected:08x}, got {actual:08x}")]
     Checksum {
+        /// 0-based index of the failing window.
         window: u64,
+        /// Checksum stored in the delta.
         expected: u32,
+        /// Checksum of the decoded bytes.
         actual: u32,
     },
+    /// Reading the inputs or writing the output failed.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 }
@@ -81,6 +91,7 @@ impl Mapped {
         Ok(Mapped { map: Some(map) })
     }
 
+    /// The mapped bytes; empty for an empty file.
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
@@ -103,7 +114,9 @@ impl Read for PositionalReader<'_> {
 /// The native codec behind the [`DeltaCodec`] seam.
 #[derive(Debug, Clone, Default)]
 pub struct NativeCodec {
+    /// Options used by [`DeltaCodec::encode`].
     pub encode_options: EncodeOptions,
+    /// Options used by [`DeltaCodec::decode`].
     pub decode_options: DecodeOptions,
 }
 
