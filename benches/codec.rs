@@ -127,6 +127,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test --all-targets` runs bench binaries too; only `cargo bench` passes --bench.
+    if !args.iter().any(|a| a == "--bench" || a == "--worker") {
+        eprintln!("codec benchmark: run it with `cargo bench --bench codec`");
+        return;
+    }
     if args.first().map(String::as_str) == Some("--worker") {
         return worker(&args[1..]);
     }
