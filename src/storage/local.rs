@@ -32,7 +32,9 @@ const TEMP_SUFFIX: &str = ".t";
 const MAX_SEGMENT: usize = 250;
 /// Largest header we accept when reading (metadata is limited to a few KiB on S3 anyway).
 const MAX_HEADER: u32 = 1 << 20;
-const DEFAULT_MAX_KEYS: usize = 1000;
+/// Page size when the caller sets none. Every page walks the bucket's directories, so pages
+/// are as large as the listing: paging through N keys 1000 at a time would cost N²/1000.
+const DEFAULT_MAX_KEYS: usize = usize::MAX;
 
 #[derive(Debug, Serialize, Deserialize, Default)]
 struct Header {
