@@ -319,6 +319,100 @@ impl Drop for Bucket {
     }
 }
 
+/// `program -c` over `input`: through a pipe when `input` is bytes (no name or time in the
+/// header, as `tar czf` writes), or on the named file (gzip then records its name and time).
+fn gzip(input: Result<&[u8], &Path>) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut cmd = Command::new("gzip");
+    cmd.arg("-c").stdout(Stdio::piped());
+    match input {
+        Ok(bytes) => {
+            let mut child = cmd.stdin(Stdio::piped()).spawn().expect("run gzip");
+            let mut stdin = child.stdin.take().unwrap();
+            let bytes = bytes.to_vec();
+            let feeder = std::thread::spawn(move || stdin.write_all(&bytes));
+            let out = child.wait_with_output().unwrap();
+            feeder.join().unwrap().unwrap();
+            out.stdout
+        }
+        Err(path) => cmd.arg(path).output().expect("run gzip").stdout,
+    }
+}
+
+/// The Python tool runs xdelta3 without `-D`, so its deltas of `.tar.gz` files are deltas
+/// of the gzip-decompressed bytes (the application header says `G`). We decode them the way
+/// xdelta3 does (decompress the reference, apply, recompress): a file gzip wrote through a
+/// pipe comes back byte-exact; one whose header held a name and time cannot be reproduced,
+/// and the download fails with an error saying so, leaving no file.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_gzip_deltas() {
+    let Some(endpoint) = support::s3_endpoint() else {
+        return;
+    };
+    let Some(py) = support::python_deltaglider() else {
+        return;
+    };
+    let py = Python::new(py, &endpoint);
+    let b = Bucket::create(&endpoint).await;
+    let src = tempfile::tempdir().unwrap();
+    let tar1 = support::noise(2 * MIB, 41);
+    let tar2 = support::edited(&tar1, 42);
+    let tar3 = support::edited(&tar2, 43);
+    let plain3 = support::write_file(src.path(), "app-1.2.tar", &tar3);
+    let files = [
+        ("app-1.0.tar.gz", gzip(Ok(&tar1))),
+        ("app-1.1.tar.gz", gzip(Ok(&tar2))),
+        ("app-1.2.tar.gz", gzip(Err(&plain3))),
+    ];
+    for (name, bytes) in &files {
+        let path = support::write_file(src.path(), name, bytes);
+        py.upload(&path, &b.url(&format!("gz/{name}")));
+    }
+    let raw = b.raw_keys("gz/").await;
+    let delta = b.raw_get("gz/app-1.1.tar.gz.delta").await;
+    let header = deltaglider::codec::vcdiff_header::VcdiffHeader::parse(&delta).unwrap();
+    assert_eq!(
+        header.external_compression().target,
+        Some(b'G'),
+        "the Python tool's delta should be of decompressed data: {:?}",
+        String::from_utf8_lossy(header.app_header.as_deref().unwrap_or_default())
+    );
+    assert!(
+        raw["gz/app-1.1.tar.gz.delta"] < 64 * 1024,
+        "a delta of the decompressed bytes is small: {raw:?}"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    for (name, bytes) in &files[..2] {
+        dg_get_and_verify(
+            &endpoint,
+            &b.url(&format!("gz/{name}")),
+            out.path(),
+            name,
+            bytes,
+        );
+    }
+    let dest = out.path().join("app-1.2.tar.gz");
+    let failed = support::run_dg(
+        &["cp", &b.url("gz/app-1.2.tar.gz"), dest.to_str().unwrap()],
+        &[
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("does not reproduce"), "{stderr}");
+    assert!(!dest.exists(), "no file may be left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("1.2"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 /// 1. Python uploads a reference + zero-diff delta, a delta and a direct file; our `ls`
 ///    shows the logical names with original sizes, `cp` returns every file byte-exact and
 ///    `verify` says OK.

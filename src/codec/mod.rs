@@ -9,8 +9,10 @@ pub mod xdelta3;
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use vcdiff_header::VcdiffHeader;
 
 /// A VCDIFF delta encoder/decoder.
 pub trait DeltaCodec: Send + Sync + std::fmt::Debug {
@@ -28,4 +30,18 @@ pub trait DeltaCodec: Send + Sync + std::fmt::Debug {
     fn command_description(&self, target_name: &str) -> String {
         format!("xdelta3 -e -9 -s reference.bin {target_name} {target_name}.delta")
     }
+}
+
+/// Reads the VCDIFF file header at the start of `delta` (with `pread`: the handle's
+/// position is left alone). `operation` names the step in the error.
+pub fn read_header(delta: &File, operation: &str) -> Result<VcdiffHeader> {
+    // Large enough for any application header the parser accepts.
+    let mut head = vec![0u8; 128 * 1024];
+    let n = delta
+        .read_at(&mut head, 0)
+        .map_err(|e| Error::io("cannot read the delta", e))?;
+    VcdiffHeader::parse(&head[..n]).map_err(|e| Error::Codec {
+        operation: operation.into(),
+        detail: e.to_string(),
+    })
 }

@@ -102,22 +102,53 @@ impl VcdiffHeader {
         Ok(header)
     }
 
-    /// True if xdelta3 recorded that it decompressed the target or source through an
-    /// external program (gzip, bzip2, xz, ...): the application header then reads
-    /// `name/COMP/name/COMP` with a non-empty compressor letter.
-    pub fn uses_external_compression(&self) -> bool {
+    /// The external compressors xdelta3 recorded in its application header, if any: the
+    /// header reads `target/COMP/source/COMP` (or `target/COMP` without a source), names
+    /// being base names and each `COMP` empty or one letter (`G` gzip, `B` bzip2, `Y` xz,
+    /// `Z` compress).
+    pub fn external_compression(&self) -> ExternalCompression {
         let Some(app) = &self.app_header else {
-            return false;
+            return ExternalCompression::default();
         };
         let parts: Vec<&[u8]> = app.split(|&b| b == b'/').collect();
-        if parts.len() < 4 {
-            return false;
+        let ident = |p: &[u8]| match p {
+            [c] if c.is_ascii_uppercase() => Some(*c),
+            _ => None,
+        };
+        match parts.len() {
+            n if n >= 4 => ExternalCompression {
+                target: ident(parts[n - 3]),
+                source: ident(parts[n - 1]),
+            },
+            2 => ExternalCompression {
+                target: ident(parts[1]),
+                source: None,
+            },
+            _ => ExternalCompression::default(),
         }
-        // Names may contain '/', the compressor fields are the 2nd and 4th from the end... of
-        // the last four fields; xdelta3 writes single-letter idents.
-        let n = parts.len();
-        let ident = |p: &[u8]| p.len() == 1 && p[0].is_ascii_uppercase();
-        ident(parts[n - 3]) || ident(parts[n - 1])
+    }
+
+    /// True if xdelta3 recorded that it decompressed the target or source through an
+    /// external program (gzip, bzip2, xz, ...) before encoding.
+    pub fn uses_external_compression(&self) -> bool {
+        self.external_compression().any()
+    }
+}
+
+/// Which inputs xdelta3 ran through an external decompressor before encoding (its `-D`
+/// switch turns this off): the compressor's one-letter ident for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExternalCompression {
+    /// The target was decompressed; decoding must recompress the output with this.
+    pub target: Option<u8>,
+    /// The reference was decompressed; decoding must decompress it first.
+    pub source: Option<u8>,
+}
+
+impl ExternalCompression {
+    /// True if either input went through an external program.
+    pub fn any(&self) -> bool {
+        self.target.is_some() || self.source.is_some()
     }
 }
 
@@ -135,6 +166,23 @@ mod tests {
         let h = VcdiffHeader::parse(&d).unwrap();
         assert_eq!(h.secondary_compressor, Some(2));
         assert!(h.uses_external_compression());
+        assert_eq!(
+            h.external_compression(),
+            ExternalCompression {
+                target: Some(b'G'),
+                source: Some(b'G')
+            }
+        );
+        let only_target = b"a.tar.xz/Y/ref.bin/";
+        let mut d3 = vec![0xD6, 0xC3, 0xC4, 0, VCD_APPHEADER, only_target.len() as u8];
+        d3.extend_from_slice(only_target);
+        assert_eq!(
+            VcdiffHeader::parse(&d3).unwrap().external_compression(),
+            ExternalCompression {
+                target: Some(b'Y'),
+                source: None
+            }
+        );
         let plain = b"a.zip//ref.zip/";
         let mut d2 = vec![0xD6, 0xC3, 0xC4, 0, VCD_APPHEADER, plain.len() as u8];
         d2.extend_from_slice(plain);

@@ -4,13 +4,11 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::DeltaCodec;
-use super::vcdiff_header::VcdiffHeader;
 use crate::error::{Error, Result};
 
 /// File descriptor number under which the child sees the reference.
@@ -164,14 +162,7 @@ impl DeltaCodec for Xdelta3Codec {
 
     fn decode(&self, reference: &File, delta: &File, out: &mut dyn Write) -> Result<()> {
         let window = Self::source_window(reference)?;
-        let mut head = vec![0u8; 4096];
-        let n = delta
-            .read_at(&mut head, 0)
-            .map_err(|e| Error::io("cannot read the delta", e))?;
-        let header = VcdiffHeader::parse(&head[..n]).map_err(|e| Error::Codec {
-            operation: "decode".into(),
-            detail: e.to_string(),
-        })?;
+        let header = super::read_header(delta, "decode")?;
         let mut args = vec![
             "-d".to_string(),
             "-c".into(),

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
 use super::{Engine, StoredAs};
+use crate::codec::native::external::Compressor;
 use crate::deltaspace::{self, DELTA_SUFFIX};
 use crate::error::{Error, IoContext, Result};
 use crate::hashing::HashingWriter;
@@ -116,6 +117,16 @@ impl ObjectDetails {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// The bytes of an object rebuilt into a writer, before their hash is compared.
+struct Rebuilt<W> {
+    sha256: String,
+    size: u64,
+    out: W,
+    /// The compressor the output went through, for deltas xdelta3 made from
+    /// externally decompressed data.
+    recompressed_with: Option<&'static str>,
 }
 
 /// A logical key resolved to the stored object that represents it.
@@ -245,14 +256,14 @@ impl Engine {
         ))
     }
 
-    /// Rebuilds the bytes of a resolved object into `out`, returning `(sha256, size, out)`.
-    /// For deltas the reference is verified before decoding; the caller compares the result.
+    /// Rebuilds the bytes of a resolved object into `out`. For deltas the reference is
+    /// verified before decoding; the caller compares the result.
     async fn reconstruct<W: Write + Send + 'static>(
         &self,
         bucket: &str,
         resolved: &Resolved,
         out: W,
-    ) -> Result<(String, u64, W)> {
+    ) -> Result<Rebuilt<W>> {
         let what = format!("s3://{bucket}/{}", resolved.stored_key);
         match resolved.stored_as {
             StoredAs::Delta => {
@@ -278,6 +289,12 @@ impl Engine {
                 drain_into(reader.body, &mut delta)
                     .await
                     .ctx(|| format!("cannot download {what}"))?;
+                // A malformed header is the codec's to report, with the object's name.
+                let recompressed_with = crate::codec::read_header(&delta, "decode")
+                    .ok()
+                    .and_then(|h| h.external_compression().target)
+                    .and_then(|ident| Compressor::from_ident(ident).ok())
+                    .map(Compressor::name);
                 let codec = self.codec.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut hashing =
@@ -291,11 +308,16 @@ impl Engine {
                             },
                             other => other,
                         })?;
-                    let (sha, len, buffered) = hashing.into_parts();
+                    let (sha256, size, buffered) = hashing.into_parts();
                     let out = buffered
                         .into_inner()
                         .map_err(|e| Error::io("cannot write the output", e.into_error()))?;
-                    Ok((sha, len, out))
+                    Ok(Rebuilt {
+                        sha256,
+                        size,
+                        out,
+                        recompressed_with,
+                    })
                 })
                 .await
                 .map_err(|e| Error::io("decoder task failed", io::Error::other(e)))?
@@ -306,11 +328,16 @@ impl Engine {
                 drain_into(reader.body, &mut hashing)
                     .await
                     .ctx(|| format!("cannot download {what}"))?;
-                let (sha, len, buffered) = hashing.into_parts();
+                let (sha256, size, buffered) = hashing.into_parts();
                 let out = buffered
                     .into_inner()
                     .map_err(|e| Error::io("cannot write the output", e.into_error()))?;
-                Ok((sha, len, out))
+                Ok(Rebuilt {
+                    sha256,
+                    size,
+                    out,
+                    recompressed_with: None,
+                })
             }
         }
     }
@@ -334,8 +361,14 @@ impl Engine {
             .tempfile_in(&parent)
             .ctx(|| format!("cannot create a file in {}", parent.display()))?;
         let (file, temp_path) = temp.into_parts();
-        let (sha, size, file) = self.reconstruct(bucket, &resolved, file).await?;
-        let verified = self.check(bucket, key, &resolved, &sha)?;
+        let rebuilt = self.reconstruct(bucket, &resolved, file).await?;
+        let verified = self.check(bucket, key, &resolved, &rebuilt)?;
+        let Rebuilt {
+            sha256: sha,
+            size,
+            out: file,
+            ..
+        } = rebuilt;
         file.sync_all()
             .ctx(|| format!("cannot write {}", dest.display()))?;
         if let Some(t) = resolved.info.last_modified {
@@ -368,8 +401,9 @@ impl Engine {
     pub async fn get_verified(&self, bucket: &str, key: &str) -> Result<(ObjectDetails, File)> {
         let resolved = self.resolve(bucket, key).await?;
         let file = tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
-        let (sha, _, mut file) = self.reconstruct(bucket, &resolved, file).await?;
-        self.check(bucket, key, &resolved, &sha)?;
+        let rebuilt = self.reconstruct(bucket, &resolved, file).await?;
+        self.check(bucket, key, &resolved, &rebuilt)?;
+        let mut file = rebuilt.out;
         std::io::Seek::rewind(&mut file).ctx(|| "cannot rewind the temporary file".into())?;
         Ok((ObjectDetails::new(bucket, key, &resolved), file))
     }
@@ -377,7 +411,9 @@ impl Engine {
     /// Rebuilds the object and compares it with its recorded SHA-256, writing nothing.
     pub async fn verify(&self, bucket: &str, key: &str) -> Result<VerifyReport> {
         let resolved = self.resolve(bucket, key).await?;
-        let (sha, size, _) = self.reconstruct(bucket, &resolved, io::sink()).await?;
+        let Rebuilt {
+            sha256: sha, size, ..
+        } = self.reconstruct(bucket, &resolved, io::sink()).await?;
         let expected = resolved.meta.file_sha256.clone();
         Ok(VerifyReport {
             bucket: bucket.to_string(),
@@ -392,12 +428,26 @@ impl Engine {
     }
 
     /// Compares a result with the recorded hash; plain objects have none to compare.
-    fn check(&self, bucket: &str, key: &str, resolved: &Resolved, sha: &str) -> Result<bool> {
+    fn check<W>(
+        &self,
+        bucket: &str,
+        key: &str,
+        resolved: &Resolved,
+        rebuilt: &Rebuilt<W>,
+    ) -> Result<bool> {
         match &resolved.meta.file_sha256 {
-            Some(expected) if expected != sha => Err(Error::IntegrityMismatch {
-                what: format!("s3://{bucket}/{key} (stored as {})", resolved.stored_key),
+            Some(expected) if *expected != rebuilt.sha256 => Err(Error::IntegrityMismatch {
+                what: match rebuilt.recompressed_with {
+                    None => format!("s3://{bucket}/{key} (stored as {})", resolved.stored_key),
+                    // xdelta3 (without -D) encoded the decompressed bytes; this machine's
+                    // compressor did not give back the bytes that were uploaded.
+                    Some(program) => format!(
+                        "s3://{bucket}/{key} (stored as {}, a delta of {program}-decompressed data: recompressing with this machine's {program} does not reproduce the uploaded bytes)",
+                        resolved.stored_key
+                    ),
+                },
                 expected: expected.clone(),
-                actual: sha.to_string(),
+                actual: rebuilt.sha256.clone(),
             }),
             Some(_) => Ok(true),
             None => Ok(false),

@@ -14,7 +14,9 @@
 //! multi-block `.xz` stream to the decoder; each window's bytes end on a chunk boundary).
 //!
 //! Deltas xdelta3 made without `-D` from gzip/xz/bzip2 files (the application header
-//! names an external compressor) are refused: their decoded bytes are not the upload.
+//! names an external compressor) are decoded the way xdelta3 decodes them, through the same
+//! external programs ([`external`]); the caller's SHA-256 check says whether that gave back
+//! the upload.
 //!
 //! [`decode_slices`] is the in-memory entry point used for fuzzing.
 
@@ -23,6 +25,7 @@ pub mod adler32;
 pub mod code_table;
 pub mod decoder;
 pub mod encoder;
+pub mod external;
 pub mod lzma;
 pub mod matcher;
 pub mod varint;
@@ -147,7 +150,17 @@ impl DeltaCodec for NativeCodec {
     }
 
     fn decode(&self, reference: &File, delta: &File, out: &mut dyn Write) -> Result<()> {
-        let r = Mapped::new(reference).map_err(|e| Error::io("cannot map the reference", e))?;
+        let external = super::read_header(delta, "decode")?.external_compression();
+        let source = external
+            .source
+            .map(|ident| {
+                let c = external::Compressor::from_ident(ident)?;
+                external::decompress_to_tempfile(c, reference)
+            })
+            .transpose()
+            .map_err(|e| codec_error("decode", e))?;
+        let r = Mapped::new(source.as_ref().unwrap_or(reference))
+            .map_err(|e| Error::io("cannot map the reference", e))?;
         let reader = BufReader::with_capacity(
             1 << 20,
             PositionalReader {
@@ -155,9 +168,19 @@ impl DeltaCodec for NativeCodec {
                 pos: 0,
             },
         );
-        decode(r.bytes(), reader, out, &self.decode_options)
-            .map_err(|e| codec_error("decode", e))?;
-        Ok(())
+        let options = DecodeOptions {
+            reject_external_compression: false,
+            ..self.decode_options.clone()
+        };
+        let decoded = match external.target {
+            None => decode(r.bytes(), reader, out, &options).map(drop),
+            Some(ident) => external::Compressor::from_ident(ident).and_then(|c| {
+                external::recompress(c, out, |plain| {
+                    decode(r.bytes(), reader, plain, &options).map(drop)
+                })
+            }),
+        };
+        decoded.map_err(|e| codec_error("decode", e))
     }
 
     fn command_description(&self, target_name: &str) -> String {
