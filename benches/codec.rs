@@ -1,9 +1,11 @@
 //! Native VCDIFF codec vs the `xdelta3` program, side by side.
 //!
-//! `cargo bench --bench codec -- [REF TARGET]...` (default: consecutive wheels from
-//! /root/.cache/dg-corpus, or `DG_CORPUS_DIR`). Each side runs as its own process (this
-//! binary re-executes itself for ours) under `/usr/bin/time`, so times include start-up
-//! and RSS is the process peak. Prints delta size, encode and decode time ratios for the
+//! `cargo bench --bench codec -- [--generated] [REF TARGET]...` (default: the first two
+//! releases of each set in the corpus, `DG_CORPUS` or `~/.cache/deltaglider-corpus`;
+//! `--generated` adds a 1 GiB reference with a rotated target, see [`generated_rotated`],
+//! measured once). Each side runs as its own process (this binary re-executes itself for
+//! ours), so times include start-up and RSS is each process's own peak. xdelta3 runs as the
+//! xdelta3 codec runs it: `-9` with a source window covering the whole reference. Prints delta size, encode and decode time ratios for the
 //! encoder profiles `default` (LZMA secondary compression of all sections), `fast`
 //! (`EncodeOptions::fast()`: no LZMA for incompressible data sections) and `plain` (no
 //! secondary compression). Wall times on a loaded machine are noisy: compare ratios.
@@ -77,42 +79,103 @@ fn worker(args: &[String]) {
     out.flush().unwrap();
 }
 
-/// Runs `cmd` under /usr/bin/time RUNS times: best wall time and peak RSS (KiB).
-fn measure(program: &str, args: &[&str]) -> (Duration, u64) {
+/// Runs `program` `runs` times: best wall time and the largest peak RSS (KiB), read from
+/// `wait4`'s resource usage of that child alone.
+fn measure_n(runs: usize, program: &str, args: &[&str]) -> (Duration, u64) {
     let mut best = Duration::MAX;
     let mut rss = 0;
-    for _ in 0..RUNS {
+    for _ in 0..runs {
         let start = Instant::now();
-        let out = Command::new("/usr/bin/time")
-            .args(["-f", "RSS=%M"])
-            .arg(program)
+        let mut stderr = tempfile::tempfile().unwrap();
+        // Reaped by wait4 below, which also reports this child's own peak RSS.
+        #[allow(clippy::zombie_processes)]
+        let child = Command::new(program)
             .args(args)
-            .output()
-            .expect("run /usr/bin/time");
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr.try_clone().unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        let pid = child.id() as libc::pid_t;
+        let mut status = 0;
+        // SAFETY: plain FFI; `usage` is written by the kernel.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
         let elapsed = start.elapsed();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{program} {args:?}: {stderr}");
+        assert_eq!(waited, pid, "wait4 {program}");
+        let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        if !ok {
+            let mut err = String::new();
+            std::io::Seek::rewind(&mut stderr).unwrap();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            panic!("{program} {args:?} failed: {err}");
+        }
         best = best.min(elapsed);
-        rss = stderr
-            .lines()
-            .filter_map(|l| l.strip_prefix("RSS="))
-            .filter_map(|v| v.trim().parse().ok())
-            .next_back()
-            .unwrap_or(0)
-            .max(rss);
+        rss = rss.max(usage.ru_maxrss as u64);
     }
     (best, rss)
 }
 
+/// Fills `path` with `len` pseudo-random bytes from `seed`, 8 MiB at a time.
+fn write_noise(path: &Path, len: u64, seed: u64) {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut w = std::io::BufWriter::new(File::create(path).unwrap());
+    let mut chunk = vec![0u8; 8 << 20];
+    let mut left = len;
+    while left > 0 {
+        for word in chunk.chunks_exact_mut(8) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            word.copy_from_slice(&s.to_le_bytes());
+        }
+        let n = left.min(chunk.len() as u64) as usize;
+        w.write_all(&chunk[..n]).unwrap();
+        left -= n as u64;
+    }
+    w.flush().unwrap();
+}
+
+/// The generated case: a 1 GiB reference of noise, and a target that is the reference
+/// rotated by 384 MiB (every byte moved farther than xdelta3's default 64 MiB source
+/// window) with 16 bytes changed every 64 MiB.
+fn generated_rotated(dir: &Path) -> (PathBuf, PathBuf) {
+    const LEN: u64 = 1 << 30;
+    const SHIFT: u64 = 384 << 20;
+    let (r, t) = (dir.join("gen-1GiB.ref"), dir.join("gen-1GiB-rotated.tgt"));
+    write_noise(&r, LEN, 77);
+    let src = File::open(&r).unwrap();
+    let mut out = std::io::BufWriter::new(File::create(&t).unwrap());
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 8 << 20];
+    let mut written = 0u64;
+    while written < LEN {
+        let from = (written + SHIFT) % LEN;
+        let n = (buf.len() as u64).min(LEN - written).min(LEN - from) as usize;
+        src.read_exact_at(&mut buf[..n], from).unwrap();
+        if written.is_multiple_of(64 << 20) {
+            buf[4096..4112].copy_from_slice(b"changed 16 bytes");
+        }
+        out.write_all(&buf[..n]).unwrap();
+        written += n as u64;
+    }
+    out.flush().unwrap();
+    (r, t)
+}
+
 fn default_pairs() -> Vec<(PathBuf, PathBuf)> {
-    let dir = PathBuf::from(
-        std::env::var("DG_CORPUS_DIR").unwrap_or_else(|_| "/root/.cache/dg-corpus".into()),
-    );
+    let dir = std::env::var_os("DG_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/deltaglider-corpus")
+        });
     let mut pairs = Vec::new();
     for name in ["botocore", "ansible"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(name))
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
+        // The corpus holds each wheel twice, as .whl and as .zip.
+        files.retain(|f| f.extension().is_some_and(|e| e == "zip"));
         files.sort();
         if files.len() >= 2 {
             pairs.push((files[0].clone(), files[1].clone()));
@@ -121,8 +184,33 @@ fn default_pairs() -> Vec<(PathBuf, PathBuf)> {
     pairs
 }
 
+/// Compares two files 8 MiB at a time.
 fn same_file(a: &Path, b: &Path) -> bool {
-    std::fs::read(a).unwrap() == std::fs::read(b).unwrap()
+    use std::io::Read;
+    let (mut fa, mut fb) = (File::open(a).unwrap(), File::open(b).unwrap());
+    if fa.metadata().unwrap().len() != fb.metadata().unwrap().len() {
+        return false;
+    }
+    let (mut ba, mut bb) = (vec![0u8; 8 << 20], vec![0u8; 8 << 20]);
+    loop {
+        let n = fa.read(&mut ba).unwrap();
+        if n == 0 {
+            return true;
+        }
+        fb.read_exact(&mut bb[..n]).unwrap();
+        if ba[..n] != bb[..n] {
+            return false;
+        }
+    }
+}
+
+/// The source window the xdelta3 codec passes with `-B`: the reference size rounded up to
+/// a power of two, between 512 KiB and 2 GiB.
+fn source_window(reference: &Path) -> String {
+    let len = std::fs::metadata(reference).unwrap().len();
+    len.next_power_of_two()
+        .clamp(512 << 10, 1 << 31)
+        .to_string()
 }
 
 fn main() {
@@ -135,23 +223,34 @@ fn main() {
     if args.first().map(String::as_str) == Some("--worker") {
         return worker(&args[1..]);
     }
+    let generated = args.iter().any(|a| a == "--generated");
     let files: Vec<String> = args.into_iter().filter(|a| !a.starts_with("--")).collect();
-    let pairs: Vec<(PathBuf, PathBuf)> = if files.len() >= 2 {
+    // (reference, target, runs, encoder profiles)
+    let all_profiles: &[&str] = &["default", "fast", "plain"];
+    let mut pairs: Vec<(PathBuf, PathBuf, usize, &[&str])> = if files.len() >= 2 {
         files
             .chunks(2)
             .filter(|c| c.len() == 2)
-            .map(|c| (c[0].clone().into(), c[1].clone().into()))
+            .map(|c| (c[0].clone().into(), c[1].clone().into(), RUNS, all_profiles))
             .collect()
     } else {
         default_pairs()
+            .into_iter()
+            .map(|(r, t)| (r, t, RUNS, all_profiles))
+            .collect()
     };
+    let tmp = tempfile::tempdir().unwrap();
+    if generated {
+        eprintln!("writing the generated 1 GiB case");
+        let (r, t) = generated_rotated(tmp.path());
+        pairs.push((r, t, 1, &["default"]));
+    }
     if pairs.is_empty() {
-        eprintln!("no input pairs: pass REF TARGET or fetch the corpus");
+        eprintln!("no input pairs: pass REF TARGET, fetch the corpus or pass --generated");
         return;
     }
     let me = std::env::current_exe().unwrap();
     let me = me.to_str().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
     let t = |s: &str| tmp.path().join(s).to_str().unwrap().to_string();
     println!(
         "{:<34} {:>10} {:>10} {:>7} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7} {:>9} {:>9}",
@@ -168,11 +267,20 @@ fn main() {
         "xd3 RSS",
         "our RSS"
     );
-    for (r, tg) in pairs {
+    for (r, tg, runs, profiles) in pairs {
         let (rs, ts) = (r.to_str().unwrap(), tg.to_str().unwrap());
         let (xd, xo) = (t("x.vcdiff"), t("x.out"));
-        let (xe, xe_rss) = measure("xdelta3", &["-e", "-9", "-f", "-s", rs, ts, &xd]);
-        let (xdt, xd_rss) = measure("xdelta3", &["-d", "-D", "-f", "-s", rs, &xd, &xo]);
+        let window = source_window(&r);
+        let (xe, xe_rss) = measure_n(
+            runs,
+            "xdelta3",
+            &["-e", "-9", "-f", "-B", &window, "-s", rs, ts, &xd],
+        );
+        let (xdt, xd_rss) = measure_n(
+            runs,
+            "xdelta3",
+            &["-d", "-D", "-f", "-B", &window, "-s", rs, &xd, &xo],
+        );
         assert!(same_file(&tg, Path::new(&xo)));
         let xsize = std::fs::metadata(&xd).unwrap().len();
         let label = tg
@@ -182,14 +290,14 @@ fn main() {
             .chars()
             .take(26)
             .collect::<String>();
-        for preset in ["default", "fast", "plain"] {
+        for &preset in profiles {
             let (od, oo) = (t("o.vcdiff"), t("o.out"));
-            let (oe, oe_rss) = measure(me, &["--worker", "encode", preset, rs, ts, &od]);
-            let (odt, od_rss) = measure(me, &["--worker", "decode", preset, rs, &od, &oo]);
+            let (oe, oe_rss) = measure_n(runs, me, &["--worker", "encode", preset, rs, ts, &od]);
+            let (odt, od_rss) = measure_n(runs, me, &["--worker", "decode", preset, rs, &od, &oo]);
             assert!(same_file(&tg, Path::new(&oo)), "ours -> ours differs");
             // The program must read what we write.
             let status = Command::new("xdelta3")
-                .args(["-d", "-D", "-f", "-s", rs, &od, &xo])
+                .args(["-d", "-D", "-f", "-B", &window, "-s", rs, &od, &xo])
                 .status()
                 .unwrap();
             assert!(
@@ -197,7 +305,7 @@ fn main() {
                 "ours -> xdelta3 differs"
             );
             // And we must read what it writes (timed above through the program).
-            let (xod, _) = measure(me, &["--worker", "decode", preset, rs, &xd, &oo]);
+            let (xod, _) = measure_n(runs, me, &["--worker", "decode", preset, rs, &xd, &oo]);
             assert!(same_file(&tg, Path::new(&oo)), "xdelta3 -> ours differs");
             let osize = std::fs::metadata(&od).unwrap().len();
             let ms = |d: Duration| format!("{:.0}ms", d.as_secs_f64() * 1e3);

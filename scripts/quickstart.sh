@@ -9,12 +9,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-${TMPDIR:-/tmp}/deltaglider-quickstart}
 say() { printf '\n== %s\n' "$*" >&2; }
 
-if ! command -v xdelta3 >/dev/null 2>&1; then
-  say "installing xdelta3 (the VCDIFF codec deltaglider runs)"
-  sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xdelta3 >/dev/null
-fi
-
 say "building (cargo build --release)"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 dg=$root/target/release/deltaglider

@@ -143,10 +143,12 @@ pub struct CacheSettings {
 /// The delta codec in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecChoice {
-    /// The `xdelta3` program: the reference implementation (default).
+    /// The `xdelta3` program: the reference implementation, kept as an alternative and as
+    /// the test oracle.
     Xdelta3,
-    /// The built-in VCDIFF codec: reads and writes what `xdelta3` does, except deltas made
-    /// from externally decompressed gzip/xz data, which it refuses with a clear error.
+    /// The built-in VCDIFF codec (default): reads every delta `xdelta3` writes (including
+    /// its LZMA secondary compression and its external gzip/xz mode) and writes deltas
+    /// `xdelta3 -d` reads; needs no external program.
     Native,
 }
 
@@ -177,8 +179,8 @@ pub struct Config {
     pub policy: DeltaPolicy,
     /// The `xdelta3` binary (`DG_XDELTA3`, default `xdelta3` on `PATH`).
     pub xdelta3: PathBuf,
-    /// Which delta codec encodes and decodes (`DG_CODEC`, `codec`; default the `xdelta3`
-    /// program).
+    /// Which delta codec encodes and decodes (`DG_CODEC`, `codec`; default the native
+    /// codec).
     pub codec: CodecChoice,
     /// Which reference cache to use.
     pub cache: CacheMode,
@@ -558,7 +560,7 @@ impl Config {
             codec: match (env("DG_CODEC"), file.codec.as_deref()) {
                 (Some(v), _) => CodecChoice::parse("DG_CODEC", &v)?,
                 (None, Some(v)) => CodecChoice::parse("codec in the config file", v)?,
-                (None, None) => CodecChoice::Xdelta3,
+                (None, None) => CodecChoice::Native,
             },
             xdelta3: env("DG_XDELTA3")
                 .map(PathBuf::from)
