@@ -3,12 +3,12 @@
 //! Writes and reads a realistic set of references (1, 4, 16, 64 and 100 MiB) through every
 //! cache implementation and an unprotected plain-file cache (the baseline, implemented here:
 //! write a file, open it by name, read it back), then downloads a delta of each reference
-//! end to end through the engine with a warm cache (local store, xdelta3). Prints, from one
+//! end to end through the engine with a warm cache (local store, native codec). Prints, from one
 //! run, the median time of each and its ratio to the baseline:
 //!
 //! - write: store a reference (fed in 256 KiB chunks, as a download does) and commit it;
 //! - read: obtain the handle from a lookup and consume every byte of it, as the codec would;
-//! - e2e: `get_to_file` of a delta whose reference is in the cache (lookup, xdelta3 decode,
+//! - e2e: `get_to_file` of a delta whose reference is in the cache (lookup, native decode,
 //!   SHA-256 of the result, fsync and rename; into `/dev/shm` when it exists, so disk fsync
 //!   latency does not drown the difference), the number the 10% bar is really about.
 //!
@@ -28,7 +28,7 @@ use deltaglider::cache::keys::CacheKey;
 use deltaglider::cache::memory::MemoryCache;
 use deltaglider::cache::persistent::{self, PersistentCache, PersistentOptions};
 use deltaglider::cache::{CacheWriter, ReferenceCache};
-use deltaglider::codec::xdelta3::Xdelta3Codec;
+use deltaglider::codec::native::NativeCodec;
 use deltaglider::engine::PutRequestOptions;
 use deltaglider::hashing::sha256_hex;
 use deltaglider::storage::ObjectStore;
@@ -301,7 +301,7 @@ fn main() {
         total / MIB
     );
     println!(
-        "write = store + commit; read = lookup + consume every byte; e2e = warm-cache get_to_file of a delta per reference (xdelta3)"
+        "write = store + commit; read = lookup + consume every byte; e2e = warm-cache get_to_file of a delta per reference (native codec)"
     );
     println!();
     println!(
@@ -367,7 +367,7 @@ fn run_e2e(dir: &Path, refs: &[(String, Vec<u8>)], impls: &mut [Impl], runs: usi
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let store = Arc::new(LocalStore::new(dir.join("store")).expect("store"));
     rt.block_on(store.create_bucket("bkt")).expect("bucket");
-    let codec = Arc::new(Xdelta3Codec::default());
+    let codec = Arc::new(NativeCodec::default());
     let uploader = Engine::new(
         store.clone(),
         codec.clone(),
@@ -399,7 +399,7 @@ fn run_e2e(dir: &Path, refs: &[(String, Vec<u8>)], impls: &mut [Impl], runs: usi
         }
     }
     eprintln!(
-        "e2e setup (uploads, xdelta3 -9 encodes): {:.1} s",
+        "e2e setup (uploads, native encodes): {:.1} s",
         t.elapsed().as_secs_f64()
     );
     // The downloaded files go to tmpfs when there is one: get_to_file fsyncs its output, and

@@ -216,6 +216,7 @@ fn missing_xdelta3_says_how_to_install_it() {
         &["cp", a.to_str().unwrap(), "s3://bkt/"],
         &[
             ("DG_ENDPOINT_URL", &env.endpoint),
+            ("DG_CODEC", "xdelta3"),
             ("DG_XDELTA3", "/nonexistent/xdelta3"),
         ],
     );
