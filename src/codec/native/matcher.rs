@@ -64,7 +64,8 @@ fn prefetch<T>(slot: &T) {
 
 /// Hash index of the reference: two slots per `step` reference bytes (rounded up to a
 /// power of two), each holding the first sampled position with that hash: about
-/// `8 * len / step` bytes of memory whatever the reference's content.
+/// `8 * len / step` bytes of memory whatever the reference's content, and never more than
+/// [`MAX_INDEX_BYTES`] (the step grows for references above 256 MiB).
 pub struct ReferenceIndex {
     table: Vec<u32>,
     bits: u32,
@@ -73,13 +74,28 @@ pub struct ReferenceIndex {
 
 const EMPTY: u32 = u32::MAX;
 
+/// Largest index: 256 MiB, two slots for each of 32 Mi samples. Blocks of a larger
+/// reference are sampled more sparsely; moved blocks are found as long as they span a
+/// few samples.
+pub const MAX_INDEX_BYTES: usize = 256 << 20;
+
+/// Reference bytes indexed between two calls of the build's `release` hook.
+const BUILD_CHUNK: usize = 64 << 20;
+
 impl ReferenceIndex {
-    /// Indexes every `step`-th position of `reference`; `step` grows if positions would
-    /// not fit 32 bits. Threads each fill one part of the table (by hash), so the result
-    /// does not depend on the thread count.
+    /// Indexes every `step`-th position of `reference`; `step` grows if the index would
+    /// exceed [`MAX_INDEX_BYTES`]. Threads each fill one part of the table (by hash), so
+    /// the result does not depend on the thread count.
     pub fn build(reference: &[u8], step: usize) -> ReferenceIndex {
+        Self::build_releasing(reference, step, &|| {})
+    }
+
+    /// [`build`](Self::build), calling `release` after each 64 MiB of the reference (the
+    /// caller may drop those pages of a mapping from memory).
+    pub fn build_releasing(reference: &[u8], step: usize, release: &dyn Fn()) -> ReferenceIndex {
+        let max_samples = MAX_INDEX_BYTES / 4 / 2;
         let mut step = step.max(1);
-        while (reference.len() / step) as u64 >= u64::from(EMPTY) {
+        while reference.len() / step >= max_samples {
             step *= 2;
         }
         let samples = reference.len() / step + 1;
@@ -93,37 +109,26 @@ impl ReferenceIndex {
                 .next_power_of_two();
             let part_bits = parts.trailing_zeros();
             let part_len = table.len() / parts;
-            table
-                .par_chunks_mut(part_len)
-                .enumerate()
-                .for_each(|(part, slots)| {
-                    let base = part * part_len;
-                    let shift = bits - part_bits;
-                    // Hashes of the samples ahead, so their slots can be prefetched.
-                    const AHEAD: usize = 32;
-                    let mut ring = [0usize; AHEAD];
-                    for (i, r) in ring.iter_mut().enumerate().take(count) {
-                        *r = hash(load_u64(reference, i * step), bits);
-                    }
-                    for i in 0..count {
-                        let h = ring[i % AHEAD];
-                        let next = i + AHEAD;
-                        if next < count {
-                            let hn = hash(load_u64(reference, next * step), bits);
-                            ring[i % AHEAD] = hn;
-                            if hn >> shift == part {
-                                prefetch(&slots[hn - base]);
-                            }
-                        }
-                        if h >> shift != part {
-                            continue;
-                        }
-                        let slot = &mut slots[h - base];
-                        if *slot == EMPTY {
-                            *slot = i as u32;
-                        }
-                    }
-                });
+            let per_chunk = (BUILD_CHUNK / step).max(1);
+            // Chunks in order, so the first sampled position of a hash still wins.
+            for first in (0..count).step_by(per_chunk) {
+                let samples = first..(first + per_chunk).min(count);
+                table
+                    .par_chunks_mut(part_len)
+                    .enumerate()
+                    .for_each(|(part, slots)| {
+                        insert_samples(
+                            reference,
+                            step,
+                            bits,
+                            samples.clone(),
+                            part,
+                            part_bits,
+                            slots,
+                        )
+                    });
+                release();
+            }
         }
         ReferenceIndex { table, bits, step }
     }
@@ -144,6 +149,48 @@ impl ReferenceIndex {
     /// Bytes of memory the index uses.
     pub fn memory(&self) -> usize {
         self.table.len() * 4
+    }
+}
+
+/// Inserts the sampled positions `samples` (indexes of samples, `step` bytes apart) whose
+/// hash falls in table part `part` into that part's `slots`, keeping the first position
+/// per slot.
+fn insert_samples(
+    reference: &[u8],
+    step: usize,
+    bits: u32,
+    samples: std::ops::Range<usize>,
+    part: usize,
+    part_bits: u32,
+    slots: &mut [u32],
+) {
+    let base = part * slots.len();
+    let shift = bits - part_bits;
+    // Hashes of the samples ahead, so their slots can be prefetched.
+    const AHEAD: usize = 32;
+    let mut ring = [0usize; AHEAD];
+    let hash_at = |i: usize| hash(load_u64(reference, i * step), bits);
+    for (k, r) in ring.iter_mut().enumerate().take(samples.len()) {
+        *r = hash_at(samples.start + k);
+    }
+    for i in samples.clone() {
+        let k = i - samples.start;
+        let h = ring[k % AHEAD];
+        let next = i + AHEAD;
+        if next < samples.end {
+            let hn = hash_at(next);
+            ring[k % AHEAD] = hn;
+            if hn >> shift == part {
+                prefetch(&slots[hn - base]);
+            }
+        }
+        if h >> shift != part {
+            continue;
+        }
+        let slot = &mut slots[h - base];
+        if *slot == EMPTY {
+            *slot = i as u32;
+        }
     }
 }
 

@@ -38,7 +38,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 
 pub use decoder::{DecodeOptions, DecodeSummary, decode, decode_slices, decode_slices_limited};
-pub use encoder::{EncodeOptions, EncodeSummary, encode};
+pub use encoder::{EncodeOptions, EncodeSummary, encode, encode_releasing};
 
 use super::DeltaCodec;
 use crate::error::{Error, Result};
@@ -98,6 +98,45 @@ impl Mapped {
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
+
+    /// Drops the mapping's pages from this process's resident set. They stay in the page
+    /// cache and are faulted in again from it on the next access, so a codec that streams
+    /// over a large file keeps a small footprint.
+    pub fn release_resident(&self) {
+        if let Some(map) = &self.map {
+            // SAFETY: a shared, read-only mapping of a file nothing modifies (see `new`):
+            // after MADV_DONTNEED its pages read back the same bytes from the file, so
+            // borrowed slices keep seeing the same contents.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+}
+
+/// Output bytes between two [`Mapped::release_resident`] calls while decoding.
+const DECODE_RELEASE_EVERY: u64 = 64 << 20;
+
+/// Passes writes through, releasing the reference's pages every
+/// [`DECODE_RELEASE_EVERY`] bytes.
+struct ReleasingWriter<'a, W: ?Sized> {
+    inner: &'a mut W,
+    reference: &'a Mapped,
+    since_release: u64,
+}
+
+impl<W: Write + ?Sized> Write for ReleasingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.since_release += n as u64;
+        if self.since_release >= DECODE_RELEASE_EVERY {
+            self.reference.release_resident();
+            self.since_release = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads a file from offset 0 with `pread`, leaving the handle's position alone.
@@ -142,7 +181,11 @@ impl DeltaCodec for NativeCodec {
         let r = Mapped::new(reference).map_err(|e| Error::io("cannot map the reference", e))?;
         let t = Mapped::new(target).map_err(|e| Error::io("cannot map the target", e))?;
         let mut w = io::BufWriter::with_capacity(1 << 20, out);
-        encode(r.bytes(), t.bytes(), &mut w, &self.encode_options)
+        let release = || {
+            r.release_resident();
+            t.release_resident();
+        };
+        encode_releasing(r.bytes(), t.bytes(), &mut w, &self.encode_options, &release)
             .map_err(|e| codec_error("encode", e))?;
         w.flush()
             .map_err(|e| Error::io("cannot write the encode output", e))?;
@@ -172,10 +215,15 @@ impl DeltaCodec for NativeCodec {
             reject_external_compression: false,
             ..self.decode_options.clone()
         };
+        let mut out = ReleasingWriter {
+            inner: out,
+            reference: &r,
+            since_release: 0,
+        };
         let decoded = match external.target {
-            None => decode(r.bytes(), reader, out, &options).map(drop),
+            None => decode(r.bytes(), reader, &mut out, &options).map(drop),
             Some(ident) => external::Compressor::from_ident(ident).and_then(|c| {
-                external::recompress(c, out, |plain| {
+                external::recompress(c, &mut out, |plain| {
                     decode(r.bytes(), reader, plain, &options).map(drop)
                 })
             }),
