@@ -43,7 +43,8 @@ run() {
   local exe=$ours
   [ "$tool" = python ] && exe=$python
   if [ "$tool" = python ]; then
-    DG_LOG_LEVEL=ERROR /usr/bin/time -f '%M' -a -o "$work/rss" "$exe" "$@" >/dev/null
+    # its metrics adapter logs every operation to stderr; failures still exit non-zero
+    DG_LOG_LEVEL=ERROR /usr/bin/time -f '%M' -a -o "$work/rss" "$exe" "$@" >/dev/null 2>&1
   else
     /usr/bin/time -f '%M' -a -o "$work/rss" "$exe" "$@" >/dev/null
   fi

@@ -281,6 +281,51 @@ mod tests {
         assert!(!path.exists());
     }
 
+    /// A lookup that found an entry valid lets later lookups of the same, unchanged file
+    /// skip hashing; any change to it since, in place or by replacement, is still caught,
+    /// whether it comes right after the check or later.
+    #[test]
+    fn remembered_verification_never_hides_a_change() {
+        use std::os::unix::fs::FileExt;
+        let cache = EphemeralCache::new().unwrap();
+        let bytes = vec![7u8; 64 << 10];
+        for settle in [Duration::ZERO, Duration::from_millis(120)] {
+            for attack in ["flip", "replace"] {
+                let sha = fill(&cache, &bytes);
+                std::thread::sleep(settle);
+                for _ in 0..2 {
+                    let mut back = Vec::new();
+                    cache
+                        .lookup(&sha)
+                        .unwrap()
+                        .unwrap()
+                        .read_to_end(&mut back)
+                        .unwrap();
+                    assert_eq!(back, bytes);
+                }
+                let path = cache.entry_path(&sha);
+                match attack {
+                    "flip" => {
+                        let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+                        f.write_all_at(b"\x08", 1000).unwrap();
+                    }
+                    _ => {
+                        let mut evil = bytes.clone();
+                        evil[1000] = 8;
+                        let stage = cache.path().join("stage");
+                        fs::write(&stage, &evil).unwrap();
+                        fs::set_permissions(&stage, fs::Permissions::from_mode(0o600)).unwrap();
+                        fs::rename(&stage, &path).unwrap();
+                    }
+                }
+                assert!(
+                    cache.lookup(&sha).unwrap().is_none(),
+                    "{attack} after {settle:?}: a changed entry was handed out"
+                );
+            }
+        }
+    }
+
     #[test]
     fn symlinked_entry_is_not_followed() {
         let cache = EphemeralCache::new().unwrap();

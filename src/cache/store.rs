@@ -4,10 +4,11 @@
 //! [`StoreCache`] sits on top and is the [`ReferenceCache`] the engine sees, hashing every
 //! byte it hands out.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::record::{FLAG_ENCRYPTED, Record};
 use super::{
@@ -115,6 +116,50 @@ pub struct StoreCache {
     persistent: bool,
     /// Plaintext must never touch the disk (some layer encrypts).
     encrypted: bool,
+    /// Entry files this process hashed and found valid, by content hash: their identity
+    /// then. A later lookup that opens the same, unchanged file skips hashing it again.
+    verified: Mutex<HashMap<String, FileIdentity>>,
+}
+
+/// What `fstat` says identifies a file and its last change. Any write, truncation, chmod
+/// or replacement changes `ctime` (which no user can set) or the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// A file's change time must be this much older than the start of the hash that verified
+/// it before that verification is remembered: file timestamps come from a coarse clock, and
+/// a change made in the same tick as the last one could otherwise keep the same `ctime`.
+const SETTLED: Duration = Duration::from_millis(50);
+
+impl FileIdentity {
+    fn of(file: &File) -> Option<FileIdentity> {
+        let st = rustix::fs::fstat(file).ok()?;
+        Some(FileIdentity {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as i64,
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+        })
+    }
+
+    /// True if the file last changed more than [`SETTLED`] before `instant`.
+    fn settled_before(&self, instant: SystemTime) -> bool {
+        let Ok(at) = instant.duration_since(UNIX_EPOCH) else {
+            return false;
+        };
+        let (secs, nanos) = self.ctime;
+        let (Ok(secs), Ok(nanos)) = (u64::try_from(secs), u32::try_from(nanos)) else {
+            return false;
+        };
+        Duration::new(secs, nanos.min(999_999_999)) + SETTLED < at
+    }
 }
 
 impl StoreCache {
@@ -133,7 +178,12 @@ impl StoreCache {
             backend,
             persistent,
             encrypted: info.encryption_key.is_some(),
+            verified: Mutex::default(),
         }
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, FileIdentity>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The top of the store stack below this cache.
@@ -143,6 +193,7 @@ impl StoreCache {
 
     fn reject(&self, sha: &str, why: &str) -> Result<Option<File>> {
         tracing::warn!(target: "security", sha256 = %sha, "cache entry rejected and removed: {why}");
+        self.verified().remove(sha);
         self.store.remove(sha);
         Ok(None)
     }
@@ -171,13 +222,27 @@ impl ReferenceCache for StoreCache {
         }
         let file = match entry.data {
             EntryData::File(mut f) => {
-                if entry.hashed.as_deref() == Some(sha.as_str()) {
+                let identity = FileIdentity::of(&f);
+                let unchanged =
+                    identity.is_some() && self.verified().get(&sha) == identity.as_ref();
+                if unchanged || entry.hashed.as_deref() == Some(sha.as_str()) {
                     f.seek(SeekFrom::Start(0))
                         .ctx(|| "cannot rewind the cache entry".into())?;
-                } else if !super::handle_matches(&mut f, &sha)
-                    .ctx(|| format!("cannot read cache entry {sha}"))?
-                {
-                    return self.reject(&sha, "its bytes do not hash to its name");
+                } else {
+                    let started = SystemTime::now();
+                    if !super::handle_matches(&mut f, &sha)
+                        .ctx(|| format!("cannot read cache entry {sha}"))?
+                    {
+                        return self.reject(&sha, "its bytes do not hash to its name");
+                    }
+                    match identity {
+                        Some(id) if id.settled_before(started) => {
+                            self.verified().insert(sha.clone(), id);
+                        }
+                        _ => {
+                            self.verified().remove(&sha);
+                        }
+                    }
                 }
                 f
             }
@@ -225,6 +290,7 @@ impl ReferenceCache for StoreCache {
     }
 
     fn clear(&self) -> Result<()> {
+        self.verified().clear();
         self.store.clear()
     }
 
@@ -248,6 +314,8 @@ impl ReferenceCache for StoreCache {
     }
 
     fn verify_all(&self) -> Result<VerifySummary> {
+        // Re-hash everything, even entries this process found valid before.
+        self.verified().clear();
         let mut summary = VerifySummary {
             removed: self.store.maintain()?,
             ..VerifySummary::default()
