@@ -267,7 +267,9 @@ pub fn decode<R: Read + Send>(
             let capacity = window.capacity();
             window.reserve(w.target_len as usize);
             if window.capacity() != capacity {
-                prefer_huge_pages(&window);
+                // A fresh 8 MiB window otherwise costs 2048 page faults, which on small
+                // deltas is most of the decoding time.
+                super::prefer_huge_pages(&window);
             }
             run_instructions(
                 &table,
@@ -299,32 +301,6 @@ pub fn decode<R: Read + Send>(
         }
         Ok(summary)
     })
-}
-
-/// Asks for transparent huge pages behind a large window buffer: a fresh 8 MiB window
-/// otherwise costs 2048 page faults, which on small deltas is most of the decoding time.
-fn prefer_huge_pages(buf: &Vec<u8>) {
-    const HUGE: usize = 2 << 20;
-    if buf.capacity() < 2 * HUGE {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        let start = buf.as_ptr() as usize;
-        let aligned = start.next_multiple_of(HUGE);
-        let end = (start + buf.capacity()) & !(HUGE - 1);
-        if end > aligned {
-            // SAFETY: the range lies inside the buffer's own allocation; MADV_HUGEPAGE only
-            // changes how the kernel backs it, never its contents.
-            unsafe {
-                libc::madvise(
-                    aligned as *mut libc::c_void,
-                    end - aligned,
-                    libc::MADV_HUGEPAGE,
-                );
-            }
-        }
-    }
 }
 
 /// Where a window's COPY segment lives.

@@ -71,7 +71,7 @@ impl Default for EncodeOptions {
             window_size: 8 << 20,
             // Instructions and addresses: small sections where a higher preset costs time
             // and saves almost nothing.
-            lzma_preset: Some(3),
+            lzma_preset: Some(1),
             data_lzma_preset: 0,
             sample_step: 4,
             min_match: 8,

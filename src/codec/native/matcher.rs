@@ -101,7 +101,9 @@ impl ReferenceIndex {
         let samples = reference.len() / step + 1;
         // Two slots per sample keeps most samples despite collisions.
         let bits = (samples.next_power_of_two().trailing_zeros() + 1).clamp(10, 40);
-        let mut table = vec![EMPTY; 1usize << bits];
+        let mut table = Vec::with_capacity(1usize << bits);
+        super::prefer_huge_pages(&table);
+        table.resize(1usize << bits, EMPTY);
         if reference.len() >= HASH_LEN {
             let count = (reference.len() - HASH_LEN) / step + 1;
             let parts = rayon::current_num_threads()
