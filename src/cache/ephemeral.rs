@@ -110,6 +110,25 @@ impl EphemeralCache {
     }
 }
 
+impl Drop for EphemeralCache {
+    fn drop(&mut self) {
+        // Another process of this user writing into the directory while it is removed can
+        // make one pass fail (a file appears after its directory was listed); a few more
+        // passes win that race. The `TempDir` field then finds nothing left to remove.
+        for _ in 0..20 {
+            match std::fs::remove_dir_all(self.dir.path()) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        tracing::warn!(
+            "could not remove the private cache directory {}",
+            self.dir.path().display()
+        );
+    }
+}
+
 impl ReferenceCache for EphemeralCache {
     fn describe(&self) -> String {
         format!(
