@@ -214,8 +214,9 @@ const ENCODED_SUFFIX: &str = "?=";
 
 /// Encodes text for an S3 metadata value. Printable ASCII is kept as is (so other tools read
 /// it unchanged); anything else becomes an RFC 2047 encoded word, the form S3 itself uses.
+/// So does text with leading or trailing spaces, which HTTP header values lose.
 pub fn encode_text(s: &str) -> String {
-    let plain = s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let plain = s.bytes().all(|b| (0x20..0x7f).contains(&b)) && s.trim() == s;
     if plain && !(s.starts_with(ENCODED_PREFIX) && s.ends_with(ENCODED_SUFFIX)) {
         s.to_string()
     } else {
