@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use deltaglider::codec::DeltaCodec;
-use deltaglider::codec::native::{EncodeOptions, NativeCodec, decode_slices};
+use deltaglider::codec::native::{
+    DecodeOptions, EncodeOptions, NativeCodec, decode, decode_slices,
+};
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -528,8 +530,19 @@ fn externally_compressed_deltas_decode_like_xdelta3() {
             ours == tz,
             "{program}: recompression did not reproduce the file"
         );
-        // A raw-byte (-D) decode of the same delta is the decompressed target.
+        // The delta itself is of the decompressed bytes: applied raw to the decompressed
+        // reference it gives the decompressed target. Raw decoding refuses it by default.
         assert!(decode_slices(&delta, &reference).is_err());
+        let mut raw = Vec::new();
+        let options = DecodeOptions {
+            reject_external_compression: false,
+            ..DecodeOptions::default()
+        };
+        decode(&reference, &delta[..], &mut raw, &options).unwrap();
+        assert!(
+            raw == target,
+            "{program}: raw decode is not the decompressed target"
+        );
     }
 }
 

@@ -319,6 +319,15 @@ impl Drop for Bucket {
     }
 }
 
+/// The test server's endpoint, the Python CLI pointed at it and a fresh bucket; `None` (the
+/// test is skipped, loudly, by the support functions) when either is missing.
+async fn python_and_bucket() -> Option<(String, Python, Bucket)> {
+    let endpoint = support::s3_endpoint()?;
+    let py = Python::new(support::python_deltaglider()?, &endpoint);
+    let b = Bucket::create(&endpoint).await;
+    Some((endpoint, py, b))
+}
+
 /// `program -c` over `input`: through a pipe when `input` is bytes (no name or time in the
 /// header, as `tar czf` writes), or on the named file (gzip then records its name and time).
 fn gzip(input: Result<&[u8], &Path>) -> Vec<u8> {
@@ -347,14 +356,9 @@ fn gzip(input: Result<&[u8], &Path>) -> Vec<u8> {
 /// and the download fails with an error saying so, leaving no file.
 #[tokio::test(flavor = "multi_thread")]
 async fn python_gzip_deltas() {
-    let Some(endpoint) = support::s3_endpoint() else {
+    let Some((endpoint, py, b)) = python_and_bucket().await else {
         return;
     };
-    let Some(py) = support::python_deltaglider() else {
-        return;
-    };
-    let py = Python::new(py, &endpoint);
-    let b = Bucket::create(&endpoint).await;
     let src = tempfile::tempdir().unwrap();
     let tar1 = support::noise(2 * MIB, 41);
     let tar2 = support::edited(&tar1, 42);
@@ -418,14 +422,9 @@ async fn python_gzip_deltas() {
 ///    `verify` says OK.
 #[tokio::test(flavor = "multi_thread")]
 async fn python_writes_we_read() {
-    let Some(endpoint) = support::s3_endpoint() else {
+    let Some((endpoint, py, b)) = python_and_bucket().await else {
         return;
     };
-    let Some(py) = support::python_deltaglider() else {
-        return;
-    };
-    let py = Python::new(py, &endpoint);
-    let b = Bucket::create(&endpoint).await;
     let src = tempfile::tempdir().unwrap();
     let first = support::noise(3 * MIB, 11);
     let second = support::edited(&first, 12);
@@ -567,14 +566,9 @@ fn legacy_variants(python: &UserMetadata) -> Vec<(&'static str, UserMetadata)> {
 ///    the proxy's relative `dg-ref-path` instead of `dg-ref-key`) still download byte-exact.
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_metadata_spellings() {
-    let Some(endpoint) = support::s3_endpoint() else {
+    let Some((endpoint, py, b)) = python_and_bucket().await else {
         return;
     };
-    let Some(py) = support::python_deltaglider() else {
-        return;
-    };
-    let py = Python::new(py, &endpoint);
-    let b = Bucket::create(&endpoint).await;
     let src = tempfile::tempdir().unwrap();
     let v1 = support::noise(2 * MIB, 21);
     let v2 = support::edited(&v1, 22);
@@ -683,14 +677,9 @@ async fn legacy_metadata_spellings() {
 ///    tool downloads each byte-exact and lists them.
 #[tokio::test(flavor = "multi_thread")]
 async fn we_write_python_reads() {
-    let Some(endpoint) = support::s3_endpoint() else {
+    let Some((endpoint, py, b)) = python_and_bucket().await else {
         return;
     };
-    let Some(py) = support::python_deltaglider() else {
-        return;
-    };
-    let py = Python::new(py, &endpoint);
-    let b = Bucket::create(&endpoint).await;
     let src = tempfile::tempdir().unwrap();
     let first = support::noise(3 * MIB, 31);
     let second = support::edited(&first, 32);
@@ -1002,14 +991,9 @@ async fn corpus_botocore_python_to_ours() {
 ///    against that empty reference).
 #[tokio::test(flavor = "multi_thread")]
 async fn empty_files_both_ways() {
-    let Some(endpoint) = support::s3_endpoint() else {
+    let Some((endpoint, py, b)) = python_and_bucket().await else {
         return;
     };
-    let Some(py) = support::python_deltaglider() else {
-        return;
-    };
-    let py = Python::new(py, &endpoint);
-    let b = Bucket::create(&endpoint).await;
     let src = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let empty = support::write_file(src.path(), "empty.zip", b"");
@@ -1078,14 +1062,9 @@ async fn empty_files_both_ways() {
 ///    what was uploaded and what the bucket holds.
 #[tokio::test(flavor = "multi_thread")]
 async fn stats_on_a_python_bucket() {
-    let Some(endpoint) = support::s3_endpoint() else {
+    let Some((endpoint, py, b)) = python_and_bucket().await else {
         return;
     };
-    let Some(py) = support::python_deltaglider() else {
-        return;
-    };
-    let py = Python::new(py, &endpoint);
-    let b = Bucket::create(&endpoint).await;
     let src = tempfile::tempdir().unwrap();
     let base = support::noise(2 * MIB, 81);
     let files: Vec<(String, Vec<u8>)> = (0..3u64)

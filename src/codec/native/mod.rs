@@ -130,6 +130,7 @@ impl Mapped {
     /// Drops the mapping's pages from this process's resident set. They stay in the page
     /// cache and are faulted in again from it on the next access, so a codec that streams
     /// over a large file keeps a small footprint.
+    ///
     /// Mappings smaller than [`RELEASE_ABOVE`] are left alone: their pages cost little,
     /// while dropping them costs page faults and TLB shootdowns on every core.
     pub fn release_resident(&self) {
