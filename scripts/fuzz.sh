@@ -42,8 +42,13 @@ mkdir -p "$target_dir"
 
 section "building the targets (cargo fuzz build)"
 if ! cargo fuzz build --target-dir "$target_dir" >"$logs/build.log" 2>&1; then
-  cat "$logs/build.log" >&2
-  echo "fuzz: the build failed" >&2
+  {
+    # The compiler's errors (or a full disk), then how the build ended.
+    grep -E -A6 '^error|No space left|Killed' "$logs/build.log" | head -n 60 || true
+    echo "..."
+    tail -n 15 "$logs/build.log"
+    echo "fuzz: the build failed; full log: $root/fuzz/$logs/build.log"
+  } >&2
   exit 1
 fi
 

@@ -11,7 +11,10 @@
 # with the integration tests required to run (DG_REQUIRE_S3=1: no skipping for want of a
 # server). The S3 server is stopped on the way out, whatever happens; DG_S3_KEEP=1 leaves
 # it running. Every step runs even after one fails; the exit status is non-zero if any did.
-# Section headers and the summary go to stderr.
+# Section headers and the summary go to stderr. Each step's output is also kept in
+# target/test-logs/, and the summary repeats, for each failed step, the lines that say why
+# (panics, compiler errors, a full disk) with the free space, so that the end of the output
+# alone is enough to see what went wrong.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +23,11 @@ cd "$root"
 export DG_PY_VENV=${DG_PY_VENV:-$root/target/py-venv}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-$([ -t 2 ] && echo auto || echo never)}
+
+# CI builds once from clean: incremental state would only add gigabytes to the disk.
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+fi
 
 t_start=$SECONDS
 section() { printf '\n===== %s  [%ds]\n' "$*" $((SECONDS - t_start)) >&2; }
@@ -56,17 +64,44 @@ export AWS_EC2_METADATA_DISABLED=true
     "DG_REQUIRE_S3=$DG_REQUIRE_S3" "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
 } >&2
 
+logs=$root/target/test-logs
+rm -rf "$logs"
+mkdir -p "$logs"
+free_space() {
+  df -h "$root" "$HOME" /tmp 2>/dev/null | awk 'NR == 1 || !seen[$0]++' || true
+}
+section "free disk space"
+free_space >&2
+
 failed=()
+steps_run=0
 step() {
-  local name=$1 t0=$SECONDS
+  local name=$1 t0=$SECONDS log status
   shift
   section "$name"
-  if "$@"; then
+  steps_run=$((steps_run + 1))
+  log=$logs/$(printf '%02d' "$steps_run")-${name//[^A-Za-z0-9]/_}.log
+  set +e
+  "$@" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -eq 0 ]; then
     printf -- '----- %s: ok (%ds)\n' "$name" $((SECONDS - t0)) >&2
   else
-    printf -- '----- %s: FAILED (exit %d, %ds)\n' "$name" "$?" $((SECONDS - t0)) >&2
-    failed+=("$name")
+    printf -- '----- %s: FAILED (exit %d, %ds)\n' "$name" "$status" $((SECONDS - t0)) >&2
+    failed+=("$name|$log")
   fi
+}
+
+# The lines of a failed step's log that say why it failed, at most a screenful.
+why_failed() {
+  local log=$1
+  {
+    grep -E -A3 'panicked at|^error(\[E[0-9]+\])?:|^---- .* stdout ----|No space left|[Dd]isk quota|Killed|out of memory|^==[0-9]+==ERROR' "$log" |
+      grep -v -E '^\s*(\||[0-9]+:|at )' | head -n 40
+    echo "  last lines:"
+    tail -n 12 "$log" | sed 's/^/  /'
+  } || true
 }
 
 has_lib() {
@@ -94,7 +129,13 @@ step "fuzz (short)" scripts/fuzz.sh "${DG_FUZZ_SECONDS:-15}"
 
 section "summary"
 if [ ${#failed[@]} -gt 0 ]; then
-  printf 'FAILED: %s\n' "${failed[@]}" >&2
+  for entry in "${failed[@]}"; do
+    printf '\n--- why "%s" failed (full log: %s)\n' "${entry%%|*}" "${entry#*|}" >&2
+    why_failed "${entry#*|}" >&2
+  done
+  echo >&2
+  free_space >&2
+  printf 'FAILED: %s\n' "${failed[@]%%|*}" >&2
   exit 1
 fi
 echo "all checks passed in $((SECONDS - t_start))s" >&2
