@@ -5,10 +5,13 @@
 //! `--generated` adds a 1 GiB reference with a rotated target, see [`generated_rotated`],
 //! measured once). Each side runs as its own process (this binary re-executes itself for
 //! ours), so times include start-up and RSS is each process's own peak. xdelta3 runs as the
-//! xdelta3 codec runs it: `-9` with a source window covering the whole reference. Prints delta size, encode and decode time ratios for the
-//! encoder profiles `default` (LZMA secondary compression of all sections), `fast`
-//! (`EncodeOptions::fast()`: no LZMA for incompressible data sections) and `plain` (no
-//! secondary compression). Wall times on a loaded machine are noisy: compare ratios.
+//! xdelta3 codec runs it: `-9` with a source window covering the whole reference.
+//!
+//! Prints delta size, encode and decode time ratios for the encoder profiles `default`
+//! (LZMA secondary compression of all sections), `fast` (`EncodeOptions::fast()`) and
+//! `plain` (no secondary compression). Times are the best of [`RUNS`] runs, ours and the
+//! program's alternating, so that a slow phase of a shared machine slows both alike:
+//! compare the ratios, not the absolute times.
 
 use std::fs::File;
 use std::io::Write;
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use deltaglider::codec::DeltaCodec;
 use deltaglider::codec::native::{EncodeOptions, Mapped, NativeCodec, encode};
 
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 fn worker(args: &[String]) {
     // worker encode|decode default|fast|plain REF IN OUT
@@ -82,43 +85,66 @@ fn worker(args: &[String]) {
     out.flush().unwrap();
 }
 
-/// Runs `program` `runs` times: best wall time and the largest peak RSS (KiB), read from
-/// `wait4`'s resource usage of that child alone.
-fn measure_n(runs: usize, program: &str, args: &[&str]) -> (Duration, u64) {
-    let mut best = Duration::MAX;
-    let mut rss = 0;
-    for _ in 0..runs {
-        let start = Instant::now();
-        let mut stderr = tempfile::tempfile().unwrap();
-        // Reaped by wait4 below, which also reports this child's own peak RSS.
-        #[allow(clippy::zombie_processes)]
-        let child = Command::new(program)
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr.try_clone().unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("run {program}: {e}"));
-        let pid = child.id() as libc::pid_t;
-        let mut status = 0;
-        // SAFETY: plain FFI; `usage` is written by the kernel.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        let elapsed = start.elapsed();
-        assert_eq!(waited, pid, "wait4 {program}");
-        let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-        if !ok {
-            let mut err = String::new();
-            std::io::Seek::rewind(&mut stderr).unwrap();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
-            panic!("{program} {args:?} failed: {err}");
-        }
-        best = best.min(elapsed);
-        rss = rss.max(usage.ru_maxrss as u64);
+/// Runs `program` once: wall time and peak RSS (KiB), read from `wait4`'s resource usage
+/// of that child alone.
+fn measure_once(program: &str, args: &[&str]) -> (Duration, u64) {
+    let start = Instant::now();
+    let mut stderr = tempfile::tempfile().unwrap();
+    // Reaped by wait4 below, which also reports this child's own peak RSS.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr.try_clone().unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain FFI; `usage` is written by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert_eq!(waited, pid, "wait4 {program}");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !ok {
+        let mut err = String::new();
+        std::io::Seek::rewind(&mut stderr).unwrap();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+        panic!("{program} {args:?} failed: {err}");
     }
-    (best, rss)
+    (elapsed, usage.ru_maxrss as u64)
 }
 
-/// Fills `path` with `len` pseudo-random bytes from `seed`, 8 MiB at a time.
+/// Best wall time and largest peak RSS over runs.
+#[derive(Clone, Copy)]
+struct Measured {
+    best: Duration,
+    rss_kib: u64,
+}
+
+impl Measured {
+    const NONE: Measured = Measured {
+        best: Duration::MAX,
+        rss_kib: 0,
+    };
+
+    fn add(&mut self, (elapsed, rss): (Duration, u64)) {
+        self.best = self.best.min(elapsed);
+        self.rss_kib = self.rss_kib.max(rss);
+    }
+}
+
+/// Runs two commands `runs` times each, alternating, so that a slow phase of a shared
+/// machine slows both sides alike: the ratio of the two best times is what is compared.
+fn measure_pair(runs: usize, a: (&str, &[&str]), b: (&str, &[&str])) -> (Measured, Measured) {
+    let (mut ma, mut mb) = (Measured::NONE, Measured::NONE);
+    for _ in 0..runs {
+        ma.add(measure_once(a.0, a.1));
+        mb.add(measure_once(b.0, b.1));
+    }
+    (ma, mb)
+}
+
 fn write_noise(path: &Path, len: u64, seed: u64) {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut w = std::io::BufWriter::new(File::create(path).unwrap());
@@ -274,22 +300,14 @@ fn main() {
         let (rs, ts) = (r.to_str().unwrap(), tg.to_str().unwrap());
         let (xd, xo) = (t("x.vcdiff"), t("x.out"));
         let window = source_window(&r);
-        let (xe, xe_rss) = measure_n(
-            runs,
-            "xdelta3",
-            &["-e", "-9", "-f", "-B", &window, "-s", rs, ts, &xd],
-        );
+        let xd3_encode: &[&str] = &["-e", "-9", "-f", "-B", &window, "-s", rs, ts, &xd];
         // Timed decodes write to /dev/null: writing a new file of the target's size costs
         // both sides the same and, at 1 GiB, varies by seconds with the page cache. Each
         // result is then checked through an untimed decode into a file.
         let null = "/dev/null";
-        let (xdt, xd_rss) = measure_n(
-            runs,
-            "xdelta3",
-            &["-d", "-D", "-f", "-B", &window, "-s", rs, &xd, null],
-        );
-        measure_n(
-            1,
+        let xd3_decode: &[&str] = &["-d", "-D", "-f", "-B", &window, "-s", rs, &xd, null];
+        measure_once("xdelta3", xd3_encode);
+        measure_once(
             "xdelta3",
             &["-d", "-D", "-f", "-B", &window, "-s", rs, &xd, &xo],
         );
@@ -304,9 +322,17 @@ fn main() {
             .collect::<String>();
         for &preset in profiles {
             let (od, oo) = (t("o.vcdiff"), t("o.out"));
-            let (oe, oe_rss) = measure_n(runs, me, &["--worker", "encode", preset, rs, ts, &od]);
-            let (odt, od_rss) = measure_n(runs, me, &["--worker", "decode", preset, rs, &od, null]);
-            measure_n(1, me, &["--worker", "decode", preset, rs, &od, &oo]);
+            let (xe, oe) = measure_pair(
+                runs,
+                ("xdelta3", xd3_encode),
+                (me, &["--worker", "encode", preset, rs, ts, &od]),
+            );
+            let (xdt, odt) = measure_pair(
+                runs,
+                ("xdelta3", xd3_decode),
+                (me, &["--worker", "decode", preset, rs, &od, null]),
+            );
+            measure_once(me, &["--worker", "decode", preset, rs, &od, &oo]);
             assert!(same_file(&tg, Path::new(&oo)), "ours -> ours differs");
             // The program must read what we write.
             let status = Command::new("xdelta3")
@@ -317,37 +343,42 @@ fn main() {
                 status.success() && same_file(&tg, Path::new(&xo)),
                 "ours -> xdelta3 differs"
             );
-            // And we must read what it writes (timed above through the program).
-            let (xod, _) = measure_n(runs, me, &["--worker", "decode", preset, rs, &xd, null]);
-            measure_n(1, me, &["--worker", "decode", preset, rs, &xd, &oo]);
+            // And we must read what it writes, timed against the program reading it.
+            let (xdt2, xod) = measure_pair(
+                runs,
+                ("xdelta3", xd3_decode),
+                (me, &["--worker", "decode", preset, rs, &xd, null]),
+            );
+            measure_once(me, &["--worker", "decode", preset, rs, &xd, &oo]);
             assert!(same_file(&tg, Path::new(&oo)), "xdelta3 -> ours differs");
             let osize = std::fs::metadata(&od).unwrap().len();
             let ms = |d: Duration| format!("{:.0}ms", d.as_secs_f64() * 1e3);
+            let ratio = |a: Measured, b: Measured| a.best.as_secs_f64() / b.best.as_secs_f64();
             println!(
                 "{:<34} {:>10} {:>10} {:>7.4} {:>9} {:>9} {:>6.1}x {:>9} {:>9} {:>6.1}x {:>8}M {:>8}M",
                 format!("{label} {preset}"),
                 xsize,
                 osize,
                 osize as f64 / xsize as f64,
-                ms(xe),
-                ms(oe),
-                xe.as_secs_f64() / oe.as_secs_f64(),
-                ms(xdt),
-                ms(odt),
-                xdt.as_secs_f64() / odt.as_secs_f64(),
-                xe_rss.max(xd_rss) / 1024,
-                oe_rss.max(od_rss) / 1024,
+                ms(xe.best),
+                ms(oe.best),
+                ratio(xe, oe),
+                ms(xdt.best),
+                ms(odt.best),
+                ratio(xdt, odt),
+                xe.rss_kib.max(xdt.rss_kib) / 1024,
+                oe.rss_kib.max(odt.rss_kib) / 1024,
             );
             println!(
                 "{:<34} decoding xdelta3's delta: ours {} vs xdelta3 {} ({:.1}x); RSS enc {}M/{}M dec {}M/{}M",
                 "",
-                ms(xod),
-                ms(xdt),
-                xdt.as_secs_f64() / xod.as_secs_f64(),
-                xe_rss / 1024,
-                oe_rss / 1024,
-                xd_rss / 1024,
-                od_rss / 1024
+                ms(xod.best),
+                ms(xdt2.best),
+                ratio(xdt2, xod),
+                xe.rss_kib / 1024,
+                oe.rss_kib / 1024,
+                xdt.rss_kib / 1024,
+                odt.rss_kib / 1024
             );
         }
     }

@@ -117,6 +117,8 @@ impl<R: Read> DeltaReader<R> {
     /// Reads exactly `len` bytes into `buf`, growing it only as bytes arrive.
     fn bytes(&mut self, len: u64, buf: &mut Vec<u8>, what: &str) -> Result<(), NativeError> {
         buf.clear();
+        // Room for a typical window's sections at once; more only as bytes arrive.
+        buf.reserve(len.min(8 << 20) as usize);
         let got = (&mut self.inner).take(len).read_to_end(buf)?;
         if got as u64 != len {
             return Err(corrupt(format!("truncated delta (in {what})")));
@@ -125,13 +127,38 @@ impl<R: Read> DeltaReader<R> {
     }
 }
 
-/// A window's three sections after secondary decompression.
+/// A window's three sections after secondary decompression. A section stored without
+/// secondary compression is read in place from `raw`, never copied.
 #[derive(Default)]
 struct Sections {
     raw: Vec<u8>,
     data: Vec<u8>,
     inst: Vec<u8>,
     addr: Vec<u8>,
+    /// For each of data, instructions and addresses: its range in `raw` if it was stored
+    /// plain, `None` if it was decompressed into its own buffer.
+    plain: [Option<std::ops::Range<usize>>; 3],
+}
+
+impl Sections {
+    fn data(&self) -> &[u8] {
+        self.section(0, &self.data)
+    }
+
+    fn inst(&self) -> &[u8] {
+        self.section(1, &self.inst)
+    }
+
+    fn addr(&self) -> &[u8] {
+        self.section(2, &self.addr)
+    }
+
+    fn section<'a>(&'a self, k: usize, decompressed: &'a [u8]) -> &'a [u8] {
+        match &self.plain[k] {
+            Some(range) => &self.raw[range.clone()],
+            None => decompressed,
+        }
+    }
 }
 
 /// Decodes `delta` against `reference`, writing the target to `out`.
@@ -254,6 +281,13 @@ pub fn decode<R: Read + Send>(
         let mut win_start: u64 = 0;
         for parsed in rx {
             let w = parsed?;
+            // The previous window is kept aside only when this one copies from it
+            // (VCD_TARGET, which neither xdelta3 nor our encoder writes by default):
+            // otherwise its buffer is reused, and a second window's worth of memory is
+            // never touched.
+            if matches!(w.segment, Segment::Target { .. }) {
+                std::mem::swap(&mut window, &mut last_window);
+            }
             let segment: &[u8] = match w.segment {
                 Segment::None => &[],
                 Segment::Source { off, len } => &reference[off as usize..(off + len) as usize],
@@ -295,7 +329,6 @@ pub fn decode<R: Read + Send>(
             out.write_all(&window)?;
             summary.bytes_written += w.target_len;
             summary.windows += 1;
-            std::mem::swap(&mut window, &mut last_window);
             last_start = win_start;
             win_start += w.target_len;
         }
@@ -446,9 +479,10 @@ impl WindowParser<'_> {
                 data,
                 inst,
                 addr,
+                plain,
             } = &mut sections;
-            let (d, rest) = raw.split_at(data_len as usize);
-            let (i, a) = rest.split_at(inst_len as usize);
+            let (d, i) = (data_len as usize, inst_len as usize);
+            let ranges = [0..d, d..d + i, d + i..raw.len()];
             let caps = [
                 tgt_len,
                 tgt_len.saturating_mul(12) + 64,
@@ -456,8 +490,9 @@ impl WindowParser<'_> {
             ];
             let flags = [VCD_DATACOMP, VCD_INSTCOMP, VCD_ADDRCOMP];
             let outs = [data, inst, addr];
-            for (k, (src, dst)) in [d, i, a].into_iter().zip(outs).enumerate() {
+            for (k, (range, dst)) in ranges.into_iter().zip(outs).enumerate() {
                 if del_ind & flags[k] != 0 {
+                    let src = &raw[range];
                     let mut pos = 0;
                     let size = varint::read(src, &mut pos)
                         .map_err(|_| corrupt("bad compressed section size"))?;
@@ -465,9 +500,9 @@ impl WindowParser<'_> {
                         return Err(corrupt("compressed section size out of range"));
                     }
                     self.secondary[k].decode(&src[pos..], size as usize, dst)?;
+                    plain[k] = None;
                 } else {
-                    dst.clear();
-                    dst.extend_from_slice(src);
+                    plain[k] = Some(range);
                 }
             }
         }
@@ -496,9 +531,10 @@ fn run_instructions(
     window: &mut Vec<u8>,
 ) -> Result<(), NativeError> {
     let seg_len = segment.len() as u64;
+    let (data, inst, addr) = (s.data(), s.inst(), s.addr());
     let (mut ip, mut dp, mut ap) = (0usize, 0usize, 0usize);
-    while ip < s.inst.len() {
-        let opcode = s.inst[ip];
+    while ip < inst.len() {
+        let opcode = inst[ip];
         ip += 1;
         let (first, second) = table.entries[opcode as usize];
         for half in [first, second] {
@@ -507,7 +543,7 @@ fn run_instructions(
                 continue;
             }
             let size = if size == 0 {
-                varint::read(&s.inst, &mut ip).map_err(|_| corrupt("bad instruction size"))?
+                varint::read(inst, &mut ip).map_err(|_| corrupt("bad instruction size"))?
             } else {
                 u64::from(size)
             };
@@ -518,16 +554,14 @@ fn run_instructions(
             let n = size as usize;
             match op {
                 Op::Add => {
-                    let bytes = s
-                        .data
+                    let bytes = data
                         .get(dp..dp + n)
                         .ok_or_else(|| corrupt("ADD beyond the data section"))?;
                     window.extend_from_slice(bytes);
                     dp += n;
                 }
                 Op::Run => {
-                    let b = *s
-                        .data
+                    let b = *data
                         .get(dp)
                         .ok_or_else(|| corrupt("RUN beyond the data section"))?;
                     dp += 1;
@@ -536,7 +570,7 @@ fn run_instructions(
                 Op::Copy(mode) => {
                     let here = seg_len + window.len() as u64;
                     let addr = cache
-                        .decode(here, mode, &s.addr, &mut ap)
+                        .decode(here, mode, addr, &mut ap)
                         .map_err(|e| match e {
                             AddressError::Truncated => corrupt("COPY beyond the address section"),
                             AddressError::Invalid => corrupt("invalid COPY address"),
@@ -558,7 +592,7 @@ fn run_instructions(
     if window.len() != tgt_len {
         return Err(corrupt("instructions do not fill the target window"));
     }
-    if dp != s.data.len() || ap != s.addr.len() {
+    if dp != data.len() || ap != addr.len() {
         return Err(corrupt("unused data or addresses in a window"));
     }
     Ok(())
@@ -605,4 +639,75 @@ pub fn decode_slices_limited(
 /// Decodes a delta held in memory (output capped at 1 GiB).
 pub fn decode_slices(delta: &[u8], reference: &[u8]) -> Result<Vec<u8>, NativeError> {
     decode_slices_limited(delta, reference, 1 << 30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One window: `segment` is (indicator, length, offset); `copy` copies that many bytes
+    /// from address 0 of the segment (mode VCD_SELF), then `add` bytes are added.
+    fn window(out: &mut Vec<u8>, segment: Option<(u8, u64, u64)>, copy: u64, add: &[u8]) {
+        let (mut inst, mut addr) = (Vec::new(), Vec::new());
+        if copy > 0 {
+            inst.push(19); // COPY, size follows, mode 0
+            varint::write(&mut inst, copy);
+            varint::write(&mut addr, 0);
+        }
+        if !add.is_empty() {
+            inst.push(1); // ADD, size follows
+            varint::write(&mut inst, add.len() as u64);
+        }
+        let tgt_len = copy + add.len() as u64;
+        out.push(segment.map_or(0, |s| s.0));
+        if let Some((_, len, off)) = segment {
+            varint::write(out, len);
+            varint::write(out, off);
+        }
+        let lens = [
+            tgt_len,
+            add.len() as u64,
+            inst.len() as u64,
+            addr.len() as u64,
+        ];
+        let enc_len = 1
+            + lens.iter().map(|&l| varint::len(l) as u64).sum::<u64>()
+            + (add.len() + inst.len() + addr.len()) as u64;
+        varint::write(out, enc_len);
+        varint::write(out, tgt_len);
+        out.push(0);
+        for l in &lens[1..] {
+            varint::write(out, *l);
+        }
+        out.extend_from_slice(add);
+        out.extend_from_slice(&inst);
+        out.extend_from_slice(&addr);
+    }
+
+    #[test]
+    fn target_segments_copy_from_the_previous_window() {
+        let mut delta = vec![0xD6, 0xC3, 0xC4, 0, 0];
+        // 0..6 "abcdef"; 6..10 copies "cdef" from window 1 and adds "!"; 11..14 copies
+        // "ef!" from window 2; 14..17 "xyz" (no segment); 17..19 copies "yz" from window 4
+        // plus one byte from the reference.
+        window(&mut delta, None, 0, b"abcdef");
+        window(&mut delta, Some((VCD_TARGET, 4, 2)), 4, b"!");
+        window(&mut delta, Some((VCD_TARGET, 3, 8)), 3, b"");
+        window(&mut delta, None, 0, b"xyz");
+        window(&mut delta, Some((VCD_TARGET, 2, 15)), 2, b"");
+        window(&mut delta, Some((VCD_SOURCE, 1, 0)), 1, b"");
+        let out = decode_slices(&delta, b"R").unwrap();
+        assert_eq!(out, b"abcdefcdef!ef!xyzyzR");
+    }
+
+    #[test]
+    fn target_segment_outside_the_previous_window_is_refused() {
+        let mut delta = vec![0xD6, 0xC3, 0xC4, 0, 0];
+        window(&mut delta, None, 0, b"abcdef");
+        window(&mut delta, None, 0, b"xyz");
+        // Window 1 is two windows back: only the previous one may be a segment.
+        window(&mut delta, Some((VCD_TARGET, 2, 0)), 2, b"");
+        let err = decode_slices(&delta, b"").unwrap_err();
+        assert!(err.to_string().contains("previous window"), "{err}");
+    }
 }

@@ -12,9 +12,54 @@ pub fn load_u64(buf: &[u8], pos: usize) -> u64 {
     u64::from_le_bytes(buf[pos..pos + 8].try_into().expect("8 bytes"))
 }
 
+/// The 64-bit hash of an 8-byte word; its top bits choose a slot, the bits below them
+/// make the slot's tag (see [`SlotLayout`]).
 #[inline]
-fn hash(word: u64, bits: u32) -> usize {
-    (word.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+fn hash(word: u64) -> u64 {
+    word.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// How a table of `2^bits` `u32` slots packs a position and a tag into each slot: the
+/// low `pos_bits` hold the position, the bits above hold more bits of the hash. A probe
+/// whose tag differs cannot match, and is rejected without reading the bytes at the
+/// stored position: on input that matches nothing (new compressed data) that read is a
+/// cache miss into the reference or window for most probes. `u32::MAX` marks an empty
+/// slot; positions stay below `2^pos_bits - 1`, so no entry equals it.
+#[derive(Clone, Copy)]
+struct SlotLayout {
+    bits: u32,
+    pos_bits: u32,
+}
+
+impl SlotLayout {
+    const EMPTY: u32 = u32::MAX;
+
+    /// A layout for positions `0..positions` in `2^bits` slots.
+    fn new(bits: u32, positions: usize) -> SlotLayout {
+        let pos_bits = (usize::BITS - positions.leading_zeros()).max(1);
+        assert!(pos_bits < 32, "{positions} positions do not fit a slot");
+        SlotLayout { bits, pos_bits }
+    }
+
+    #[inline]
+    fn slot(self, h: u64) -> usize {
+        (h >> (64 - self.bits)) as usize
+    }
+
+    #[inline]
+    fn entry(self, h: u64, pos: usize) -> u32 {
+        let tag_bits = 32 - self.pos_bits;
+        let tag = (h >> (64 - self.bits - tag_bits)) as u32 & ((1u32 << tag_bits) - 1);
+        (tag << self.pos_bits) | pos as u32
+    }
+
+    /// The position stored in `entry` if it was stored under `h`'s tag.
+    #[inline]
+    fn position(self, entry: u32, h: u64) -> Option<usize> {
+        let mask = (1u32 << self.pos_bits) - 1;
+        (entry != Self::EMPTY && entry & !mask == self.entry(h, 0))
+            .then_some((entry & mask) as usize)
+    }
 }
 
 /// Length of the common prefix of `a` and `b`.
@@ -68,11 +113,9 @@ fn prefetch<T>(slot: &T) {
 /// [`MAX_INDEX_BYTES`] (the step grows for references above 256 MiB).
 pub struct ReferenceIndex {
     table: Vec<u32>,
-    bits: u32,
+    layout: SlotLayout,
     step: usize,
 }
-
-const EMPTY: u32 = u32::MAX;
 
 /// Largest index: 256 MiB, two slots for each of 32 Mi samples. Blocks of a larger
 /// reference are sampled more sparsely; moved blocks are found as long as they span a
@@ -100,10 +143,11 @@ impl ReferenceIndex {
         }
         let samples = reference.len() / step + 1;
         // Two slots per sample keeps most samples despite collisions.
-        let bits = (samples.next_power_of_two().trailing_zeros() + 1).clamp(10, 40);
+        let bits = (samples.next_power_of_two().trailing_zeros() + 1).clamp(10, 30);
+        let layout = SlotLayout::new(bits, samples);
         let mut table = Vec::with_capacity(1usize << bits);
         super::prefer_huge_pages(&table);
-        table.resize(1usize << bits, EMPTY);
+        table.resize(1usize << bits, SlotLayout::EMPTY);
         if reference.len() >= HASH_LEN {
             let count = (reference.len() - HASH_LEN) / step + 1;
             let parts = rayon::current_num_threads()
@@ -122,7 +166,7 @@ impl ReferenceIndex {
                         insert_samples(
                             reference,
                             step,
-                            bits,
+                            layout,
                             samples.clone(),
                             part,
                             part_bits,
@@ -132,20 +176,27 @@ impl ReferenceIndex {
                 release();
             }
         }
-        ReferenceIndex { table, bits, step }
+        ReferenceIndex {
+            table,
+            layout,
+            step,
+        }
     }
 
     /// A reference position whose next 8 bytes may equal `word`.
     #[inline]
     pub fn candidate(&self, word: u64) -> Option<usize> {
-        let v = self.table[hash(word, self.bits)];
-        (v != EMPTY).then(|| v as usize * self.step)
+        let h = hash(word);
+        let entry = self.table[self.layout.slot(h)];
+        self.layout
+            .position(entry, h)
+            .map(|sample| sample * self.step)
     }
 
     /// Starts loading the slot for `word`.
     #[inline]
     pub fn prefetch(&self, word: u64) {
-        prefetch(&self.table[hash(word, self.bits)]);
+        prefetch(&self.table[self.layout.slot(hash(word))]);
     }
 
     /// Bytes of memory the index uses.
@@ -160,18 +211,18 @@ impl ReferenceIndex {
 fn insert_samples(
     reference: &[u8],
     step: usize,
-    bits: u32,
+    layout: SlotLayout,
     samples: std::ops::Range<usize>,
     part: usize,
     part_bits: u32,
     slots: &mut [u32],
 ) {
     let base = part * slots.len();
-    let shift = bits - part_bits;
+    let shift = layout.bits - part_bits;
     // Hashes of the samples ahead, so their slots can be prefetched.
     const AHEAD: usize = 32;
-    let mut ring = [0usize; AHEAD];
-    let hash_at = |i: usize| hash(load_u64(reference, i * step), bits);
+    let mut ring = [0u64; AHEAD];
+    let hash_at = |i: usize| hash(load_u64(reference, i * step));
     for (k, r) in ring.iter_mut().enumerate().take(samples.len()) {
         *r = hash_at(samples.start + k);
     }
@@ -182,16 +233,18 @@ fn insert_samples(
         if next < samples.end {
             let hn = hash_at(next);
             ring[k % AHEAD] = hn;
-            if hn >> shift == part {
-                prefetch(&slots[hn - base]);
+            let slot = layout.slot(hn);
+            if slot >> shift == part {
+                prefetch(&slots[slot - base]);
             }
         }
-        if h >> shift != part {
+        let slot = layout.slot(h);
+        if slot >> shift != part {
             continue;
         }
-        let slot = &mut slots[h - base];
-        if *slot == EMPTY {
-            *slot = i as u32;
+        let slot = &mut slots[slot - base];
+        if *slot == SlotLayout::EMPTY {
+            *slot = layout.entry(h, i);
         }
     }
 }
@@ -199,7 +252,7 @@ fn insert_samples(
 /// Hash index over positions of one target window (most recent occurrence wins).
 pub struct TargetIndex {
     table: Vec<u32>,
-    bits: u32,
+    layout: SlotLayout,
 }
 
 impl TargetIndex {
@@ -210,30 +263,38 @@ impl TargetIndex {
             .trailing_zeros()
             .saturating_sub(1)
             .clamp(10, 20);
+        // Filled by writing (not a zeroed allocation): slots of a lazily zeroed table are
+        // read before they are written, and each such page then costs a second fault and a
+        // TLB shootdown on every core running the encoder.
+        let mut table = Vec::with_capacity(1usize << bits);
+        super::prefer_huge_pages(&table);
+        table.resize(1usize << bits, SlotLayout::EMPTY);
         TargetIndex {
-            table: vec![0u32; 1usize << bits],
-            bits,
+            table,
+            layout: SlotLayout::new(bits, window_len),
         }
     }
 
-    /// Records window offset `offset` (< `u32::MAX`) as the latest position of `word`.
+    /// Records window offset `offset` (< the window length) as the latest position of
+    /// `word`.
     #[inline]
     pub fn insert(&mut self, word: u64, offset: usize) {
-        self.table[hash(word, self.bits)] = offset as u32 + 1;
+        let h = hash(word);
+        self.table[self.layout.slot(h)] = self.layout.entry(h, offset);
     }
 
     /// The last offset inserted under `word`'s hash, if any; may be a hash collision,
     /// so callers must verify the bytes.
     #[inline]
     pub fn candidate(&self, word: u64) -> Option<usize> {
-        let v = self.table[hash(word, self.bits)];
-        (v != 0).then(|| v as usize - 1)
+        let h = hash(word);
+        self.layout.position(self.table[self.layout.slot(h)], h)
     }
 
     /// Prefetches `word`'s slot ahead of a later [`Self::candidate`].
     #[inline]
     pub fn prefetch(&self, word: u64) {
-        prefetch(&self.table[hash(word, self.bits)]);
+        prefetch(&self.table[self.layout.slot(hash(word))]);
     }
 }
 
@@ -264,6 +325,31 @@ pub(crate) mod tests {
         assert_eq!(common_suffix(a, 10, b, 10, 100), 10);
         assert_eq!(common_suffix(a, 10, b, 10, 3), 3);
         assert_eq!(common_suffix(a, 19, b, 19, 100), 0);
+    }
+
+    #[test]
+    fn slot_tags_keep_positions_and_reject_other_hashes() {
+        for (bits, positions) in [(10, 1), (10, 5), (20, 1 << 20), (26, (1 << 25) + 1)] {
+            let layout = SlotLayout::new(bits, positions);
+            let mut rejected = 0;
+            for (k, pos) in [0, positions / 2, positions - 1].into_iter().enumerate() {
+                let h = hash(0x0123_4567_89AB_CDEF ^ k as u64);
+                let entry = layout.entry(h, pos);
+                assert_ne!(entry, SlotLayout::EMPTY);
+                assert_eq!(layout.position(entry, h), Some(pos));
+                assert_eq!(layout.position(SlotLayout::EMPTY, h), None);
+                // Same slot, different tag: most such words are turned away unread.
+                for other in 0..64u64 {
+                    let h2 = (h & !((1u64 << (64 - bits)) - 1)) | (hash(other) >> bits);
+                    assert_eq!(layout.slot(h2), layout.slot(h));
+                    if layout.entry(h2, 0) != layout.entry(h, 0) {
+                        assert_eq!(layout.position(entry, h2), None);
+                        rejected += 1;
+                    }
+                }
+            }
+            assert!(rejected > 3 * 60, "{bits} bits, {positions} positions: {rejected}");
+        }
     }
 
     #[test]
