@@ -6,6 +6,7 @@
 #   cargo fmt --all -- --check
 #   cargo clippy --all-targets -- -D warnings
 #   cargo test --all-targets --no-fail-fast [ARGS]
+#   cargo test --lib --no-default-features --no-fail-fast [ARGS]   (no S3 backend)
 #   cargo test --doc --no-fail-fast [ARGS]          (only if the crate has a library)
 #   scripts/fuzz.sh ${DG_FUZZ_SECONDS:-15}         (each fuzz target, from fuzz/seeds/)
 # with the integration tests required to run (DG_REQUIRE_S3=1: no skipping for want of a
@@ -111,6 +112,9 @@ has_lib() {
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
 step "cargo test --all-targets" cargo test --all-targets --no-fail-fast "$@"
+# The library's unit tests again without the S3 backend (the cargo feature `s3`), the way
+# the fuzz targets and local-only users build it.
+step "cargo test --lib --no-default-features" cargo test --lib --no-default-features --no-fail-fast "$@"
 run_examples() {
   local e
   for e in examples/*.rs; do

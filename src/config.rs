@@ -17,6 +17,7 @@ use crate::engine::{Engine, EngineSettings};
 use crate::error::{Error, Result};
 use crate::storage::ObjectStore;
 use crate::storage::local::LocalStore;
+#[cfg(feature = "s3")]
 use crate::storage::s3::{S3Settings, S3Store};
 
 /// Values given on the command line (or by an SDK caller); `None` means "not given".
@@ -577,6 +578,7 @@ impl Config {
     pub async fn open_store(&self) -> Result<Arc<dyn ObjectStore>> {
         Ok(match &self.endpoint {
             Endpoint::Local(path) => Arc::new(LocalStore::new(path.clone())?),
+            #[cfg(feature = "s3")]
             Endpoint::S3(url) => Arc::new(
                 S3Store::connect(S3Settings {
                     endpoint_url: url.clone(),
@@ -586,6 +588,14 @@ impl Config {
                 })
                 .await?,
             ),
+            #[cfg(not(feature = "s3"))]
+            Endpoint::S3(_) => {
+                return Err(Error::Config(
+                    "this deltaglider was built without S3 support (cargo feature `s3`); \
+                     use a local store (--endpoint-url file:///path) or rebuild with the feature"
+                        .into(),
+                ));
+            }
         })
     }
 
@@ -716,6 +726,22 @@ mod tests {
         assert_eq!(c.max_ratio, 0.5);
         assert_eq!(c.endpoint, Endpoint::S3(None));
         assert_eq!(c.cache, CacheMode::Ephemeral);
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[tokio::test]
+    async fn an_s3_endpoint_without_the_s3_feature_is_a_clear_error() {
+        let c = resolve(
+            &Overrides::default(),
+            &[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")],
+        )
+        .unwrap();
+        let Err(err) = c.open_store().await else {
+            panic!("an S3 store opened in a build without the S3 backend");
+        };
+        assert!(err.to_string().contains("without S3 support"), "{err}");
+        let c = resolve(&Overrides::default(), &[("DG_ENDPOINT_URL", "file:///x")]).unwrap();
+        assert_eq!(c.endpoint, Endpoint::Local("/x".into()));
     }
 
     #[test]

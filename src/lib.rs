@@ -3,11 +3,14 @@
 //!
 //! The crate is the SDK; the `deltaglider` binary is a thin command line over it.
 //! The seams are narrow traits, each with implementations in their own files:
-//! [`storage::ObjectStore`] (S3, local directory), [`codec::DeltaCodec`] (the `xdelta3`
-//! program) and [`cache::ReferenceCache`] (process-private directory, persistent signed
-//! directory, encrypted memory LRU, none). [`Client`] is the SDK's front door.
+//! [`storage::ObjectStore`] (S3, local directory), [`codec::DeltaCodec`] (the built-in
+//! VCDIFF codec, the `xdelta3` program) and [`cache::ReferenceCache`] (process-private
+//! directory, persistent signed directory, encrypted memory LRU, none). [`Client`] is the SDK's front door.
 //! [`engine::Engine`] applies the on-bucket format over them, and [`config::Config`] resolves
 //! settings from flags, environment, config file and defaults in one place.
+//!
+//! The S3 backend is the cargo feature `s3` (on by default); without it the crate works on
+//! local stores only and does not depend on the AWS SDK.
 //!
 //! ```no_run
 //! use deltaglider::config::{Config, Overrides};

@@ -5,6 +5,7 @@
 //! conditional create, atomic publication, prefix/delimiter listing with pagination).
 
 pub mod local;
+#[cfg(feature = "s3")]
 pub mod s3;
 
 use std::path::PathBuf;

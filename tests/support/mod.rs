@@ -16,6 +16,7 @@ use deltaglider::cache::ephemeral::EphemeralCache;
 use deltaglider::codec::xdelta3::Xdelta3Codec;
 use deltaglider::storage::ObjectStore;
 use deltaglider::storage::local::LocalStore;
+#[cfg(feature = "s3")]
 use deltaglider::storage::s3::{S3Settings, S3Store, TransferLimits};
 use deltaglider::{Engine, EngineSettings};
 
@@ -31,6 +32,14 @@ fn skip(what: &str) {
 
 /// The S3 endpoint under test, or `None` (after a loud message) when there is none.
 pub fn s3_endpoint() -> Option<String> {
+    if !cfg!(feature = "s3") {
+        assert!(
+            !required(),
+            "DG_REQUIRE_S3 is set but this build has no S3 support (cargo feature `s3`)"
+        );
+        skip("built without the `s3` feature");
+        return None;
+    }
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .ok()
         .filter(|s| !s.is_empty());
@@ -73,6 +82,7 @@ pub fn unique_bucket(tag: &str) -> String {
 }
 
 /// S3 store against the test server, with small multipart limits so tests exercise them.
+#[cfg(feature = "s3")]
 pub async fn s3_store(endpoint: &str) -> Arc<S3Store> {
     Arc::new(
         S3Store::connect(S3Settings {

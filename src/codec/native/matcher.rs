@@ -348,7 +348,10 @@ pub(crate) mod tests {
                     }
                 }
             }
-            assert!(rejected > 3 * 60, "{bits} bits, {positions} positions: {rejected}");
+            assert!(
+                rejected > 3 * 60,
+                "{bits} bits, {positions} positions: {rejected}"
+            );
         }
     }
 
