@@ -371,6 +371,29 @@ fn file_sha256(path: &Path) -> String {
         .0
 }
 
+/// Encodes `target` against `reference` with the default native codec into `delta`;
+/// returns the delta's length.
+fn native_encode_file(reference: &File, target: &File, delta: &Path) -> u64 {
+    NativeCodec::default()
+        .encode(
+            reference,
+            target,
+            &mut std::io::BufWriter::new(File::create(delta).unwrap()),
+        )
+        .unwrap();
+    std::fs::metadata(delta).unwrap().len()
+}
+
+/// SHA-256 and length of what the default native codec decodes from `delta`, hashed as it
+/// streams (nothing is written to disk).
+fn native_decode_sha256(reference: &File, delta: &Path) -> (String, u64) {
+    let mut sink = HashingWriter::new(std::io::sink());
+    NativeCodec::default()
+        .decode(reference, &File::open(delta).unwrap(), &mut sink)
+        .unwrap();
+    sink.finish()
+}
+
 /// A sparse file of `len` bytes: zeros, with 1 MiB of noise every 256 MiB, plus `extra`
 /// (offset, bytes) writes.
 fn sparse_file(path: &Path, len: u64, extra: &[(u64, &[u8])]) {
@@ -388,22 +411,28 @@ fn sparse_file(path: &Path, len: u64, extra: &[(u64, &[u8])]) {
     }
 }
 
+/// A temporary directory holding `big.ref`, a sparse file of `len` bytes (see
+/// [`sparse_file`]), and `big.tgt`, the same with `target_edits` written over it.
+fn sparse_pair(len: u64, target_edits: &[(u64, &[u8])]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    assert!(
+        xdelta3_available(),
+        "the tests need xdelta3 (scripts/install-deps.sh)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, tp) = (dir.path().join("big.ref"), dir.path().join("big.tgt"));
+    sparse_file(&rp, len, &[]);
+    sparse_file(&tp, len, target_edits);
+    (dir, rp, tp)
+}
+
 /// Offsets past 2 GiB (and past u32 in the decoder's arithmetic): a 2.25 GiB sparse
 /// reference and a target that differs from it near the end and has a block copied from
 /// the start to the end. ours -> xdelta3, xdelta3 -> ours and ours -> ours, compared by hash.
 #[test]
 fn larger_than_2_gib_sparse() {
-    assert!(
-        xdelta3_available(),
-        "the tests need xdelta3 (scripts/install-deps.sh)"
-    );
     const LEN: u64 = (2 << 30) + (256 << 20);
-    let dir = tempfile::tempdir().unwrap();
-    let (rp, tp) = (dir.path().join("big.ref"), dir.path().join("big.tgt"));
-    sparse_file(&rp, LEN, &[]);
     let head = random_bytes(1 << 20, 0);
-    sparse_file(
-        &tp,
+    let (dir, rp, tp) = sparse_pair(
         LEN,
         &[
             (LEN - 100_000, b"changed beyond 2 GiB"),
@@ -411,35 +440,20 @@ fn larger_than_2_gib_sparse() {
             (1 << 31, b"at exactly 2 GiB"),
         ],
     );
-    let expected = file_sha256(&tp);
+    let expected = (file_sha256(&tp), LEN);
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (rf, tf) = (File::open(&rp).unwrap(), File::open(&tp).unwrap());
 
     let ours = dir.path().join("ours.vcdiff");
-    NativeCodec::default()
-        .encode(
-            &rf,
-            &tf,
-            &mut std::io::BufWriter::new(File::create(&ours).unwrap()),
-        )
-        .unwrap();
-    let ours_len = std::fs::metadata(&ours).unwrap().len();
+    let ours_len = native_encode_file(&rf, &tf, &ours);
     assert!(ours_len < 1 << 20, "delta of {ours_len} bytes");
-    // The rebuilt 2.25 GiB are hashed as they stream, never written to disk.
-    let native_decode_sha256 = |delta: &Path| {
-        let mut sink = HashingWriter::new(std::io::sink());
-        NativeCodec::default()
-            .decode(&rf, &File::open(delta).unwrap(), &mut sink)
-            .unwrap();
-        sink.finish().0
-    };
     assert_eq!(
         xdelta3_stdout_sha256(&["-d", "-B", "2147483648", "-s", &s(&rp), &s(&ours)]),
-        expected,
+        expected.0,
         "ours -> xdelta3 differs"
     );
     assert_eq!(
-        native_decode_sha256(&ours),
+        native_decode_sha256(&rf, &ours),
         expected,
         "ours -> ours differs"
     );
@@ -457,7 +471,7 @@ fn larger_than_2_gib_sparse() {
         &s(&theirs),
     ]);
     assert_eq!(
-        native_decode_sha256(&theirs),
+        native_decode_sha256(&rf, &theirs),
         expected,
         "xdelta3 -> ours differs"
     );
@@ -467,25 +481,17 @@ fn larger_than_2_gib_sparse() {
     );
 }
 
-/// A reference and a target past 4 GiB (past `u32` in every offset): the target differs
+/// A reference and a target past 4 GiB (offsets past `u32`): the target differs
 /// beyond 4 GiB, has a block from the start of the reference written past 4 GiB, and ends
 /// in bytes found nowhere else. Our encoder keeps each window's segment below xdelta3's
 /// 4 GiB limit with offsets above it; ours -> xdelta3 and ours -> ours, compared by hash
 /// as they stream (xdelta3 encodes such inputs too slowly for CI).
 #[test]
 fn larger_than_4_gib_sparse() {
-    assert!(
-        xdelta3_available(),
-        "the tests need xdelta3 (scripts/install-deps.sh)"
-    );
     const LEN: u64 = (4 << 30) + (320 << 20);
-    let dir = tempfile::tempdir().unwrap();
-    let (rp, tp) = (dir.path().join("big.ref"), dir.path().join("big.tgt"));
-    sparse_file(&rp, LEN, &[]);
     let head = random_bytes(1 << 20, 0);
     let tail = random_bytes(70_000, 99);
-    sparse_file(
-        &tp,
+    let (dir, rp, tp) = sparse_pair(
         LEN,
         &[
             ((4 << 30) - 3, b"across the 4 GiB line"),
@@ -493,31 +499,20 @@ fn larger_than_4_gib_sparse() {
             (LEN - 70_000, &tail),
         ],
     );
-    let expected = file_sha256(&tp);
+    let expected = (file_sha256(&tp), LEN);
     let (rf, tf) = (File::open(&rp).unwrap(), File::open(&tp).unwrap());
     let ours = dir.path().join("ours.vcdiff");
-    NativeCodec::default()
-        .encode(
-            &rf,
-            &tf,
-            &mut std::io::BufWriter::new(File::create(&ours).unwrap()),
-        )
-        .unwrap();
-    let ours_len = std::fs::metadata(&ours).unwrap().len();
+    let ours_len = native_encode_file(&rf, &tf, &ours);
     assert!(ours_len < 1 << 20, "delta of {ours_len} bytes");
-    let mut sink = HashingWriter::new(std::io::sink());
-    NativeCodec::default()
-        .decode(&rf, &File::open(&ours).unwrap(), &mut sink)
-        .unwrap();
     assert_eq!(
-        sink.finish(),
-        (expected.clone(), LEN),
+        native_decode_sha256(&rf, &ours),
+        expected,
         "ours -> ours differs"
     );
     let path = |p: &Path| p.to_str().unwrap().to_string();
     assert_eq!(
         xdelta3_stdout_sha256(&["-d", "-B", "1073741824", "-s", &path(&rp), &path(&ours)]),
-        expected,
+        expected.0,
         "ours -> xdelta3 differs"
     );
     eprintln!("4.3 GiB sparse: ours {ours_len} bytes");

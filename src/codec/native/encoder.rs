@@ -291,15 +291,12 @@ fn find_matches(
     let mut predicted: Option<i64> = None;
     let mut lit = 0usize;
     let mut p = 0usize;
-    // Probes since the last match: long unmatched stretches are probed at growing odd
-    // strides (odd, so every residue of the reference sampling is still met).
-    let mut misses = 0usize;
+    // Long unmatched stretches are probed at growing odd strides (odd, so every residue
+    // of the reference sampling is still met): 2 wider after each `accel_after` probes
+    // without a match, back to 1 at the next match.
+    let mut stride = 1usize;
+    let mut misses_until_wider = accel_after;
     while p + HASH_LEN <= n {
-        let stride = if max_stride == 1 {
-            1
-        } else {
-            (1 + 2 * (misses / accel_after)).min(max_stride)
-        };
         let ahead = p + PREFETCH_DISTANCE * stride;
         if ahead + HASH_LEN <= n {
             let w = load_u64(win, ahead);
@@ -363,7 +360,8 @@ fn find_matches(
             }
             p = start + len;
             lit = p;
-            misses = 0;
+            stride = 1;
+            misses_until_wider = accel_after;
             continue;
         }
         let byte = word as u8;
@@ -383,13 +381,18 @@ fn find_matches(
                 out.push(Instr::Run { byte, len: run });
                 p += run;
                 lit = p;
-                misses = 0;
+                stride = 1;
+                misses_until_wider = accel_after;
                 continue;
             }
         }
         tindex.insert(word, p);
         p += stride;
-        misses += 1;
+        misses_until_wider -= 1;
+        if misses_until_wider == 0 {
+            stride = (stride + 2).min(max_stride);
+            misses_until_wider = accel_after;
+        }
     }
     if n > lit {
         out.push(Instr::Add {

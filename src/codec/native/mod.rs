@@ -249,17 +249,20 @@ impl DeltaCodec for NativeCodec {
             reject_external_compression: false,
             ..self.decode_options.clone()
         };
-        let mut out = ReleasingWriter {
-            inner: out,
-            reference: &r,
-            since_release: 0,
+        // The reference's pages are released as decoded bytes stream out (before any
+        // recompression, whose output is a fraction of them).
+        let decode_releasing = |reader, decoded: &mut dyn Write| {
+            let mut decoded = ReleasingWriter {
+                inner: decoded,
+                reference: &r,
+                since_release: 0,
+            };
+            decode(r.bytes(), reader, &mut decoded, &options).map(drop)
         };
         let decoded = match external.target {
-            None => decode(r.bytes(), reader, &mut out, &options).map(drop),
+            None => decode_releasing(reader, out),
             Some(ident) => external::Compressor::from_ident(ident).and_then(|c| {
-                external::recompress(c, &mut out, |plain| {
-                    decode(r.bytes(), reader, plain, &options).map(drop)
-                })
+                external::recompress(c, out, |plain| decode_releasing(reader, plain))
             }),
         };
         decoded.map_err(|e| codec_error("decode", e))
