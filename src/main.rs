@@ -56,6 +56,9 @@ async fn interrupted() -> &'static str {
 }
 
 fn main() -> ExitCode {
+    // Test builds only: the failpoints named in the FAILPOINTS environment variable.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     // Like other Unix tools, end quietly when the reader of our output goes away
     // (`deltaglider ls | head`); results are printed only after work is complete.
     // SAFETY: setting a signal disposition before any thread starts.
