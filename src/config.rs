@@ -165,6 +165,52 @@ impl CodecChoice {
     }
 }
 
+/// How the S3 client connects: the connection options of `aws s3`. The local store has no
+/// use for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3ClientSettings {
+    /// Keys per listing request (`--page-size`, 1 to 1000); `None` for 1000.
+    pub page_size: Option<usize>,
+    /// Accept any TLS certificate (`--no-verify-ssl`).
+    pub no_verify_ssl: bool,
+    /// Trust only the CA certificates of this PEM file (`--ca-bundle`, `AWS_CA_BUNDLE`).
+    pub ca_bundle: Option<PathBuf>,
+    /// Longest wait for data on a connection (`--cli-read-timeout`); zero for none, `None`
+    /// for the SDK's default (none).
+    pub read_timeout: Option<std::time::Duration>,
+    /// Longest wait to connect (`--cli-connect-timeout`); zero for none, `None` for the
+    /// SDK's default (3.1 s).
+    pub connect_timeout: Option<std::time::Duration>,
+    /// Send requests unsigned and load no credentials (`--no-sign-request`).
+    pub no_sign_request: bool,
+}
+
+impl S3ClientSettings {
+    /// The flags that were given, as `aws s3` spells them, for saying which do not apply.
+    pub fn given_flags(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if self.page_size.is_some() {
+            flags.push("--page-size");
+        }
+        if self.no_verify_ssl {
+            flags.push("--no-verify-ssl");
+        }
+        if self.ca_bundle.is_some() {
+            flags.push("--ca-bundle");
+        }
+        if self.read_timeout.is_some() {
+            flags.push("--cli-read-timeout");
+        }
+        if self.connect_timeout.is_some() {
+            flags.push("--cli-connect-timeout");
+        }
+        if self.no_sign_request {
+            flags.push("--no-sign-request");
+        }
+        flags
+    }
+}
+
 /// Fully resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -191,6 +237,9 @@ pub struct Config {
     pub log_level: Option<String>,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
+    /// TLS, timeouts, signing and page size of the S3 client (set by the caller, not read
+    /// from the environment or the config file).
+    pub s3_client: S3ClientSettings,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -571,6 +620,7 @@ impl Config {
             cache_settings,
             log_level: env("DG_LOG_LEVEL").or(file.log_level),
             config_file,
+            s3_client: S3ClientSettings::default(),
         })
     }
 
@@ -580,12 +630,15 @@ impl Config {
             Endpoint::Local(path) => Arc::new(LocalStore::new(path.clone())?),
             #[cfg(feature = "s3")]
             Endpoint::S3(url) => Arc::new(
-                S3Store::connect(S3Settings {
-                    endpoint_url: url.clone(),
-                    region: self.region.clone(),
-                    profile: self.profile.clone(),
-                    limits: None,
-                })
+                S3Store::connect_with(
+                    S3Settings {
+                        endpoint_url: url.clone(),
+                        region: self.region.clone(),
+                        profile: self.profile.clone(),
+                        limits: None,
+                    },
+                    &self.s3_client,
+                )
                 .await?,
             ),
             #[cfg(not(feature = "s3"))]

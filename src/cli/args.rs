@@ -59,8 +59,84 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Print nothing but errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, visible_alias = "only-show-errors")]
     pub quiet: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// The `aws s3` connection and display options scripts pass; see docs/cli.md.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "S3 connection")]
+pub struct ConnectionArgs {
+    /// Do not show progress (results and errors are still printed).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Keys per listing request (1-1000, default 1000), for ls, rm -r, cp -r, mv -r, sync.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub page_size: Option<u64>,
+    /// Do not verify the server's TLS certificate.
+    #[arg(long, global = true)]
+    pub no_verify_ssl: bool,
+    /// Trust only the CA certificates in this PEM file.
+    #[arg(long, global = true, value_name = "FILE", env = "AWS_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Seconds to wait for data on a connection (0: no limit).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub cli_read_timeout: Option<u64>,
+    /// Seconds to wait for a connection (0: no limit).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub cli_connect_timeout: Option<u64>,
+    /// Send anonymous requests: load no credentials, sign nothing.
+    #[arg(long, global = true)]
+    pub no_sign_request: bool,
+}
+
+/// What `aws s3 cp` sets on the objects it writes; see docs/cli.md.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Object properties")]
+pub struct ObjectArgs {
+    /// Content-Type of the objects written (default: guessed from the name).
+    #[arg(long, value_name = "MIME")]
+    pub content_type: Option<String>,
+    /// Do not guess a Content-Type from the file name.
+    #[arg(long)]
+    pub no_guess_mime_type: bool,
+    /// User metadata: KEY=VALUE,KEY2=VALUE2 or JSON {"KEY":"VALUE"}.
+    #[arg(long, value_name = "MAP")]
+    pub metadata: Option<String>,
+    /// Copies: keep the source's metadata and headers (COPY, the default without --metadata)
+    /// or use only those given (REPLACE).
+    #[arg(long, value_name = "COPY|REPLACE", ignore_case = true, value_parser = ["COPY", "REPLACE"])]
+    pub metadata_directive: Option<String>,
+    /// Cache-Control header.
+    #[arg(long, value_name = "VALUE")]
+    pub cache_control: Option<String>,
+    /// Content-Disposition header.
+    #[arg(long, value_name = "VALUE")]
+    pub content_disposition: Option<String>,
+    /// Content-Encoding header (recorded; the bytes are stored as given).
+    #[arg(long, value_name = "VALUE")]
+    pub content_encoding: Option<String>,
+    /// Content-Language header.
+    #[arg(long, value_name = "VALUE")]
+    pub content_language: Option<String>,
+    /// Expires header: 2030-01-31T12:00:00Z, 2030-01-31, an HTTP date or epoch seconds.
+    #[arg(long, value_name = "DATE")]
+    pub expires: Option<String>,
+    /// S3 storage class (STANDARD, STANDARD_IA, INTELLIGENT_TIERING, GLACIER, ...).
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Server-side encryption: AES256 (the default when no value is given) or aws:kms.
+    #[arg(long, value_name = "AES256|aws:kms", num_args = 0..=1, default_missing_value = "AES256")]
+    pub sse: Option<String>,
+    /// KMS key for --sse aws:kms.
+    #[arg(long, value_name = "KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
+    /// Canned ACL: private, public-read, public-read-write, authenticated-read,
+    /// aws-exec-read, bucket-owner-read, bucket-owner-full-control.
+    #[arg(long, value_name = "ACL")]
+    pub acl: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,7 +173,8 @@ Examples:
     #[command(after_help = "\
 Examples:
   deltaglider mv build/app.zip s3://releases/app/
-  deltaglider mv s3://releases/app/old.zip s3://archive/app/")]
+  deltaglider mv s3://releases/app/old.zip s3://archive/app/
+  deltaglider mv -r --exclude '*.tmp' --dryrun s3://releases/old/ s3://archive/old/")]
     Mv(MvArgs),
     /// What DeltaGlider stores and saves in a bucket or prefix.
     #[command(after_help = "\
@@ -152,6 +229,9 @@ Examples:
         after_help = "Example:\n  deltaglider completions bash > /etc/bash_completion.d/deltaglider"
     )]
     Completions(CompletionsArgs),
+    /// Show an object's properties: size, how it is stored, Content-Type, headers, metadata.
+    #[command(after_help = "Example:\n  deltaglider head s3://releases/app/app-1.2.zip")]
+    Head(HeadArgs),
     /// Rebuild an object and check it against its recorded SHA-256.
     #[command(after_help = "Example:\n  deltaglider verify s3://releases/app/app-1.2.zip")]
     Verify(VerifyArgs),
@@ -207,6 +287,8 @@ pub struct CpArgs {
     /// Delta-eligible extensions, comma separated; a leading '+' adds to the defaults.
     #[arg(long, value_name = "LIST")]
     pub delta_extensions: Option<String>,
+    #[command(flatten)]
+    pub object: ObjectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +340,8 @@ pub struct SyncArgs {
     pub filters: FilterArgs,
     #[command(flatten)]
     pub transfer: TransferArgs,
+    #[command(flatten)]
+    pub object: ObjectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -297,13 +381,28 @@ pub struct RbArgs {
 
 #[derive(Debug, Args)]
 pub struct MvArgs {
-    /// A local file or s3://bucket/key.
+    /// A local file or s3://bucket/key (a directory or prefix with -r).
     pub source: String,
     /// s3://bucket/key, s3://bucket/prefix/, a local file or directory.
     pub destination: String,
+    /// Move every file below a directory or prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
     /// Store the file whole, never as a delta.
     #[arg(long)]
     pub no_delta: bool,
+    #[command(flatten)]
+    pub object: ObjectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HeadArgs {
+    /// s3://bucket/key
+    pub target: String,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ use super::args::{
     PurgeArgs, RbArgs, RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
 };
 use super::output::{human_size, listing_time, percent, print_json};
+use super::upload_options;
 
 /// Settings the command needs besides the engine.
 struct Printer {
@@ -90,7 +91,7 @@ pub fn config(cli: &Cli) -> Result<Config> {
         ttl: cli.global.cache_ttl.clone(),
         ..Default::default()
     };
-    Ok(Config::from_env_with(
+    let mut config = Config::from_env_with(
         &Overrides {
             endpoint_url: cli.global.endpoint_url.clone(),
             region: cli.global.region.clone(),
@@ -101,7 +102,12 @@ pub fn config(cli: &Cli) -> Result<Config> {
             no_cache: cli.global.no_cache,
         },
         &cache,
-    )?)
+    )?;
+    config.s3_client = upload_options::client_settings(&cli.global.connection);
+    if !matches!(cli.command, Command::Cache(_) | Command::Completions(_)) {
+        upload_options::warn_inapplicable(cli, &config);
+    }
+    Ok(config)
 }
 
 /// `--include`/`--exclude` of the subcommand, in the order they were given.
@@ -128,12 +134,21 @@ pub fn ordered_filters(matches: &clap::ArgMatches) -> Vec<(FilterKind, String)> 
 /// Runs the command.
 pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -> Result<()> {
     let printer = Printer::new(cli.global.json, cli.global.quiet);
+    if cli.global.connection.no_progress {
+        printer
+            .progress
+            .set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     let filters = Filters::new(filters)?;
     match cli.command {
         Command::Cp(args) if args.recursive => cp_recursive(&engine, &printer, args, filters).await,
         Command::Cp(args) => cp(&engine, &printer, args).await,
         Command::Sync(args) => sync(&engine, &printer, args, filters).await,
+        Command::Mv(args) if args.recursive => mv_recursive(&engine, &printer, args, filters).await,
         Command::Mv(args) => mv(&engine, &printer, args).await,
+        Command::Head(args) => {
+            upload_options::head(&engine, cli.global.json, cli.global.quiet, args).await
+        }
         Command::Stats(args) => stats(&engine, &printer, args).await,
         Command::Presign(args) => presign(&engine, &printer, args).await,
         Command::Analyze(args) => analyze(&engine, &printer, args).await,
@@ -178,7 +193,12 @@ fn describe_put(r: &PutReport) -> String {
 }
 
 async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
-    let options = put_options(args.no_delta, args.max_ratio);
+    let options = upload_options::put_options(
+        &args.object,
+        args.no_delta,
+        args.max_ratio,
+        S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
+    )?;
     match (S3Url::is_s3(&args.source), S3Url::is_s3(&args.destination)) {
         (false, true) => {
             let src = PathBuf::from(&args.source);
@@ -614,7 +634,12 @@ async fn tree(
 }
 
 async fn cp_recursive(engine: &Engine, p: &Printer, args: CpArgs, filters: Filters) -> Result<()> {
-    let put = put_options(args.no_delta, args.max_ratio);
+    let put = upload_options::put_options(
+        &args.object,
+        args.no_delta,
+        args.max_ratio,
+        S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
+    )?;
     let compare = CompareOptions {
         always_copy: true,
         ..Default::default()
@@ -625,7 +650,12 @@ async fn cp_recursive(engine: &Engine, p: &Printer, args: CpArgs, filters: Filte
 }
 
 async fn sync(engine: &Engine, p: &Printer, args: SyncArgs, filters: Filters) -> Result<()> {
-    let put = put_options(args.no_delta, args.max_ratio);
+    let put = upload_options::put_options(
+        &args.object,
+        args.no_delta,
+        args.max_ratio,
+        S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
+    )?;
     let compare = CompareOptions {
         size_only: args.size_only,
         exact_timestamps: args.exact_timestamps,
@@ -672,6 +702,14 @@ async fn rm_recursive(engine: &Engine, p: &Printer, args: RmArgs, filters: Filte
 }
 
 async fn mv(engine: &Engine, p: &Printer, args: MvArgs) -> Result<()> {
+    if args.transfer.dryrun {
+        // Nothing is read or written: only what would happen.
+        p.line(format!(
+            "(dryrun) move: {} to {}",
+            args.source, args.destination
+        ));
+        return Ok(());
+    }
     let copy = CpArgs {
         source: args.source.clone(),
         destination: args.destination.clone(),
@@ -684,6 +722,7 @@ async fn mv(engine: &Engine, p: &Printer, args: MvArgs) -> Result<()> {
         no_delta: args.no_delta,
         max_ratio: None,
         delta_extensions: None,
+        object: args.object.clone(),
     };
     cp(engine, p, copy).await?;
     // Only after the copy is stored and verified does the source go.
@@ -696,6 +735,91 @@ async fn mv(engine: &Engine, p: &Printer, args: MvArgs) -> Result<()> {
     }
     p.line(format!("delete: {}", args.source));
     Ok(())
+}
+
+/// `mv -r`: `cp -r`, then each source that was copied is deleted; with `--dryrun`, what
+/// would be copied and deleted, and nothing is.
+async fn mv_recursive(engine: &Engine, p: &Printer, args: MvArgs, filters: Filters) -> Result<()> {
+    let put = upload_options::put_options(
+        &args.object,
+        args.no_delta,
+        None,
+        S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
+    )?;
+    let compare = CompareOptions {
+        always_copy: true,
+        ..Default::default()
+    };
+    let options = transfer_options(&args.transfer, filters, compare, put);
+    let moved = std::sync::Mutex::new(Vec::<String>::new());
+    let printer = event_printer(p);
+    let sink = |e: &TransferEvent| {
+        let source = match e {
+            TransferEvent::Uploaded { path, .. } => Some(path.display().to_string()),
+            TransferEvent::Copied { from, .. } | TransferEvent::WouldCopy { from, .. } => {
+                Some(from.clone())
+            }
+            TransferEvent::Downloaded { report } => {
+                Some(format!("s3://{}/{}", report.bucket, report.key))
+            }
+            _ => None,
+        };
+        printer(e);
+        if let Some(s) = source {
+            moved.lock().expect("not poisoned").push(s);
+        }
+    };
+    let src = args.source.as_str();
+    let dst = args.destination.as_str();
+    let mut summary = match (S3Url::is_s3(src), S3Url::is_s3(dst)) {
+        (false, true) => {
+            let d = parse_s3(dst)?;
+            engine
+                .upload_tree(Path::new(src), &d.bucket, &d.key, &options, &sink)
+                .await?
+        }
+        (true, false) => {
+            let s = parse_s3(src)?;
+            engine
+                .download_tree(&s.bucket, &s.key, Path::new(dst), &options, &sink)
+                .await?
+        }
+        (true, true) => {
+            let (s, d) = (parse_s3(src)?, parse_s3(dst)?);
+            engine
+                .copy_tree(&s.bucket, &s.key, &d.bucket, &d.key, &options, &sink)
+                .await?
+        }
+        (false, false) => bail!("one of '{src}' and '{dst}' must be an s3:// URL"),
+    };
+    // Only sources whose copy is stored (and verified) go.
+    for source in moved.into_inner().expect("not poisoned") {
+        let event = if args.transfer.dryrun {
+            TransferEvent::WouldDelete { target: source }
+        } else {
+            let removed = if S3Url::is_s3(&source) {
+                let u = parse_s3(&source)?;
+                engine.delete(&u.bucket, &u.key).await.map(|_| ()).map_err(|e| e.to_string())
+            } else {
+                std::fs::remove_file(&source).map_err(|e| e.to_string())
+            };
+            match removed {
+                Ok(()) => TransferEvent::Deleted { target: source },
+                Err(error) => {
+                    summary.failed += 1;
+                    TransferEvent::Failed {
+                        target: source,
+                        error: format!("copied, but not removed: {error}"),
+                    }
+                }
+            }
+        };
+        if !matches!(event, TransferEvent::Failed { .. }) {
+            summary.deleted += 1;
+        }
+        printer(&event);
+    }
+    finish(p, "mv", &summary)
 }
 
 /// `BUCKET`, `s3://bucket` or `s3://bucket/prefix`.

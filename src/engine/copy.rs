@@ -2,9 +2,13 @@
 //! destination's reference (delta bytes mean nothing outside their deltaspace); objects
 //! stored whole that stay whole are copied server-side, never downloaded.
 
+use super::get::Resolved;
+use super::put::with_user_metadata;
 use super::{Engine, PutReport, PutRequestOptions, StoredAs};
 use crate::deltaspace::{self, DELTA_SUFFIX};
 use crate::error::{Error, IoContext, Result};
+use crate::metadata::{USER_PREFIX, UserMetadata, user_metadata};
+use crate::storage::{CopyOptions, MetadataDirective, ObjectSettings, ReplacedMetadata};
 
 impl Engine {
     /// Copies the logical object `s3://src_bucket/src_key` to `s3://dst_bucket/dst_key`.
@@ -31,6 +35,7 @@ impl Engine {
             });
         }
         let resolved = self.resolve(src_bucket, src_key).await?;
+        let options = &carried_options(&resolved, options);
         let name = deltaspace::file_name(dst_key);
         let stays_whole = resolved.stored_as != StoredAs::Delta
             && (options.no_delta || !self.settings.policy.is_eligible(name));
@@ -38,8 +43,9 @@ impl Engine {
             if !self.store.bucket_exists(dst_bucket).await? {
                 return Err(Error::NoSuchBucket(dst_bucket.to_string()));
             }
+            let copy = server_copy_options(&resolved, options, name)?;
             self.store
-                .copy_object(src_bucket, &resolved.stored_key, dst_bucket, dst_key)
+                .copy_object(src_bucket, &resolved.stored_key, dst_bucket, dst_key, copy)
                 .await?;
             let stale = format!("{dst_key}{DELTA_SUFFIX}");
             if self.store.head_object(dst_bucket, &stale).await?.is_some() {
@@ -67,4 +73,65 @@ impl Engine {
         self.get_to_file(src_bucket, src_key, &local).await?;
         self.put_file(&local, dst_bucket, dst_key, options).await
     }
+}
+
+/// What a copy writes besides the bytes. `COPY`: the source's user metadata, `Content-Type`
+/// and headers; `REPLACE`: the request's. Storage class, encryption and ACL always come from
+/// the request, as with S3's `CopyObject`.
+fn carried_options(resolved: &Resolved, options: &PutRequestOptions) -> PutRequestOptions {
+    if options.object.metadata_directive == MetadataDirective::Replace {
+        return options.clone();
+    }
+    let raw = resolved.info.metadata.clone().unwrap_or_default();
+    PutRequestOptions {
+        content_type: resolved.info.content_type.clone(),
+        // Another tool's object: all its metadata is its writer's.
+        user_metadata: if resolved.stored_as == StoredAs::Plain {
+            raw
+        } else {
+            user_metadata(&raw)
+        },
+        object: ObjectSettings {
+            headers: resolved.info.headers.clone(),
+            guess_content_type: false,
+            ..options.object.clone()
+        },
+        ..options.clone()
+    }
+}
+
+/// The server-side copy of an object stored whole: `COPY` lets the store keep the source's
+/// metadata; `REPLACE` keeps DeltaGlider's own entries and swaps the caller's.
+fn server_copy_options(
+    resolved: &Resolved,
+    options: &PutRequestOptions,
+    name: &str,
+) -> Result<CopyOptions> {
+    let replace = match options.object.metadata_directive {
+        MetadataDirective::Copy => None,
+        MetadataDirective::Replace => {
+            let ours: UserMetadata = match resolved.stored_as {
+                StoredAs::Plain => UserMetadata::new(),
+                _ => resolved
+                    .info
+                    .metadata
+                    .iter()
+                    .flatten()
+                    .filter(|(k, _)| !k.starts_with(USER_PREFIX))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            };
+            Some(ReplacedMetadata {
+                metadata: with_user_metadata(ours, options)?,
+                content_type: options
+                    .object
+                    .content_type(options.content_type.as_deref(), name),
+                headers: options.object.headers.clone(),
+            })
+        }
+    };
+    Ok(CopyOptions {
+        replace,
+        protection: options.object.protection.clone(),
+    })
 }

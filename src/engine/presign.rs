@@ -109,7 +109,8 @@ impl Engine {
                     PutOptions {
                         metadata: meta,
                         content_type: resolved.info.content_type.clone(),
-                        if_none_match: false,
+                        headers: resolved.info.headers.clone(),
+                        ..Default::default()
                     },
                 )
                 .await?;

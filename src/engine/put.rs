@@ -25,10 +25,13 @@ pub struct PutRequestOptions {
     pub content_type: Option<String>,
     /// Caller metadata kept with the object (stored as `user-<key>`, as the proxy does).
     pub user_metadata: crate::metadata::UserMetadata,
+    /// Headers, storage class, encryption and ACL of the objects written, content-type
+    /// guessing, and how copies treat the source's metadata.
+    pub object: crate::storage::ObjectSettings,
 }
 
 /// Adds caller metadata to DeltaGlider's, refusing keys S3 cannot carry.
-fn with_user_metadata(
+pub(super) fn with_user_metadata(
     mut meta: crate::metadata::UserMetadata,
     options: &PutRequestOptions,
 ) -> Result<crate::metadata::UserMetadata> {
@@ -201,11 +204,11 @@ impl Engine {
             key,
             PutSource::File(source.path.clone()),
             source,
-            PutOptions {
-                metadata: with_user_metadata(meta.to_user_metadata(), options)?,
-                content_type: options.content_type.clone(),
-                if_none_match: false,
-            },
+            options.object.object_put(
+                with_user_metadata(meta.to_user_metadata(), options)?,
+                options.content_type.as_deref(),
+                &source.name,
+            ),
         )
         .await?;
         // The logical object now lives here; a delta of an older version must not shadow it.
@@ -268,11 +271,7 @@ impl Engine {
                             &ref_key,
                             PutSource::File(source.path.clone()),
                             source,
-                            PutOptions {
-                                metadata: meta.to_user_metadata(),
-                                content_type: None,
-                                if_none_match: true,
-                            },
+                            options.object.reference_put(meta.to_user_metadata()),
                         )
                         .await?;
                     created_reference = matches!(outcome, PutOutcome::Stored { .. });
@@ -378,11 +377,11 @@ impl Engine {
             &stored_key,
             PutSource::File(delta_path.to_path_buf()),
             source,
-            PutOptions {
-                metadata: with_user_metadata(meta.to_user_metadata(), options)?,
-                content_type: options.content_type.clone(),
-                if_none_match: false,
-            },
+            options.object.object_put(
+                with_user_metadata(meta.to_user_metadata(), options)?,
+                options.content_type.as_deref(),
+                &source.name,
+            ),
         )
         .await?;
         // A direct copy of an older version would shadow the delta for the Python tool.

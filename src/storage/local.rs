@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
 use super::{
-    BucketInfo, ListPage, ListRequest, ObjectInfo, ObjectReader, ObjectStore, PutOptions,
-    PutOutcome, PutSource,
+    BucketInfo, CopyOptions, ListPage, ListRequest, ObjectHeaders, ObjectInfo, ObjectReader,
+    ObjectStore, PutOptions, PutOutcome, PutSource,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::UserMetadata;
@@ -41,6 +41,10 @@ struct Header {
     metadata: UserMetadata,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     content_type: Option<String>,
+    /// Cache-Control and the like, kept and returned as S3 does. Storage class, encryption
+    /// and ACLs have no meaning here and are not recorded.
+    #[serde(default, skip_serializing_if = "ObjectHeaders::is_empty")]
+    headers: ObjectHeaders,
 }
 
 /// Object store over a local directory (see the module docs for the layout).
@@ -141,8 +145,11 @@ impl LocalStore {
             bucket,
             key,
             reader,
-            options.metadata,
-            options.content_type,
+            Header {
+                metadata: options.metadata,
+                content_type: options.content_type,
+                headers: options.headers,
+            },
             options.if_none_match,
         )
     }
@@ -152,8 +159,7 @@ impl LocalStore {
         bucket: &str,
         key: &str,
         mut source_reader: Box<dyn Read>,
-        metadata: UserMetadata,
-        content_type: Option<String>,
+        header: Header,
         if_none_match: bool,
     ) -> Result<PutOutcome> {
         let path = self.object_path(bucket, key)?;
@@ -161,11 +167,7 @@ impl LocalStore {
             .parent()
             .expect("object path has a parent")
             .to_path_buf();
-        let header = serde_json::to_vec(&Header {
-            metadata,
-            content_type,
-        })
-        .expect("header serializes");
+        let header = serde_json::to_vec(&header).expect("header serializes");
         // A concurrent delete may remove the empty directories we just created; retry once.
         let mut temp = None;
         for _ in 0..3 {
@@ -377,6 +379,8 @@ fn read_info(f: &mut File, key: &str) -> Result<(ObjectInfo, Header)> {
         etag: None,
         metadata: Some(header.metadata.clone()),
         content_type: header.content_type.clone(),
+        headers: header.headers.clone(),
+        protection: Default::default(),
     };
     Ok((info, header))
 }
@@ -545,6 +549,7 @@ impl ObjectStore for LocalStore {
         src_key: &str,
         dst_bucket: &str,
         dst_key: &str,
+        options: CopyOptions,
     ) -> Result<()> {
         let this = self.clone();
         let (sb, sk, db, dk) = (
@@ -568,20 +573,20 @@ impl ObjectStore for LocalStore {
                 }
                 Err(e) => return Err(Error::io(format!("cannot open {}", src.display()), e)),
             };
-            let (_, header) = read_info(&mut f, &sk)?;
+            let (_, mut header) = read_info(&mut f, &sk)?;
+            if let Some(m) = options.replace {
+                header = Header {
+                    metadata: m.metadata,
+                    content_type: m.content_type,
+                    headers: m.headers,
+                };
+            }
             // Re-read through the same handle: the copy is of exactly the object we opened.
             let mut data = tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
             io::copy(&mut f, &mut data).ctx(|| format!("cannot read {}", src.display()))?;
             data.seek(SeekFrom::Start(0))
                 .ctx(|| "cannot rewind".into())?;
-            this.put_reader(
-                &db,
-                &dk,
-                Box::new(data),
-                header.metadata,
-                header.content_type,
-                false,
-            )
+            this.put_reader(&db, &dk, Box::new(data), header, false)
             .map(|_| ())
         })
         .await

@@ -4,9 +4,15 @@
 //! [`local::LocalStore`], a directory tree with the same semantics (user metadata,
 //! conditional create, atomic publication, prefix/delimiter listing with pagination).
 
+mod headers;
 pub mod local;
 #[cfg(feature = "s3")]
 pub mod s3;
+
+pub use headers::{
+    Encryption, MetadataDirective, ObjectHeaders, ObjectSettings, StorageProtection,
+    guess_content_type,
+};
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -35,6 +41,11 @@ pub struct ObjectInfo {
     pub metadata: Option<UserMetadata>,
     /// `Content-Type`, when the store returned it (not in listings).
     pub content_type: Option<String>,
+    /// The other HTTP headers recorded with the object (empty in listings).
+    pub headers: ObjectHeaders,
+    /// Storage class and encryption as the store reports them (empty in listings and from
+    /// the local store; S3 reports no storage class for `STANDARD`, and never the ACL).
+    pub protection: StorageProtection,
 }
 
 /// A bucket as listed by the store.
@@ -87,8 +98,34 @@ pub struct PutOptions {
     pub metadata: UserMetadata,
     /// `Content-Type` to record; `None` leaves it to the store.
     pub content_type: Option<String>,
+    /// Other HTTP headers to record.
+    pub headers: ObjectHeaders,
+    /// Storage class, encryption and ACL; ignored by the local store.
+    pub protection: StorageProtection,
     /// Create only if no object exists under the key (`If-None-Match: *`).
     pub if_none_match: bool,
+}
+
+/// What a server-side copy writes besides the bytes.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// `None` keeps the source's user metadata, `Content-Type` and headers (S3's `COPY`
+    /// directive); `Some` gives the destination exactly these (`REPLACE`).
+    pub replace: Option<ReplacedMetadata>,
+    /// Storage class, encryption and ACL of the copy (never inherited from the source, as
+    /// on S3); ignored by the local store.
+    pub protection: StorageProtection,
+}
+
+/// The metadata a `REPLACE` copy writes.
+#[derive(Debug, Clone, Default)]
+pub struct ReplacedMetadata {
+    /// All user metadata of the copy, DeltaGlider's included.
+    pub metadata: UserMetadata,
+    /// `Content-Type` of the copy; `None` leaves it to the store.
+    pub content_type: Option<String>,
+    /// Other HTTP headers of the copy.
+    pub headers: ObjectHeaders,
 }
 
 /// Outcome of a put.
@@ -155,12 +192,14 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
         expires_in: std::time::Duration,
         download_name: Option<&str>,
     ) -> Result<String>;
-    /// Copies an object within the store, bytes and user metadata, without downloading it.
+    /// Copies an object within the store without downloading it: the bytes, and the user
+    /// metadata, `Content-Type` and headers unless `options` replaces them.
     async fn copy_object(
         &self,
         src_bucket: &str,
         src_key: &str,
         dst_bucket: &str,
         dst_key: &str,
+        options: CopyOptions,
     ) -> Result<()>;
 }

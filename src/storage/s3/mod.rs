@@ -1,5 +1,7 @@
 //! Object store over S3 and S3-compatible servers, through `aws-sdk-s3`.
 
+mod tls;
+
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -12,8 +14,8 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
-    BucketInfo, ListPage, ListRequest, ObjectInfo, ObjectReader, ObjectStore, PutOptions,
-    PutOutcome, PutSource,
+    BucketInfo, CopyOptions, Encryption, ListPage, ListRequest, ObjectHeaders, ObjectInfo,
+    ObjectReader, ObjectStore, PutOptions, PutOutcome, PutSource, StorageProtection,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::UserMetadata;
@@ -45,6 +47,8 @@ pub struct S3Store {
     client: Client,
     endpoint: Option<String>,
     limits: TransferLimits,
+    /// Keys per listing request when the caller asks for no particular number.
+    page_size: Option<usize>,
 }
 
 /// How to reach S3: everything else comes from the standard AWS credential chain.
@@ -66,12 +70,43 @@ impl S3Store {
     /// Custom endpoints use path-style addressing, and request checksums are only computed
     /// when an operation requires them (S3-compatible servers reject the SDK's defaults).
     pub async fn connect(settings: S3Settings) -> Result<Self> {
+        Self::connect_with(settings, &crate::config::S3ClientSettings::default()).await
+    }
+
+    /// [`S3Store::connect`] with the connection options of `aws s3`: TLS, timeouts,
+    /// unsigned requests and the listing page size.
+    pub async fn connect_with(
+        settings: S3Settings,
+        client: &crate::config::S3ClientSettings,
+    ) -> Result<Self> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(p) = &settings.profile {
             loader = loader.profile_name(p);
         }
         if let Some(r) = &settings.region {
             loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        let c = client;
+        if c.no_sign_request {
+            // Anonymous requests: no credentials are looked up, nothing is signed.
+            loader = loader.no_credentials();
+        }
+        if c.connect_timeout.is_some() || c.read_timeout.is_some() {
+            let mut t = aws_config::timeout::TimeoutConfig::builder();
+            match c.connect_timeout {
+                Some(d) if d.is_zero() => t = t.disable_connect_timeout(),
+                Some(d) => t = t.connect_timeout(d),
+                None => {}
+            }
+            match c.read_timeout {
+                Some(d) if d.is_zero() => t = t.disable_read_timeout(),
+                Some(d) => t = t.read_timeout(d),
+                None => {}
+            }
+            loader = loader.timeout_config(t.build());
+        }
+        if let Some(client) = tls::http_client(c)? {
+            loader = loader.http_client(client);
         }
         let sdk = loader.load().await;
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
@@ -95,6 +130,7 @@ impl S3Store {
             client: Client::from_conf(builder.build()),
             endpoint,
             limits: settings.limits.unwrap_or_default(),
+            page_size: client.page_size,
         })
     }
 
@@ -124,6 +160,18 @@ impl S3Store {
         if let Some(ct) = &options.content_type {
             create = create.content_type(ct);
         }
+        let h = &options.headers;
+        let p = &options.protection;
+        let create = create
+            .set_cache_control(h.cache_control.clone())
+            .set_content_disposition(h.content_disposition.clone())
+            .set_content_encoding(h.content_encoding.clone())
+            .set_content_language(h.content_language.clone())
+            .set_expires(h.expires.map(to_sdk_time))
+            .set_storage_class(p.storage_class.as_deref().map(Into::into))
+            .set_server_side_encryption(p.encryption.as_ref().map(sse_algorithm))
+            .set_ssekms_key_id(kms_key_id(p))
+            .set_acl(p.acl.as_deref().map(Into::into));
         let upload = create
             .send()
             .await
@@ -308,6 +356,52 @@ fn to_utc(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<DateTime<Utc>>
     t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }
 
+fn to_sdk_time(t: DateTime<Utc>) -> aws_sdk_s3::primitives::DateTime {
+    aws_sdk_s3::primitives::DateTime::from_secs(t.timestamp())
+}
+
+/// `Expires` as S3 returns it (an HTTP date); `None` if absent or unparsable.
+fn parse_http_date(s: Option<&str>) -> Option<DateTime<Utc>> {
+    let s = s?.trim();
+    DateTime::parse_from_rfc2822(s)
+        .or_else(|_| DateTime::parse_from_rfc3339(s))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn sse_algorithm(e: &Encryption) -> aws_sdk_s3::types::ServerSideEncryption {
+    match e {
+        Encryption::Aes256 => aws_sdk_s3::types::ServerSideEncryption::Aes256,
+        Encryption::Kms { .. } => aws_sdk_s3::types::ServerSideEncryption::AwsKms,
+    }
+}
+
+fn kms_key_id(p: &StorageProtection) -> Option<String> {
+    match &p.encryption {
+        Some(Encryption::Kms { key_id }) => key_id.clone(),
+        _ => None,
+    }
+}
+
+/// Storage class and encryption from a HEAD or GET response.
+fn reported_protection(
+    storage_class: Option<&str>,
+    sse: Option<&str>,
+    kms_key: Option<&str>,
+) -> StorageProtection {
+    StorageProtection {
+        storage_class: storage_class.map(str::to_string),
+        encryption: sse.and_then(|a| match a {
+            "AES256" => Some(Encryption::Aes256),
+            a if a.starts_with("aws:kms") => Some(Encryption::Kms {
+                key_id: kms_key.map(str::to_string),
+            }),
+            _ => None,
+        }),
+        acl: None,
+    }
+}
+
 fn lowercase_metadata(m: Option<&std::collections::HashMap<String, String>>) -> UserMetadata {
     m.map(|m| {
         m.iter()
@@ -394,6 +488,18 @@ impl ObjectStore for S3Store {
                 etag: out.e_tag().map(str::to_string),
                 metadata: Some(lowercase_metadata(out.metadata())),
                 content_type: out.content_type().map(str::to_string),
+                headers: ObjectHeaders {
+                    cache_control: out.cache_control().map(str::to_string),
+                    content_disposition: out.content_disposition().map(str::to_string),
+                    content_encoding: out.content_encoding().map(str::to_string),
+                    content_language: out.content_language().map(str::to_string),
+                    expires: parse_http_date(out.expires_string()),
+                },
+                protection: reported_protection(
+                    out.storage_class().map(|c| c.as_str()),
+                    out.server_side_encryption().map(|e| e.as_str()),
+                    out.ssekms_key_id(),
+                ),
             })),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
             Err(e) => Err(storage_error("head", bucket, key, e)),
@@ -416,6 +522,18 @@ impl ObjectStore for S3Store {
             etag: out.e_tag().map(str::to_string),
             metadata: Some(lowercase_metadata(out.metadata())),
             content_type: out.content_type().map(str::to_string),
+            headers: ObjectHeaders {
+                cache_control: out.cache_control().map(str::to_string),
+                content_disposition: out.content_disposition().map(str::to_string),
+                content_encoding: out.content_encoding().map(str::to_string),
+                content_language: out.content_language().map(str::to_string),
+                expires: parse_http_date(out.expires_string()),
+            },
+            protection: reported_protection(
+                out.storage_class().map(|c| c.as_str()),
+                out.server_side_encryption().map(|e| e.as_str()),
+                out.ssekms_key_id(),
+            ),
         };
         Ok(ObjectReader {
             info,
@@ -458,6 +576,18 @@ impl ObjectStore for S3Store {
         if let Some(ct) = &options.content_type {
             req = req.content_type(ct);
         }
+        let h = &options.headers;
+        let p = &options.protection;
+        req = req
+            .set_cache_control(h.cache_control.clone())
+            .set_content_disposition(h.content_disposition.clone())
+            .set_content_encoding(h.content_encoding.clone())
+            .set_content_language(h.content_language.clone())
+            .set_expires(h.expires.map(to_sdk_time))
+            .set_storage_class(p.storage_class.as_deref().map(Into::into))
+            .set_server_side_encryption(p.encryption.as_ref().map(sse_algorithm))
+            .set_ssekms_key_id(kms_key_id(p))
+            .set_acl(p.acl.as_deref().map(Into::into));
         if options.if_none_match {
             req = req.if_none_match("*");
         }
@@ -480,8 +610,8 @@ impl ObjectStore for S3Store {
             .prefix(&request.prefix)
             .set_delimiter(request.delimiter.clone())
             .set_continuation_token(request.continuation_token.clone());
-        if let Some(n) = request.max_keys {
-            req = req.max_keys(n.min(1000) as i32);
+        if let Some(n) = request.max_keys.or(self.page_size) {
+            req = req.max_keys(n.clamp(1, 1000) as i32);
         }
         let out = req
             .send()
@@ -498,6 +628,8 @@ impl ObjectStore for S3Store {
                     etag: o.e_tag().map(str::to_string),
                     metadata: None,
                     content_type: None,
+                    headers: ObjectHeaders::default(),
+                    protection: StorageProtection::default(),
                 })
                 .collect(),
             common_prefixes: out
@@ -540,19 +672,39 @@ impl ObjectStore for S3Store {
         src_key: &str,
         dst_bucket: &str,
         dst_key: &str,
+        options: CopyOptions,
     ) -> Result<()> {
+        use aws_sdk_s3::types::MetadataDirective;
         // CopySource is "bucket/key" with the key URL-encoded.
         let source = format!(
             "{src_bucket}/{}",
             percent_encoding::utf8_percent_encode(src_key, COPY_SOURCE_ESCAPES)
         );
-        self.client
+        let p = &options.protection;
+        let mut req = self
+            .client
             .copy_object()
             .copy_source(source)
             .bucket(dst_bucket)
             .key(dst_key)
-            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
-            .send()
+            .set_storage_class(p.storage_class.as_deref().map(Into::into))
+            .set_server_side_encryption(p.encryption.as_ref().map(sse_algorithm))
+            .set_ssekms_key_id(kms_key_id(p))
+            .set_acl(p.acl.as_deref().map(Into::into));
+        req = match options.replace {
+            // COPY keeps Content-Type and the other headers along with the user metadata.
+            None => req.metadata_directive(MetadataDirective::Copy),
+            Some(m) => req
+                .metadata_directive(MetadataDirective::Replace)
+                .set_metadata(Some(m.metadata.into_iter().collect()))
+                .set_content_type(m.content_type)
+                .set_cache_control(m.headers.cache_control)
+                .set_content_disposition(m.headers.content_disposition)
+                .set_content_encoding(m.headers.content_encoding)
+                .set_content_language(m.headers.content_language)
+                .set_expires(m.headers.expires.map(to_sdk_time)),
+        };
+        req.send()
             .await
             .map_err(|e| storage_error("copy to", dst_bucket, dst_key, e))?;
         Ok(())
