@@ -799,7 +799,11 @@ async fn mv_recursive(engine: &Engine, p: &Printer, args: MvArgs, filters: Filte
         } else {
             let removed = if S3Url::is_s3(&source) {
                 let u = parse_s3(&source)?;
-                engine.delete(&u.bucket, &u.key).await.map(|_| ()).map_err(|e| e.to_string())
+                engine
+                    .delete(&u.bucket, &u.key)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             } else {
                 std::fs::remove_file(&source).map_err(|e| e.to_string())
             };

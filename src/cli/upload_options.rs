@@ -166,7 +166,9 @@ pub fn parse_metadata(s: &str) -> Result<UserMetadata> {
     let trimmed = s.trim();
     let pairs: Vec<(String, String)> = if trimmed.starts_with('{') {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(trimmed)
-            .map_err(|e| deltaglider::Error::Config(format!("--metadata: not a JSON object: {e}")))?;
+            .map_err(|e| {
+                deltaglider::Error::Config(format!("--metadata: not a JSON object: {e}"))
+            })?;
         map.into_iter()
             .map(|(k, v)| match v {
                 serde_json::Value::String(v) => Ok((k, v)),
@@ -299,7 +301,11 @@ pub async fn head(engine: &Engine, json: bool, quiet: bool, args: HeadArgs) -> R
         .to_string();
     let mut lines = vec![
         format!("{url}"),
-        format!("  size:                {} ({})", details.size, human_size(details.size)),
+        format!(
+            "  size:                {} ({})",
+            details.size,
+            human_size(details.size)
+        ),
         format!(
             "  stored as:           {how} {} ({})",
             details.stored_key,
@@ -312,7 +318,10 @@ pub async fn head(engine: &Engine, json: bool, quiet: bool, args: HeadArgs) -> R
         }
     };
     field("sha256", details.sha256.clone());
-    field("last-modified", details.last_modified.map(|t| t.to_rfc3339()));
+    field(
+        "last-modified",
+        details.last_modified.map(|t| t.to_rfc3339()),
+    );
     field("content-type", details.content_type.clone());
     let h = &stored.headers;
     field("cache-control", h.cache_control.clone());
@@ -439,13 +448,17 @@ mod tests {
             storage_class: Some("CHEAP".into()),
             ..Default::default()
         };
-        let e = put_options(&bad, false, None, false).unwrap_err().to_string();
+        let e = put_options(&bad, false, None, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--storage-class CHEAP"), "{e}");
         let bad = ObjectArgs {
             acl: Some("everyone".into()),
             ..Default::default()
         };
-        let e = put_options(&bad, false, None, false).unwrap_err().to_string();
+        let e = put_options(&bad, false, None, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--acl everyone"), "{e}");
     }
 }

@@ -161,9 +161,7 @@ pub fn guess_content_type(name: &str) -> Option<String> {
     if !name.contains('.') || name.ends_with('.') {
         return None;
     }
-    mime_guess::from_path(name)
-        .first_raw()
-        .map(str::to_string)
+    mime_guess::from_path(name).first_raw().map(str::to_string)
 }
 
 #[cfg(test)]
@@ -173,10 +171,22 @@ mod tests {
     #[test]
     fn content_types_are_guessed_from_the_extension() {
         assert_eq!(guess_content_type("a.txt").as_deref(), Some("text/plain"));
-        assert_eq!(guess_content_type("dir/page.HTML").as_deref(), Some("text/html"));
-        assert_eq!(guess_content_type("app.zip").as_deref(), Some("application/zip"));
-        assert_eq!(guess_content_type("app.json").as_deref(), Some("application/json"));
-        assert_eq!(guess_content_type("app-1.2.tar.gz").as_deref(), Some("application/x-tar"));
+        assert_eq!(
+            guess_content_type("dir/page.HTML").as_deref(),
+            Some("text/html")
+        );
+        assert_eq!(
+            guess_content_type("app.zip").as_deref(),
+            Some("application/zip")
+        );
+        assert_eq!(
+            guess_content_type("app.json").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(
+            guess_content_type("app-1.2.tar.gz").as_deref(),
+            Some("application/x-tar")
+        );
         assert_eq!(guess_content_type("logo.png").as_deref(), Some("image/png"));
         assert_eq!(guess_content_type("README"), None);
         assert_eq!(guess_content_type("blob.unknown-ext-zz"), None);

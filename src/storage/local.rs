@@ -587,7 +587,7 @@ impl ObjectStore for LocalStore {
             data.seek(SeekFrom::Start(0))
                 .ctx(|| "cannot rewind".into())?;
             this.put_reader(&db, &dk, Box::new(data), header, false)
-            .map(|_| ())
+                .map(|_| ())
         })
         .await
     }

@@ -25,7 +25,10 @@ pub(super) fn http_client(settings: &S3ClientSettings) -> Result<Option<SharedHt
         return Ok(None);
     };
     let pem = std::fs::read(path).map_err(|e| {
-        Error::Config(format!("--ca-bundle {}: cannot read it: {e}", path.display()))
+        Error::Config(format!(
+            "--ca-bundle {}: cannot read it: {e}",
+            path.display()
+        ))
     })?;
     let certs: Vec<_> = rustls_pki_types::pem::PemObject::pem_slice_iter(&pem)
         .collect::<std::result::Result<Vec<rustls_pki_types::CertificateDer>, _>>()
@@ -125,28 +128,30 @@ fn insecure_client() -> Result<SharedHttpClient> {
     // One pool of connections for every request; the connect timeout is the one of the
     // first request's settings (they are the same for every request of a client).
     let client: Arc<OnceLock<HyperClient>> = Arc::new(OnceLock::new());
-    Ok(http_client_fn(move |settings: &HttpConnectorSettings, _| {
-        let hyper = client
-            .get_or_init(|| {
-                let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-                http.enforce_http(false);
-                http.set_connect_timeout(settings.connect_timeout());
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls.clone())
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                hyper_util::client::legacy::Client::builder(
+    Ok(http_client_fn(
+        move |settings: &HttpConnectorSettings, _| {
+            let hyper = client
+                .get_or_init(|| {
+                    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+                    http.enforce_http(false);
+                    http.set_connect_timeout(settings.connect_timeout());
+                    let https = hyper_rustls::HttpsConnectorBuilder::new()
+                        .with_tls_config(tls.clone())
+                        .https_or_http()
+                        .enable_http1()
+                        .wrap_connector(http);
+                    hyper_util::client::legacy::Client::builder(
                     hyper_util::rt::TokioExecutor::new(),
                 )
                 .build(https)
+                })
+                .clone();
+            SharedHttpConnector::new(InsecureConnector {
+                client: hyper,
+                read_timeout: settings.read_timeout(),
             })
-            .clone();
-        SharedHttpConnector::new(InsecureConnector {
-            client: hyper,
-            read_timeout: settings.read_timeout(),
-        })
-    }))
+        },
+    ))
 }
 
 #[derive(Debug, Clone)]
