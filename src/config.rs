@@ -185,32 +185,6 @@ pub struct S3ClientSettings {
     pub no_sign_request: bool,
 }
 
-impl S3ClientSettings {
-    /// The flags that were given, as `aws s3` spells them, for saying which do not apply.
-    pub fn given_flags(&self) -> Vec<&'static str> {
-        let mut flags = Vec::new();
-        if self.page_size.is_some() {
-            flags.push("--page-size");
-        }
-        if self.no_verify_ssl {
-            flags.push("--no-verify-ssl");
-        }
-        if self.ca_bundle.is_some() {
-            flags.push("--ca-bundle");
-        }
-        if self.read_timeout.is_some() {
-            flags.push("--cli-read-timeout");
-        }
-        if self.connect_timeout.is_some() {
-            flags.push("--cli-connect-timeout");
-        }
-        if self.no_sign_request {
-            flags.push("--no-sign-request");
-        }
-        flags
-    }
-}
-
 /// Fully resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -644,4 +644,15 @@ fn local_store_keeps_headers_and_names_the_flags_that_do_not_apply() {
     let (out, _) = run(&["mv", "-r", "--dryrun", "s3://bkt/rel/", "s3://bkt/moved/"]);
     assert!(out.contains("(dryrun)"), "{out}");
     assert_eq!(snapshot(), before);
+
+    // AWS_CA_BUNDLE in the environment is for S3 endpoints, not a flag to warn about.
+    let out = run_dg(
+        &["ls", "s3://bkt/rel/"],
+        &[
+            ("DG_ENDPOINT_URL", &endpoint),
+            ("AWS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"),
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

@@ -78,8 +78,8 @@ pub struct ConnectionArgs {
     /// Do not verify the server's TLS certificate.
     #[arg(long, global = true)]
     pub no_verify_ssl: bool,
-    /// Trust only the CA certificates in this PEM file.
-    #[arg(long, global = true, value_name = "FILE", env = "AWS_CA_BUNDLE")]
+    /// Trust only the CA certificates in this PEM file (default: AWS_CA_BUNDLE).
+    #[arg(long, global = true, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
     /// Seconds to wait for data on a connection (0: no limit).
     #[arg(long, global = true, value_name = "SECONDS")]

@@ -237,7 +237,11 @@ pub fn client_settings(c: &ConnectionArgs) -> S3ClientSettings {
     S3ClientSettings {
         page_size: c.page_size.map(|n| n as usize),
         no_verify_ssl: c.no_verify_ssl,
-        ca_bundle: c.ca_bundle.clone(),
+        ca_bundle: c.ca_bundle.clone().or_else(|| {
+            std::env::var_os("AWS_CA_BUNDLE")
+                .filter(|v| !v.is_empty())
+                .map(Into::into)
+        }),
         read_timeout: c.cli_read_timeout.map(std::time::Duration::from_secs),
         connect_timeout: c.cli_connect_timeout.map(std::time::Duration::from_secs),
         no_sign_request: c.no_sign_request,
@@ -249,7 +253,19 @@ pub fn warn_inapplicable(cli: &Cli, config: &Config) {
     let Endpoint::Local(root) = &config.endpoint else {
         return;
     };
-    let mut flags = config.s3_client.given_flags();
+    // Only flags: an AWS_CA_BUNDLE set for other tools is no reason to warn.
+    let c = &cli.global.connection;
+    let mut flags: Vec<&str> = [
+        (c.page_size.is_some(), "--page-size"),
+        (c.no_verify_ssl, "--no-verify-ssl"),
+        (c.ca_bundle.is_some(), "--ca-bundle"),
+        (c.cli_read_timeout.is_some(), "--cli-read-timeout"),
+        (c.cli_connect_timeout.is_some(), "--cli-connect-timeout"),
+        (c.no_sign_request, "--no-sign-request"),
+    ]
+    .into_iter()
+    .filter_map(|(given, name)| given.then_some(name))
+    .collect();
     let object = match &cli.command {
         Command::Cp(a) => Some(&a.object),
         Command::Mv(a) => Some(&a.object),
