@@ -81,6 +81,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A delta's reference is gone (and no retired copy of it is left).
+    #[error(
+        "reference s3://{bucket}/{reference} is missing, and {needed_by} cannot be rebuilt without it"
+    )]
+    ReferenceMissing {
+        /// Bucket of both.
+        bucket: String,
+        /// Key of the missing reference.
+        reference: String,
+        /// The object that needs it, as a URL.
+        needed_by: String,
+    },
+
     /// The delta codec program is not installed.
     #[error("{program} not found on PATH: {hint}")]
     CodecMissing {
@@ -161,7 +174,7 @@ impl Error {
             | Error::InvalidBucketName { .. }
             | Error::InvalidKey { .. }
             | Error::Config(_) => 2,
-            Error::NotFound { .. } | Error::NoSuchBucket(_) => 3,
+            Error::NotFound { .. } | Error::NoSuchBucket(_) | Error::ReferenceMissing { .. } => 3,
             Error::IntegrityMismatch { .. } | Error::InvalidMetadata { .. } => 4,
             _ => 1,
         }

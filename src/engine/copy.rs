@@ -2,8 +2,12 @@
 //! destination's reference (delta bytes mean nothing outside their deltaspace); objects
 //! stored whole that stay whole are copied server-side, never downloaded.
 
+use std::io;
+
+use super::put::Form;
+use super::source::Source;
 use super::{Engine, PutReport, PutRequestOptions, StoredAs};
-use crate::deltaspace::{self, DELTA_SUFFIX};
+use crate::deltaspace;
 use crate::error::{Error, IoContext, Result};
 
 impl Engine {
@@ -38,15 +42,14 @@ impl Engine {
             if !self.store.bucket_exists(dst_bucket).await? {
                 return Err(Error::NoSuchBucket(dst_bucket.to_string()));
             }
+            let copied_at = super::now();
             self.store
                 .copy_object(src_bucket, &resolved.stored_key, dst_bucket, dst_key)
                 .await?;
-            let stale = format!("{dst_key}{DELTA_SUFFIX}");
-            if self.store.head_object(dst_bucket, &stale).await?.is_some() {
-                self.store.delete_object(dst_bucket, &stale).await?;
-                self.remove_reference_if_unused(dst_bucket, deltaspace::of_key(dst_key))
-                    .await?;
-            }
+            // A server-side copy keeps the source's dg-created-at; the copy is newer than
+            // any delta form already at the destination all the same.
+            self.remove_other_form(dst_bucket, dst_key, Form::Direct, copied_at)
+                .await?;
             return Ok(PutReport {
                 bucket: dst_bucket.to_string(),
                 key: dst_key.to_string(),
@@ -59,12 +62,25 @@ impl Engine {
                 direct_reason: None,
             });
         }
-        let scratch = tempfile::Builder::new()
-            .prefix("deltaglider-copy-")
-            .tempdir()
-            .ctx(|| "cannot create a temporary directory".into())?;
-        let local = scratch.path().join("object");
-        self.get_to_file(src_bucket, src_key, &local).await?;
-        self.put_file(&local, dst_bucket, dst_key, options).await
+        self.check_upload_target(dst_bucket, dst_key).await?;
+        // Rebuilt and verified into an unnamed temporary file, which is then the upload's
+        // snapshot: nothing named is left behind if the process dies.
+        let (details, file) = self.get_verified(src_bucket, src_key).await?;
+        let sha256 = match details.sha256 {
+            Some(sha) => sha,
+            None => {
+                let f = file
+                    .try_clone()
+                    .map_err(|e| Error::io("cannot reopen the rebuilt object", e))?;
+                let (sha, _) = super::blocking("hashing", move || {
+                    crate::hashing::sha256_reader(io::BufReader::new(f))
+                        .ctx(|| "cannot read the rebuilt object".into())
+                })
+                .await?;
+                sha
+            }
+        };
+        let source = Source::from_verified(file, name, sha256, details.size);
+        self.put_source(dst_bucket, dst_key, &source, options).await
     }
 }

@@ -209,53 +209,6 @@ impl Engine {
         })
     }
 
-    /// A verified handle on the reference `ref_key` whose content must hash to `ref_sha`:
-    /// from the cache, or downloaded into it and checked before anything uses it.
-    pub(crate) async fn reference_handle(
-        &self,
-        bucket: &str,
-        ref_key: &str,
-        ref_sha: &str,
-        needed_by: &str,
-    ) -> Result<File> {
-        if let Some(f) = self.cache.lookup(ref_sha)? {
-            tracing::debug!(%ref_key, "reference cache hit");
-            return Ok(f);
-        }
-        // Another process sharing a persistent cache may be filling this entry right now:
-        // wait for it (off the async threads), then look again before downloading.
-        let (cache, sha) = (self.cache.clone(), ref_sha.to_string());
-        let _fill = tokio::task::spawn_blocking(move || cache.lock_for_fill(&sha))
-            .await
-            .map_err(|e| Error::io("cache lock task failed", io::Error::other(e)))??;
-        if _fill.is_held()
-            && let Some(f) = self.cache.lookup(ref_sha)?
-        {
-            tracing::debug!(%ref_key, "reference filled by another process");
-            return Ok(f);
-        }
-        tracing::debug!(%ref_key, "reference cache miss: downloading");
-        let reader = self
-            .store
-            .get_object(bucket, ref_key)
-            .await
-            .map_err(|e| match e {
-                Error::NotFound { .. } => Error::InvalidMetadata {
-                    bucket: bucket.to_string(),
-                    key: needed_by.to_string(),
-                    reason: format!("its reference s3://{bucket}/{ref_key} is missing"),
-                },
-                other => other,
-            })?;
-        let mut writer = self.cache.writer(ref_sha)?;
-        drain_into(reader.body, &mut *writer)
-            .await
-            .ctx(|| format!("cannot download reference s3://{bucket}/{ref_key}"))?;
-        writer.commit(&format!(
-            "reference s3://{bucket}/{ref_key} (needed by {needed_by})"
-        ))
-    }
-
     /// Rebuilds the bytes of a resolved object into `out`. For deltas the reference is
     /// verified before decoding; the caller compares the result.
     async fn reconstruct<W: Write + Send + 'static>(

@@ -7,6 +7,8 @@ mod get;
 mod list;
 mod presign;
 mod put;
+mod reference;
+mod source;
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ pub use get::{GetReport, ObjectDetails, VerifyReport};
 pub use list::{ListEntry, Listing};
 pub use presign::{PresignedUrl, PurgeReport, REHYDRATED_PREFIX};
 pub use put::{PutReport, PutRequestOptions};
+pub use reference::{RETIRED_PREFIX, ReferenceSweep};
 
 use crate::cache::ReferenceCache;
 use crate::codec::DeltaCodec;
@@ -110,6 +113,17 @@ impl Engine {
 /// Serializes timestamps as RFC 3339.
 pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
+}
+
+/// Runs blocking work (file I/O, the codec) off the async threads; `what` names it if the
+/// task itself dies.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> crate::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::Error::io(format!("{what} task failed"), std::io::Error::other(e)))?
 }
 
 #[cfg(test)]
