@@ -392,6 +392,8 @@ async fn concurrent_whole_and_delta_uploads_of_one_key_leave_exactly_one_object(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_with_a_leading_slash_keeps_the_root_reference_alive() {
     for w in worlds("lc-slash").await {
+        // failpoints are process-wide: hold the scenario lock so no other test's are armed
+        let _scenario = fail::FailScenario::setup();
         let (f1, f2) = (w.file("app-1.zip", &v1()), w.file("app-2.zip", &v2()));
         put(&w.a, &w, &f1, "app-1.zip").await;
         assert_eq!(

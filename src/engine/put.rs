@@ -268,8 +268,9 @@ impl Engine {
 
     /// Creates the deltaspace's reference from the snapshot if there is none, and returns
     /// the SHA-256 and metadata of whichever reference is there afterwards (`None` if it
-    /// vanished again at once). A reference is never deleted by a writer once it is visible,
-    /// not even when this upload then fails: another writer may already depend on it.
+    /// vanished again at once). A writer never deletes a reference once it is visible, not
+    /// even when this upload then fails (another writer may already depend on it), other than
+    /// by the deleter's rule.
     async fn ensure_reference(
         &self,
         bucket: &str,
@@ -313,12 +314,36 @@ impl Engine {
         source: &Source,
         options: &PutRequestOptions,
     ) -> Result<PutReport> {
+        let mut created_reference = false;
+        let result = self
+            .put_delta_attempts(bucket, key, source, options, &mut created_reference)
+            .await;
+        if result.is_err() && created_reference {
+            // Not a rollback: the deleter's rule keeps the reference if another writer stored
+            // a delta against it in the meantime.
+            if let Err(e) = self
+                .remove_reference_if_unused(bucket, deltaspace::of_key(key))
+                .await
+            {
+                tracing::warn!(%key, "could not remove the reference this failed upload made: {e}");
+            }
+        }
+        result
+    }
+
+    async fn put_delta_attempts(
+        &self,
+        bucket: &str,
+        key: &str,
+        source: &Source,
+        options: &PutRequestOptions,
+        created_reference: &mut bool,
+    ) -> Result<PutReport> {
         let ref_key = deltaspace::reference_key_for(key);
         let what = format!("s3://{bucket}/{key}");
-        let mut created_reference = false;
         for _attempt in 0..ATTEMPTS {
             let (live, created) = self.ensure_reference(bucket, &ref_key, source).await?;
-            created_reference |= created;
+            *created_reference |= created;
             let Some(live) = live else { continue };
             let reference = self
                 .reference_handle(bucket, &ref_key, &live.sha256, &what)
@@ -385,9 +410,9 @@ impl Engine {
                 key: key.to_string(),
                 stored_key,
                 stored_as: StoredAs::Delta,
-                created_reference,
+                created_reference: *created_reference,
                 original_size: source.size,
-                stored_size: delta_size + if created_reference { source.size } else { 0 },
+                stored_size: delta_size + if *created_reference { source.size } else { 0 },
                 sha256: Some(source.sha256.clone()),
                 direct_reason: None,
             });
