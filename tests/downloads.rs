@@ -115,7 +115,12 @@ impl Env {
     fn fails(&self, args: &[&str], code: i32, needles: &[&str]) -> String {
         let out = self.run(args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(code), "{}: {args:?}: {stderr}", self.name());
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}: {args:?}: {stderr}",
+            self.name()
+        );
         let lines: Vec<_> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{args:?}: one error line, got: {stderr}");
         for n in needles {
@@ -143,7 +148,10 @@ impl Env {
         self.ok(&["cp", p1.to_str().unwrap(), &self.url("rel/v1.zip")]);
         self.ok(&["cp", p2.to_str().unwrap(), &self.url("rel/v2.zip")]);
         let meta = self.metadata("rel/v2.zip.delta");
-        assert!(meta.contains_key("dg-file-sha256"), "v2 is a delta: {meta:?}");
+        assert!(
+            meta.contains_key("dg-file-sha256"),
+            "v2 is a delta: {meta:?}"
+        );
         v2
     }
 
@@ -296,7 +304,11 @@ fn a_delta_with_missing_or_malformed_hashes_is_an_integrity_error_and_writes_not
                 4,
                 &["rel/v2.zip.delta", needle],
             );
-            assert!(entries(&out).is_empty(), "{what}: wrote {:?}", entries(&out));
+            assert!(
+                entries(&out).is_empty(),
+                "{what}: wrote {:?}",
+                entries(&out)
+            );
             env.fails(&["verify", &url], 4, &["rel/v2.zip.delta", needle]);
             let piped = env.run(&["cp", &url, "-"]);
             assert_eq!(piped.status.code(), Some(4), "{what}: cp to stdout");
@@ -325,7 +337,11 @@ fn a_plain_object_named_delta_downloads_as_is_unless_it_stands_for_another_key()
     assert_eq!(std::fs::read(&dest).unwrap(), b"someone else's bytes");
     // Reached as the representation of `other.bin`, it must be a delta: it is not.
     env.fails(
-        &["cp", &env.url("other.bin"), env.path("got2").to_str().unwrap()],
+        &[
+            "cp",
+            &env.url("other.bin"),
+            env.path("got2").to_str().unwrap(),
+        ],
         4,
         &["other.bin.delta", "dg-file-sha256"],
     );
@@ -405,7 +421,11 @@ async fn the_engine_caps_what_it_writes_at_the_recorded_size() {
     let p2 = write_file(dir.path(), "b.zip", &v2);
     engine.put_file(&p1, "bkt", "r/a.zip", &opts).await.unwrap();
     engine.put_file(&p2, "bkt", "r/b.zip", &opts).await.unwrap();
-    let info = store.head_object("bkt", "r/b.zip.delta").await.unwrap().unwrap();
+    let info = store
+        .head_object("bkt", "r/b.zip.delta")
+        .await
+        .unwrap()
+        .unwrap();
     let mut meta = info.metadata.unwrap();
     meta.insert("dg-file-size".into(), "1000".into());
     let mut body = store.get_object("bkt", "r/b.zip.delta").await.unwrap().body;
@@ -506,15 +526,30 @@ fn device_nodes_and_fifos_are_written_into_never_replaced() {
             .file_type()
             .is_char_device()
     );
-    assert!(entries(Path::new("/dev")).iter().all(|n| !n.ends_with(".dgtmp")));
+    assert!(
+        entries(Path::new("/dev"))
+            .iter()
+            .all(|n| !n.ends_with(".dgtmp"))
+    );
 
     let fifo = env.path("pipe");
     let rx = fifo_with_reader(&fifo);
     env.ok(&["cp", &url, fifo.to_str().unwrap()]);
     let got = rx.recv_timeout(Duration::from_secs(60)).expect("reader");
     assert!(got == v2, "the FIFO received other bytes");
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
-    assert_eq!(entries(env.dir.path()).iter().filter(|n| n.ends_with(".dgtmp")).count(), 0);
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(
+        entries(env.dir.path())
+            .iter()
+            .filter(|n| n.ends_with(".dgtmp"))
+            .count(),
+        0
+    );
 
     // Bytes that fail verification after they went into the FIFO: exit 4, one line.
     env.rewrite_metadata("rel/v2.zip.delta", |m| {
@@ -525,10 +560,18 @@ fn device_nodes_and_fifos_are_written_into_never_replaced() {
     env.fails(
         &["cp", &url, fifo.to_str().unwrap()],
         4,
-        &["must be discarded", fifo.to_str().unwrap(), "integrity check failed"],
+        &[
+            "must be discarded",
+            fifo.to_str().unwrap(),
+            "integrity check failed",
+        ],
     );
     let got = rx.recv_timeout(Duration::from_secs(60)).expect("reader");
-    assert_eq!(got.len(), v2.len(), "the bytes were written as they were rebuilt");
+    assert_eq!(
+        got.len(),
+        v2.len(),
+        "the bytes were written as they were rebuilt"
+    );
 }
 
 fn mode(p: &Path) -> u32 {
@@ -545,7 +588,11 @@ fn new_files_follow_the_umask_and_replaced_files_keep_their_mode() {
             &format!("umask {umask} && exec \"$0\" \"$@\""),
             &["cp", &url, dest.to_str().unwrap()],
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let a = env.path("new-022.zip");
     sh("022", &a);
@@ -564,7 +611,11 @@ fn new_files_follow_the_umask_and_replaced_files_keep_their_mode() {
         "umask 027 && exec \"$0\" \"$@\"",
         &["cp", "-r", &env.url("rel/"), tree.to_str().unwrap()],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(mode(&tree.join("v2.zip")), 0o640);
 }
 
@@ -578,9 +629,17 @@ fn cp_to_stdout_streams_only_the_verified_bytes() {
             args.extend_from_slice(flags);
             args.extend([url.as_str(), "-"]);
             let out = env.run(&args);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert_eq!(sha256_hex(&out.stdout), sha256_hex(&v2), "{flags:?}");
-            assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.stderr.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         assert!(!env.path("-").exists() && !Path::new("-").exists());
         // Through a shell pipe into sha256sum, as scripts do.
@@ -611,7 +670,12 @@ fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnMut()
     while !ready() {
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             panic!("the download ended ({status}) before {what}: {err}");
         }
         assert!(Instant::now() < deadline, "watchdog: no {what} after 30 s");
@@ -626,8 +690,7 @@ fn unnamed_file_in(pid: u32, dir: &Path) -> Option<u64> {
         .ok()?
         .flatten()
         .find(|fd| {
-            std::fs::read_link(fd.path())
-                .is_ok_and(|t| t.to_string_lossy().starts_with(&prefix))
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().starts_with(&prefix))
         })
         .and_then(|fd| std::fs::metadata(fd.path()).ok())
         .map(|m| m.len())
@@ -696,7 +759,11 @@ fn a_download_killed_mid_write_leaves_nothing_that_an_upload_would_send() {
     let stale = temp_names(&out);
     assert_eq!(stale.len(), 1, "{stale:?}");
     assert!(stale[0].starts_with(".w.zip."), "{stale:?}");
-    assert_eq!(mode(&out.join(&stale[0])), 0o600, "temporary files are private");
+    assert_eq!(
+        mode(&out.join(&stale[0])),
+        0o600,
+        "temporary files are private"
+    );
     // One written by another program (or an older release) is skipped as well.
     write_file(&out, ".notes.txt.Ab12Cd34.dgtmp", b"partial");
 
@@ -705,10 +772,17 @@ fn a_download_killed_mid_write_leaves_nothing_that_an_upload_would_send() {
     env.ok(&["cp", "-r", out.to_str().unwrap(), &env.url("up2/")]);
     let listed = String::from_utf8(env.ok(&["ls", "-r", &env.url("")])).unwrap();
     assert!(!listed.contains("dgtmp"), "{listed}");
-    assert!(listed.contains("up/v2.zip") && listed.contains("up2/v2.zip"), "{listed}");
+    assert!(
+        listed.contains("up/v2.zip") && listed.contains("up2/v2.zip"),
+        "{listed}"
+    );
 
     // The next download into the directory removes those whose writer is gone.
-    env.ok(&["cp", &env.url("rel/v1.zip"), out.join("v1.zip").to_str().unwrap()]);
+    env.ok(&[
+        "cp",
+        &env.url("rel/v1.zip"),
+        out.join("v1.zip").to_str().unwrap(),
+    ]);
     assert_eq!(entries(&out), ["v1.zip", "v2.zip"]);
 }
 
@@ -724,14 +798,24 @@ fn a_download_while_another_writes_into_the_same_directory_keeps_its_temporary_f
             "FAILPOINTS",
             "download-no-tmpfile=return;download-temp-created=sleep(60000)",
         )
-        .args(["cp", &env.url("rel/v2.zip"), out.join("v2.zip").to_str().unwrap()])
+        .args([
+            "cp",
+            &env.url("rel/v2.zip"),
+            out.join("v2.zip").to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(&mut child, "a temporary file", || temp_names(&out).len() == 1);
+    wait_for(&mut child, "a temporary file", || {
+        temp_names(&out).len() == 1
+    });
     let live = temp_names(&out);
-    env.ok(&["cp", &env.url("rel/v1.zip"), out.join("v1.zip").to_str().unwrap()]);
+    env.ok(&[
+        "cp",
+        &env.url("rel/v1.zip"),
+        out.join("v1.zip").to_str().unwrap(),
+    ]);
     assert_eq!(temp_names(&out), live, "a live writer's file is left alone");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -747,10 +831,7 @@ fn a_failed_presign_on_the_local_store_leaves_nothing() {
         &["rel/v2.zip", "S3 endpoint"],
     );
     assert!(out.contains("cannot presign"), "{out}");
-    let tmp = env
-        .dir
-        .path()
-        .join("store/bkt/.deltaglider.d/tmp.d");
+    let tmp = env.dir.path().join("store/bkt/.deltaglider.d/tmp.d");
     let left: Vec<_> = walkdir::WalkDir::new(env.dir.path().join("store"))
         .into_iter()
         .flatten()
@@ -782,8 +863,14 @@ async fn rehydrated_copies_expire_with_their_urls() {
     let opts = Default::default();
     let p1 = write_file(dir.path(), "a.zip", &v1);
     let p2 = write_file(dir.path(), "b.zip", &v2);
-    engine.put_file(&p1, &bucket, "r/a.zip", &opts).await.unwrap();
-    engine.put_file(&p2, &bucket, "r/b.zip", &opts).await.unwrap();
+    engine
+        .put_file(&p1, &bucket, "r/a.zip", &opts)
+        .await
+        .unwrap();
+    engine
+        .put_file(&p2, &bucket, "r/b.zip", &opts)
+        .await
+        .unwrap();
     let signed = engine
         .presign_get(&bucket, "r/b.zip", Duration::from_secs(2))
         .await
@@ -803,7 +890,10 @@ async fn rehydrated_copies_expire_with_their_urls() {
     );
     assert_eq!(meta["dg-file-sha256"], sha256_hex(&v2));
     // The copy itself is verified when read.
-    let (_, mut f) = engine.get_verified(&bucket, &signed.served_key).await.unwrap();
+    let (_, mut f) = engine
+        .get_verified(&bucket, &signed.served_key)
+        .await
+        .unwrap();
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes).unwrap();
     assert!(bytes == v2);
@@ -814,7 +904,7 @@ async fn rehydrated_copies_expire_with_their_urls() {
         .unwrap_or_default();
     tokio::time::sleep(wait + Duration::from_millis(50)).await;
     let purged = engine.purge(&bucket).await.unwrap();
-    assert_eq!(purged.deleted, [signed.served_key.clone()]);
+    assert_eq!(purged.deleted, std::slice::from_ref(&signed.served_key));
     for key in ["r/a.zip", "r/b.zip"] {
         engine.delete(&bucket, key).await.unwrap();
     }
