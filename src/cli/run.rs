@@ -212,6 +212,13 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
             if src.is_dir_like() {
                 bail!("{src} names a prefix, not an object (use --recursive)");
             }
+            if args.destination == "-" {
+                // The verified bytes alone on stdout, streamed as they are rebuilt.
+                engine
+                    .get_to_writer(&src.bucket, &src.key, std::io::stdout(), "stdout")
+                    .await?;
+                return Ok(());
+            }
             let dest = local_destination(&src, &args.destination);
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)

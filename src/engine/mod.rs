@@ -3,7 +3,9 @@
 
 mod copy;
 mod delete;
+mod destination;
 mod get;
+mod integrity;
 mod list;
 mod presign;
 mod put;
@@ -16,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use delete::DeleteReport;
+pub use destination::{TEMP_SUFFIX as DOWNLOAD_TEMP_SUFFIX, is_download_temp_name};
 pub use get::{GetReport, ObjectDetails, VerifyReport};
 pub use list::{ListEntry, Listing};
 pub use presign::{PresignedUrl, PurgeReport, REHYDRATED_PREFIX};

@@ -176,6 +176,10 @@ pub(crate) fn scan_local(dir: &Path, filters: &Filters) -> Result<Vec<Entry>> {
         if !item.file_type().is_file() {
             continue;
         }
+        // A download's not-yet-published bytes (or a crashed one's), never data.
+        if crate::engine::is_download_temp_name(item.file_name()) {
+            continue;
+        }
         let rel = item
             .path()
             .strip_prefix(dir)
