@@ -162,10 +162,21 @@ impl Error {
             | Error::InvalidKey { .. }
             | Error::Config(_) => 2,
             Error::NotFound { .. } | Error::NoSuchBucket(_) => 3,
+            // A delta whose reference is gone: something the object needs was not found.
+            Error::InvalidMetadata { reason, .. } if is_missing_reference(reason) => 3,
             Error::IntegrityMismatch { .. } | Error::InvalidMetadata { .. } => 4,
+            // A delta that does not decode (bad VCDIFF, adler32 mismatch) is corrupt data,
+            // not a failure of the machine running the decoder.
+            Error::Codec { operation, .. } if operation == "decode" => 4,
             _ => 1,
         }
     }
+}
+
+/// The reason the download path gives when a delta's reference object is absent
+/// (`its reference s3://b/k is missing`).
+fn is_missing_reference(reason: &str) -> bool {
+    reason.starts_with("its reference ") && reason.ends_with(" is missing")
 }
 
 /// Extension to attach context to `io::Result`.

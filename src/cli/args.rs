@@ -9,8 +9,9 @@ Configuration precedence: flags > environment (DG_*, AWS_*) > config file > defa
 Endpoints: --endpoint-url / DG_ENDPOINT_URL / AWS_ENDPOINT_URL take http(s):// for an
 S3-compatible server or file:///some/dir for the local store (buckets are subdirectories).
 
-Exit codes: 0 success, 1 failure, 2 bad arguments or configuration, 3 bucket or object not
-found, 4 integrity check failed.";
+Exit codes: 0 success, 1 failure, 2 bad arguments or configuration (or files that cannot be
+read were skipped), 3 bucket or object not found, 4 integrity check failed, 130 interrupted.
+With --json, stdout is JSON Lines (one document per line).";
 
 /// Store versioned artifacts in S3 as a reference plus tiny binary deltas.
 #[derive(Debug, Parser)]
@@ -181,8 +182,23 @@ pub struct TransferArgs {
     #[arg(long)]
     pub dryrun: bool,
     /// Files transferred at once (default: one per CPU, at least 2).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
+    /// Follow symbolic links in local trees (the default).
+    #[arg(long, overrides_with = "no_follow_symlinks")]
+    pub follow_symlinks: bool,
+    /// Skip symbolic links in local trees, silently (as aws s3 does).
+    #[arg(long, overrides_with = "follow_symlinks")]
+    pub no_follow_symlinks: bool,
+}
+
+/// `--concurrency N`: at least one file must move at a time.
+pub fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (the number of files transferred at once)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +286,9 @@ pub struct RmArgs {
     /// Show what would be deleted, delete nothing.
     #[arg(long)]
     pub dryrun: bool,
+    /// Exit 3 when the object does not exist (by default, like aws s3 rm, that succeeds).
+    #[arg(long)]
+    pub fail_if_missing: bool,
     #[command(flatten)]
     pub filters: FilterArgs,
 }
@@ -304,6 +323,13 @@ pub struct MvArgs {
     /// Store the file whole, never as a delta.
     #[arg(long)]
     pub no_delta: bool,
+    /// Move every file below a directory or prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
 }
 
 #[derive(Debug, Args)]
@@ -342,7 +368,7 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Files transferred at once (default: one per CPU, at least 2).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
 }
 
