@@ -20,28 +20,31 @@ use deltaglider::storage::{ListRequest, ObjectStore};
 pub enum Backend {
     /// `file://` store under the test's directory.
     Local(PathBuf),
-    /// The S3 server, through the library's own client for snapshots.
-    S3 {
-        store: Arc<dyn ObjectStore>,
-        runtime: tokio::runtime::Runtime,
-    },
+    /// The S3 server.
+    S3,
 }
 
-/// One test's bucket, work directory and backend.
+/// One test's bucket, work directory and backend, with the library's own client on the
+/// same store for looking behind the binary's back.
 pub struct Dg {
     pub dir: tempfile::TempDir,
     pub bucket: String,
     pub backend: Backend,
+    pub store: Arc<dyn ObjectStore>,
+    pub runtime: tokio::runtime::Runtime,
 }
 
 impl Dg {
     /// A local store with a fresh bucket.
     pub fn local() -> Dg {
         let dir = tempfile::tempdir().unwrap();
-        let store = dir.path().join("store");
+        let path = dir.path().join("store");
+        let store = Arc::new(deltaglider::storage::local::LocalStore::new(&path).unwrap());
         let dg = Dg {
             bucket: "bkt".into(),
-            backend: Backend::Local(store),
+            backend: Backend::Local(path),
+            store,
+            runtime: tokio::runtime::Runtime::new().unwrap(),
             dir,
         };
         dg.setup();
@@ -56,7 +59,9 @@ impl Dg {
         let dg = Dg {
             dir: tempfile::tempdir().unwrap(),
             bucket: support::unique_bucket(tag),
-            backend: Backend::S3 { store, runtime },
+            backend: Backend::S3,
+            store,
+            runtime,
         };
         dg.setup();
         Some(dg)
@@ -78,7 +83,7 @@ impl Dg {
     pub fn name(&self) -> &'static str {
         match self.backend {
             Backend::Local(_) => "local",
-            Backend::S3 { .. } => "s3",
+            Backend::S3 => "s3",
         }
     }
 
@@ -99,7 +104,10 @@ impl Dg {
 
     /// The command, ready to run: endpoint, private temp directory, no config file.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(support::dg_bin());
+        // DG_TEST_BIN runs these tests against another build (to see them fail on an
+        // older one).
+        let bin = std::env::var_os("DG_TEST_BIN").map_or_else(support::dg_bin, PathBuf::from);
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .env_remove("DG_ENDPOINT_URL")
             .env_remove("NO_COLOR")
@@ -158,7 +166,8 @@ impl Dg {
     pub fn snapshot_store(&self) -> BTreeMap<String, String> {
         match &self.backend {
             Backend::Local(store) => snapshot_dir(store),
-            Backend::S3 { store, runtime } => runtime.block_on(async {
+            Backend::S3 => self.runtime.block_on(async {
+                let store = &self.store;
                 let mut out = BTreeMap::new();
                 let mut request = ListRequest::default();
                 loop {
@@ -177,6 +186,33 @@ impl Dg {
         }
     }
 
+    /// Rewrites a stored object's bytes behind the binary's back, keeping its metadata.
+    pub fn tamper(&self, key: &str, change: impl FnOnce(Vec<u8>) -> Vec<u8>) {
+        use tokio::io::AsyncReadExt;
+        self.runtime.block_on(async {
+            let mut reader = self.store.get_object(&self.bucket, key).await.unwrap();
+            let mut bytes = Vec::new();
+            reader.body.read_to_end(&mut bytes).await.unwrap();
+            let options = deltaglider::storage::PutOptions {
+                metadata: reader.info.metadata.clone().unwrap_or_default(),
+                content_type: reader.info.content_type.clone(),
+                if_none_match: false,
+            };
+            let source = deltaglider::storage::PutSource::Bytes(change(bytes).into());
+            self.store
+                .put_object(&self.bucket, key, source, options)
+                .await
+                .unwrap();
+        })
+    }
+
+    /// Deletes a stored object behind the binary's back.
+    pub fn delete_stored(&self, key: &str) {
+        self.runtime
+            .block_on(self.store.delete_object(&self.bucket, key))
+            .unwrap();
+    }
+
     /// The store and the work directory together.
     pub fn snapshot(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
         (self.snapshot_store(), snapshot_dir(&self.work()))
@@ -185,7 +221,7 @@ impl Dg {
 
 impl Drop for Dg {
     fn drop(&mut self) {
-        if matches!(self.backend, Backend::S3 { .. }) {
+        if matches!(self.backend, Backend::S3) {
             let _ = self.run(&["rb", "--force", &format!("s3://{}", self.bucket)]);
         }
     }
