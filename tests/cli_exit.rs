@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cli_support::support::{edited, noise, write_file};
-use cli_support::{Dg, lines};
+use cli_support::{Dg, lines, pty};
 
 /// The command fails with `code` and one error line containing `needle`.
 fn fails(dg: &Dg, code: i32, args: &[&str], needle: &str) {
@@ -272,33 +272,6 @@ fn write_errors_on_stdout_are_one_line_and_exit_1() {
     let status = child.wait().unwrap();
     assert!(stderr.is_empty(), "{stderr}");
     assert_ne!(status.code(), Some(101), "no panic");
-}
-
-/// A pseudo-terminal: (master, slave), 80x24.
-fn pty() -> (std::fs::File, std::fs::File) {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain libc calls on descriptors this function owns; each result is checked.
-    unsafe {
-        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        assert!(master >= 0);
-        assert_eq!(libc::grantpt(master), 0);
-        assert_eq!(libc::unlockpt(master), 0);
-        let mut name = [0 as libc::c_char; 128];
-        assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
-        let slave = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
-        assert!(slave >= 0);
-        let size = libc::winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        assert_eq!(libc::ioctl(master, libc::TIOCSWINSZ, &size), 0);
-        (
-            std::fs::File::from_raw_fd(master),
-            std::fs::File::from_raw_fd(slave),
-        )
-    }
 }
 
 /// What a terminal shows after `bytes`: enough of VT100 for progress bars (CR, LF, cursor

@@ -1109,21 +1109,21 @@ async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filte
             "dryrun": args.dry_run,
         }));
     }
-    if args.dry_run || planned.copied == 0 {
-        if args.dry_run {
-            let printer = event_printer(p);
-            engine
-                .copy_tree(
-                    &src.bucket,
-                    &src_prefix,
-                    &dest.bucket,
-                    &dest_prefix,
-                    &plan_options,
-                    &printer,
-                )
-                .await?;
-        }
-        return Ok(());
+    if args.dry_run {
+        let summary = engine
+            .copy_tree(
+                &src.bucket,
+                &src_prefix,
+                &dest.bucket,
+                &dest_prefix,
+                &plan_options,
+                &event_printer(p),
+            )
+            .await?;
+        return finish(p, "migrate", true, &summary);
+    }
+    if planned.copied == 0 {
+        return finish(p, "migrate", false, &planned);
     }
     if !args.yes {
         use std::io::IsTerminal;
