@@ -1270,7 +1270,7 @@ pub fn cache(cli: &Cli, mut config: Config, command: &super::args::CacheCommand)
             p.line(format!(
                 "{} ({}){}",
                 c.path.display(),
-                serde_json::to_value(&c.kind)
+                serde_json::to_value(c.kind)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_else(|| format!("{:?}", c.kind)),
