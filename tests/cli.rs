@@ -185,7 +185,11 @@ fn bad_input_gives_one_clear_line_and_a_non_zero_exit() {
     );
     env.fails(&["cp", &a, "s3://bkt/p/a.zip.delta"], "reserved", 2);
     env.fails(&["ls", "s3://nobucket/"], "nobucket", 3);
-    env.fails(&["rm", "--fail-if-missing", "s3://bkt/none.zip"], "none.zip", 3);
+    env.fails(
+        &["rm", "--fail-if-missing", "s3://bkt/none.zip"],
+        "none.zip",
+        3,
+    );
     env.fails(&["verify", "s3://bkt/none.zip"], "none.zip", 3);
     env.fails(&["mb", "s3://bkt"], "already exists", 1);
     env.fails(

@@ -266,3 +266,20 @@ fn messages_say_what_to_do() {
     );
     assert!(stderr.contains("No such file or directory"), "{stderr}");
 }
+
+#[test]
+fn help_shows_examples_and_each_commands_own_options_first() {
+    let dg = Dg::local();
+    let top = dg.ok(&["--help"]);
+    assert!(top.contains("Examples:\n  deltaglider"), "{top}");
+    let cp = dg.ok(&["cp", "--help"]);
+    let own = cp.find("--recursive").expect(&cp);
+    let global = cp.find("Global options:").expect(&cp);
+    let cache = cp.find("Cache options:").expect(&cp);
+    assert!(
+        own < global && own < cache,
+        "cp's own options come first: {cp}"
+    );
+    assert!(cp[cache..].contains("--cache-dir") && !cp[..cache].contains("--cache-dir"));
+    assert!(cp.contains("--follow-symlinks") && cp.contains("--no-follow-symlinks"));
+}

@@ -5,6 +5,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
+Examples:
+  deltaglider mb s3://releases
+  deltaglider cp app-1.2.zip s3://releases/app/         # stored as a delta when possible
+  deltaglider sync ./dist s3://releases/app/ --dryrun   # what would move
+  deltaglider ls -l s3://releases/app/
+  deltaglider cp s3://releases/app/app-1.2.zip ./       # byte-exact original, verified
+  deltaglider --endpoint-url file:///srv/artifacts ls   # a local directory store
+
 Configuration precedence: flags > environment (DG_*, AWS_*) > config file > defaults.
 Endpoints: --endpoint-url / DG_ENDPOINT_URL / AWS_ENDPOINT_URL take http(s):// for an
 S3-compatible server or file:///some/dir for the local store (buckets are subdirectories).
@@ -25,6 +33,7 @@ pub struct Cli {
 
 /// Options shared by every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// S3 endpoint (http[s]://host:port) or local store (file:///dir).
     #[arg(long, global = true, value_name = "URL")]
@@ -39,19 +48,34 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Do not cache references, even for the duration of this command.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Cache options")]
     pub no_cache: bool,
     /// Keep verified references in this persistent cache directory (signed, expiring).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cache options",
+        value_name = "DIR"
+    )]
     pub cache_dir: Option<PathBuf>,
     /// Cache backend: filesystem (default) or memory (encrypted, in this process).
-    #[arg(long, global = true, value_name = "BACKEND")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cache options",
+        value_name = "BACKEND"
+    )]
     pub cache_backend: Option<String>,
     /// Use a private cache removed on exit, even if a cache directory is configured.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Cache options")]
     pub ephemeral_cache: bool,
     /// Lifetime of persistent cache entries (seconds, or 12h, 7d; `never`).
-    #[arg(long, global = true, value_name = "TTL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cache options",
+        value_name = "TTL"
+    )]
     pub cache_ttl: Option<String>,
     /// Print results as JSON.
     #[arg(long, global = true)]
