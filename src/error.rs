@@ -211,10 +211,19 @@ impl Error {
             Error::IntegrityMismatch { .. }
             | Error::InvalidMetadata { .. }
             | Error::SizeMismatch { .. } => 4,
+            // A delta that does not decode (bad VCDIFF, adler32 mismatch) is corrupt data,
+            // not a failure of the machine running the decoder.
+            Error::Codec { operation, .. } if operation == "decode" => 4,
             Error::OutputDiscarded { source, .. } => source.exit_code(),
             _ => 1,
         }
     }
+}
+
+/// The reason the download path gives when a delta's reference object is absent
+/// (`its reference s3://b/k is missing`).
+fn is_missing_reference(reason: &str) -> bool {
+    reason.starts_with("its reference ") && reason.ends_with(" is missing")
 }
 
 /// Extension to attach context to `io::Result`.

@@ -1,5 +1,6 @@
 //! The command line: parse, call the library, print.
 
 pub mod args;
+pub mod exit;
 pub mod output;
 pub mod run;
