@@ -220,12 +220,6 @@ impl Error {
     }
 }
 
-/// The reason the download path gives when a delta's reference object is absent
-/// (`its reference s3://b/k is missing`).
-fn is_missing_reference(reason: &str) -> bool {
-    reason.starts_with("its reference ") && reason.ends_with(" is missing")
-}
-
 /// Extension to attach context to `io::Result`.
 pub trait IoContext<T> {
     /// Turns an `io::Error` into [`Error::Io`] with the given context.

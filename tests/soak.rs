@@ -49,6 +49,9 @@ enum Op {
     Rm,
 }
 
+/// Per key of a worker, its operations and how each ended.
+type History = Vec<Vec<(Op, Option<bool>)>>;
+
 #[derive(Debug, Default)]
 struct Counts {
     puts_acked: u64,
@@ -118,7 +121,7 @@ fn worker(
     deadline: Instant,
     base: &[u8],
     serial: &AtomicU64,
-) -> (Vec<Vec<(Op, Option<bool>)>>, Counts, Vec<String>) {
+) -> (History, Counts, Vec<String>) {
     let mut rng = Rng(seed ^ (id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut history = vec![Vec::new(); KEYS_PER_WORKER];
     let mut counts = Counts::default();

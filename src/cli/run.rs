@@ -1198,13 +1198,23 @@ async fn purge(engine: &Engine, p: &Printer, args: PurgeArgs) -> Result<()> {
     if p.json {
         print_json(&report);
     }
-    for key in &report.deleted {
+    for key in report
+        .deleted
+        .iter()
+        .chain(&report.references.orphans_removed)
+    {
         p.line(format!("delete: s3://{}/{key}", url.bucket));
     }
+    for key in &report.references.restored {
+        p.line(format!("restore: s3://{}/{key}", url.bucket));
+    }
     p.line(format!(
-        "purge: {} expired deleted, {} kept",
+        "purge: {} expired deleted, {} kept; {} orphaned references removed, {} restored, {} retired copies removed",
         report.deleted.len(),
-        report.kept
+        report.kept,
+        report.references.orphans_removed.len(),
+        report.references.restored.len(),
+        report.references.retired_removed
     ));
     Ok(())
 }

@@ -41,7 +41,13 @@ pub struct PurgeReport {
     pub deleted: Vec<String>,
     /// Objects left: not expired yet, or without a readable `dg-expires-at`.
     pub kept: usize,
+    /// Orphaned references removed and retired references settled (docs/format.md,
+    /// "Lifecycle").
+    pub references: super::ReferenceSweep,
 }
+
+/// Retired references younger than this are left to the deleter that may still be at work.
+pub const RETIRED_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn expiry_of(meta: &UserMetadata) -> Option<DateTime<Utc>> {
     meta.get("dg-expires-at")
@@ -177,6 +183,7 @@ impl Engine {
             }
         }
         debug_assert!(REHYDRATED_PREFIX.starts_with(INTERNAL_PREFIX));
+        report.references = self.sweep_references(bucket, RETIRED_GRACE).await?;
         Ok(report)
     }
 }

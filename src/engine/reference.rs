@@ -426,9 +426,7 @@ impl Engine {
             let space = deltaspace::of_key(ref_key);
             let deltas = self.space_deltas(bucket, space, false).await?;
             let live = self.live_reference(bucket, ref_key).await?;
-            let needed = if deltas.is_empty() {
-                false
-            } else if live.as_ref().is_some_and(|l| l.sha256 == sha) {
+            let needed = if deltas.is_empty() || live.as_ref().is_some_and(|l| l.sha256 == sha) {
                 false
             } else if live.is_none() {
                 let info = self.store.head_object(bucket, &o.key).await?;

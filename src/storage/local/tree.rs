@@ -329,7 +329,7 @@ pub(super) fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
 /// symlink (a symlink is removed itself, not what it points to).
 pub(super) fn remove_tree(dir: BorrowedFd<'_>, name: &str, shown: &str) -> io::Result<()> {
     match type_at(dir, name)? {
-        None => return Ok(()),
+        None => Ok(()),
         Some(FileType::Directory) => {
             let sub = match open_dir(dir, name, shown) {
                 Ok(Some(fd)) => fd,
