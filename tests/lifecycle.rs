@@ -161,19 +161,46 @@ async fn put(e: &Engine, w: &World, path: &Path, key: &str) -> deltaglider::engi
         .unwrap_or_else(|err| panic!("upload {key}: {err}"))
 }
 
+type Task<T> = tokio::task::JoinHandle<deltaglider::Result<T>>;
+
+/// Starts an upload by `e` that runs on while the test drives the others.
+fn spawn_put(
+    e: &Engine,
+    w: &World,
+    path: &Path,
+    key: &str,
+    options: deltaglider::engine::PutRequestOptions,
+) -> Task<deltaglider::engine::PutReport> {
+    let (e, path, bucket, key) = (
+        e.clone(),
+        path.to_path_buf(),
+        w.bucket.clone(),
+        key.to_string(),
+    );
+    tokio::spawn(async move { e.put_file(&path, &bucket, &key, &options).await })
+}
+
+/// Starts a delete by `e` that runs on while the test drives the others.
+fn spawn_delete(e: &Engine, w: &World, key: &str) -> Task<deltaglider::engine::DeleteReport> {
+    let (e, bucket, key) = (e.clone(), w.bucket.clone(), key.to_string());
+    tokio::spawn(async move { e.delete(&bucket, &key).await })
+}
+
+/// The two releases of the races below, the first already stored (so its deltaspace has a
+/// reference and one delta).
+async fn first_stored(w: &World) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (f1, f2) = (w.file("app-1.zip", &v1()), w.file("app-2.zip", &v2()));
+    put(&w.a, w, &f1, "rel/app-1.zip").await;
+    (f1, f2)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_first_writer_never_deletes_the_reference_another_writer_uses() {
     for w in worlds("lc-first").await {
         let scenario = fail::FailScenario::setup();
         let (f1, f2) = (w.file("app-1.zip", &v1()), w.file("app-2.zip", &v2()));
         let gate = Gate::new("put::after_reference_create", 1);
-        let first = {
-            let (e, f, b) = (w.a.clone(), f1.clone(), w.bucket.clone());
-            tokio::spawn(async move {
-                e.put_file(&f, &b, "rel/app-1.zip", &Default::default())
-                    .await
-            })
-        };
+        let first = spawn_put(&w.a, &w, &f1, "rel/app-1.zip", Default::default());
         gate.wait();
         // the second writer finds the reference and stores its delta against it: exit 0
         let second = put(&w.b, &w, &f2, "rel/app-2.zip").await;
@@ -193,14 +220,10 @@ async fn a_failed_first_writer_never_deletes_the_reference_another_writer_uses()
 async fn rm_of_the_last_delta_racing_a_new_upload_keeps_the_reference() {
     for w in worlds("lc-rm1").await {
         let scenario = fail::FailScenario::setup();
-        let (f1, f2) = (w.file("app-1.zip", &v1()), w.file("app-2.zip", &v2()));
-        put(&w.a, &w, &f1, "rel/app-1.zip").await;
+        let (_, f2) = first_stored(&w).await;
         // the deleter has seen no other delta and is about to remove the reference...
         let gate = Gate::new("delete::after_check", 1);
-        let rm = {
-            let (e, b) = (w.a.clone(), w.bucket.clone());
-            tokio::spawn(async move { e.delete(&b, "rel/app-1.zip").await })
-        };
+        let rm = spawn_delete(&w.a, &w, "rel/app-1.zip");
         gate.wait();
         // ...when an upload stores a delta against it and is acknowledged
         assert_eq!(
@@ -228,17 +251,10 @@ async fn rm_of_the_last_delta_racing_a_new_upload_keeps_the_reference() {
 async fn a_reference_removed_under_a_delta_being_written_is_restored_by_the_writer() {
     for w in worlds("lc-rm2").await {
         let scenario = fail::FailScenario::setup();
-        let (f1, f2) = (w.file("app-1.zip", &v1()), w.file("app-2.zip", &v2()));
-        put(&w.a, &w, &f1, "rel/app-1.zip").await;
+        let (_, f2) = first_stored(&w).await;
         // the writer holds the verified reference and has encoded its delta...
         let gate = Gate::new("put::before_delta_write", 1);
-        let upload = {
-            let (e, f, b) = (w.b.clone(), f2.clone(), w.bucket.clone());
-            tokio::spawn(async move {
-                e.put_file(&f, &b, "rel/app-2.zip", &Default::default())
-                    .await
-            })
-        };
+        let upload = spawn_put(&w.b, &w, &f2, "rel/app-2.zip", Default::default());
         gate.wait();
         // ...when the last other delta is deleted, and with it the reference
         let report = w.a.delete(&w.bucket, "rel/app-1.zip").await.unwrap();
@@ -262,14 +278,10 @@ async fn a_reference_removed_under_a_delta_being_written_is_restored_by_the_writ
 async fn an_upload_into_a_space_whose_reference_was_just_deleted_makes_a_new_one() {
     for w in worlds("lc-rm3").await {
         let scenario = fail::FailScenario::setup();
-        let (f1, f2) = (w.file("app-1.zip", &v1()), w.file("app-2.zip", &v2()));
-        put(&w.a, &w, &f1, "rel/app-1.zip").await;
+        let (_, f2) = first_stored(&w).await;
         // the deleter has removed the reference and has not looked for deltas again yet...
         let gate = Gate::new("delete::after_reference_delete", 1);
-        let rm = {
-            let (e, b) = (w.a.clone(), w.bucket.clone());
-            tokio::spawn(async move { e.delete(&b, "rel/app-1.zip").await })
-        };
+        let rm = spawn_delete(&w.a, &w, "rel/app-1.zip");
         gate.wait();
         // ...when a new upload finds no reference and becomes the first of the deltaspace
         let stored = put(&w.b, &w, &f2, "rel/app-2.zip").await;
@@ -299,13 +311,9 @@ async fn an_upload_into_a_space_whose_reference_was_just_deleted_makes_a_new_one
 async fn a_deleter_that_dies_after_removing_a_used_reference_loses_nothing() {
     for w in worlds("lc-crash").await {
         let scenario = fail::FailScenario::setup();
-        let (f1, f2) = (w.file("app-1.zip", &v1()), w.file("app-2.zip", &v2()));
-        put(&w.a, &w, &f1, "rel/app-1.zip").await;
+        let (_, f2) = first_stored(&w).await;
         let gate = Gate::new("delete::after_check", 1);
-        let rm = {
-            let (e, b) = (w.a.clone(), w.bucket.clone());
-            tokio::spawn(async move { e.delete(&b, "rel/app-1.zip").await })
-        };
+        let rm = spawn_delete(&w.a, &w, "rel/app-1.zip");
         gate.wait();
         assert_eq!(
             put(&w.b, &w, &f2, "rel/app-2.zip").await.stored_as,
@@ -350,19 +358,13 @@ async fn concurrent_whole_and_delta_uploads_of_one_key_leave_exactly_one_object(
             put(&w.a, &w, &f1, "rel/base.zip").await;
             // both have stored their form and are about to remove the other one
             let gate = Gate::new("put::before_other_form", 2);
-            let whole = {
-                let (e, f, b, k) = (w.a.clone(), f2.clone(), w.bucket.clone(), key.clone());
-                let o = deltaglider::engine::PutRequestOptions {
-                    no_delta: true,
-                    ..Default::default()
-                };
-                tokio::spawn(async move { e.put_file(&f, &b, &k, &o).await })
+            let no_delta = deltaglider::engine::PutRequestOptions {
+                no_delta: true,
+                ..Default::default()
             };
+            let whole = spawn_put(&w.a, &w, &f2, &key, no_delta);
             gate.wait();
-            let delta = {
-                let (e, f, b, k) = (w.b.clone(), f3.clone(), w.bucket.clone(), key.clone());
-                tokio::spawn(async move { e.put_file(&f, &b, &k, &Default::default()).await })
-            };
+            let delta = spawn_put(&w.b, &w, &f3, &key, Default::default());
             gate.wait();
             // arrival 0 is the whole upload, 1 the delta
             let order = if direct_first { [0, 1] } else { [1, 0] };
@@ -449,4 +451,33 @@ async fn a_source_that_changes_after_it_was_read_is_stored_as_it_was_read() {
         assert_eq!(report.original_size, v1().len() as u64);
         w.assert_recoverable("rel/app-1.zip", &v1()).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purge_removes_an_orphaned_reference_and_never_one_in_use() {
+    let _scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("file://{}", dir.path().join("store").display());
+    let env = [("DG_ENDPOINT_URL", endpoint.as_str())];
+    let f1 = write_file(dir.path(), "app-1.zip", &v1());
+    let f2 = write_file(dir.path(), "app-2.zip", &v2());
+    let run = |args: &[&str]| {
+        let out = support::run_dg(args, &env);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["mb", "s3://bkt"]);
+    run(&["cp", f1.to_str().unwrap(), "s3://bkt/orphan/app-1.zip"]);
+    run(&["cp", f1.to_str().unwrap(), "s3://bkt/used/app-1.zip"]);
+    run(&["cp", f2.to_str().unwrap(), "s3://bkt/used/app-2.zip"]);
+    // a writer that died after its reference appeared leaves one without a delta
+    let store = LocalStore::new(dir.path().join("store")).unwrap();
+    store.delete_object("bkt", "orphan/app-1.zip.delta").await.unwrap();
+    let printed = run(&["purge", "s3://bkt"]);
+    assert!(printed.contains("delete: s3://bkt/orphan/reference.bin"), "{printed}");
+    assert!(store.head_object("bkt", "orphan/reference.bin").await.unwrap().is_none());
+    assert!(store.head_object("bkt", "used/reference.bin").await.unwrap().is_some());
+    let out = dir.path().join("back.zip");
+    run(&["cp", "s3://bkt/used/app-1.zip", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), v1());
 }

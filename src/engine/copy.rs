@@ -2,8 +2,6 @@
 //! destination's reference (delta bytes mean nothing outside their deltaspace); objects
 //! stored whole that stay whole are copied server-side, never downloaded.
 
-use std::io;
-
 use super::put::Form;
 use super::source::Source;
 use super::{Engine, PutReport, PutRequestOptions, StoredAs};
@@ -65,22 +63,15 @@ impl Engine {
         self.check_upload_target(dst_bucket, dst_key).await?;
         // Rebuilt and verified into an unnamed temporary file, which is then the upload's
         // snapshot: nothing named is left behind if the process dies.
-        let (details, file) = self.get_verified(src_bucket, src_key).await?;
-        let sha256 = match details.sha256 {
-            Some(sha) => sha,
-            None => {
-                let f = file
-                    .try_clone()
-                    .map_err(|e| Error::io("cannot reopen the rebuilt object", e))?;
-                let (sha, _) = super::blocking("hashing", move || {
-                    crate::hashing::sha256_reader(io::BufReader::new(f))
-                        .ctx(|| "cannot read the rebuilt object".into())
-                })
-                .await?;
-                sha
-            }
-        };
-        let source = Source::from_verified(file, name, sha256, details.size);
+        let file = tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
+        let (file, sha256) = self
+            .rebuild_verified(src_bucket, src_key, &resolved, file)
+            .await?;
+        let size = file
+            .metadata()
+            .ctx(|| "cannot read the rebuilt object".into())?
+            .len();
+        let source = Source::from_verified(file, name, sha256, size);
         self.put_source(dst_bucket, dst_key, &source, options).await
     }
 }

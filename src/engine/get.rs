@@ -283,7 +283,7 @@ impl Engine {
                     .and_then(|ident| Compressor::from_ident(ident).ok())
                     .map(Compressor::name);
                 let codec = self.codec.clone();
-                tokio::task::spawn_blocking(move || {
+                super::blocking("decoder", move || {
                     let mut capped = output(out);
                     codec
                         .decode(&reference, &delta, &mut capped)
@@ -298,7 +298,6 @@ impl Engine {
                     finish(capped, recompressed_with)
                 })
                 .await
-                .map_err(|e| Error::io("decoder task failed", io::Error::other(e)))?
             }
             StoredAs::Direct | StoredAs::Plain | StoredAs::Whole => {
                 let reader = self.store.get_object(bucket, &resolved.stored_key).await?;
@@ -326,9 +325,7 @@ impl Engine {
         require_complete_metadata(bucket, &resolved)?;
         let path = dest.to_path_buf();
         // Opening a FIFO waits for its reader: off the async threads.
-        let destination = tokio::task::spawn_blocking(move || Destination::open(&path))
-            .await
-            .map_err(|e| Error::io("download task failed", io::Error::other(e)))??;
+        let destination = super::blocking("download", move || Destination::open(&path)).await?;
         let pending = match destination {
             Destination::File(pending) => pending,
             Destination::Special { file, path } => {
@@ -345,9 +342,7 @@ impl Engine {
         let verified = self.check(bucket, key, &resolved, &rebuilt)?;
         let Rebuilt { sha256, size, .. } = rebuilt;
         let modified = resolved.info.last_modified.map(Into::into);
-        tokio::task::spawn_blocking(move || pending.publish(modified))
-            .await
-            .map_err(|e| Error::io("download task failed", io::Error::other(e)))??;
+        super::blocking("download", move || pending.publish(modified)).await?;
         Ok(GetReport {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -435,25 +430,31 @@ impl Engine {
     pub async fn get_verified(&self, bucket: &str, key: &str) -> Result<(ObjectDetails, File)> {
         let resolved = self.resolve(bucket, key).await?;
         let file = tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
-        let file = self.rebuild_verified(bucket, key, &resolved, file).await?;
+        let (file, _) = self.rebuild_verified(bucket, key, &resolved, file).await?;
         Ok((ObjectDetails::new(bucket, key, &resolved), file))
     }
 
-    /// Rebuilds a resolved object into `file`, verifies it and rewinds the file.
+    /// Rebuilds a resolved object into `file`, verifies it and rewinds the file; returns it
+    /// with the SHA-256 of its bytes (computed as they were written, also for plain objects,
+    /// which record none).
     pub(crate) async fn rebuild_verified(
         &self,
         bucket: &str,
         key: &str,
         resolved: &Resolved,
         file: File,
-    ) -> Result<File> {
+    ) -> Result<(File, String)> {
         let rebuilt = self
             .reconstruct(bucket, resolved, file, Default::default())
             .await?;
         self.check(bucket, key, resolved, &rebuilt)?;
-        let mut file = rebuilt.out;
+        let Rebuilt {
+            out: mut file,
+            sha256,
+            ..
+        } = rebuilt;
         std::io::Seek::rewind(&mut file).ctx(|| "cannot rewind the temporary file".into())?;
-        Ok(file)
+        Ok((file, sha256))
     }
 
     /// Rebuilds the object and compares it with its recorded SHA-256, writing nothing.
@@ -504,8 +505,9 @@ impl Engine {
         resolved: &Resolved,
         rebuilt: &Rebuilt<W>,
     ) -> Result<bool> {
-        self.check_size(bucket, key, resolved, rebuilt)?;
-        match &resolved.meta.file_sha256 {
+        // The hash first: its message says why bytes differ (recompression), which a size
+        // mismatch alone would hide.
+        let verified = match &resolved.meta.file_sha256 {
             Some(expected) if *expected != rebuilt.sha256 => Err(Error::IntegrityMismatch {
                 what: match rebuilt.recompressed_with {
                     None => format!("s3://{bucket}/{key} (stored as {})", resolved.stored_key),
@@ -521,7 +523,9 @@ impl Engine {
             }),
             Some(_) => Ok(true),
             None => Ok(false),
-        }
+        }?;
+        self.check_size(bucket, key, resolved, rebuilt)?;
+        Ok(verified)
     }
 }
 

@@ -118,16 +118,7 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-/// Runs blocking work (file I/O, the codec) off the async threads; `what` names it if the
-/// task itself dies.
-pub(crate) async fn blocking<T: Send + 'static>(
-    what: &str,
-    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
-) -> crate::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| crate::Error::io(format!("{what} task failed"), std::io::Error::other(e)))?
-}
+pub(crate) use crate::task::blocking;
 
 #[cfg(test)]
 mod tests {

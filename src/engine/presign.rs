@@ -102,11 +102,11 @@ impl Engine {
             None => false,
         };
         if !reusable {
-            // Rebuilt and verified in a private file that is removed on every path.
-            let scratch =
-                tempfile::NamedTempFile::new().ctx(|| "cannot create a temporary file".into())?;
+            // Rebuilt and verified in a private unnamed file: nothing is left on any path,
+            // a killed process included.
+            let scratch = super::source::PrivateFile::new()?;
             let file = scratch
-                .as_file()
+                .file()
                 .try_clone()
                 .ctx(|| "cannot write the temporary file".into())?;
             self.rebuild_verified(bucket, key, &resolved, file).await?;
@@ -130,7 +130,7 @@ impl Engine {
                 .put_object(
                     bucket,
                     &served_key,
-                    PutSource::File(scratch.path().to_path_buf()),
+                    PutSource::File(scratch.path()),
                     PutOptions {
                         metadata: meta,
                         content_type: resolved.info.content_type.clone(),

@@ -178,12 +178,20 @@ impl Engine {
             } else {
                 self.put_delta(bucket, key, source, options).await?
             };
-            let delta_key = format!("{key}{DELTA_SUFFIX}");
-            let (direct, delta) = tokio::join!(
-                self.store.head_object(bucket, key),
-                self.store.head_object(bucket, &delta_key)
-            );
-            if direct?.is_some() || delta?.is_some() {
+            // Ours is almost always there (one request); only if it is not does the other
+            // form, written by a newer concurrent upload, count.
+            let other = if report.stored_key == key {
+                format!("{key}{DELTA_SUFFIX}")
+            } else {
+                key.to_string()
+            };
+            if self
+                .store
+                .head_object(bucket, &report.stored_key)
+                .await?
+                .is_some()
+                || self.store.head_object(bucket, &other).await?.is_some()
+            {
                 return Ok(report);
             }
             tracing::warn!(%key, "a concurrent upload of {key} removed this one's object; storing it again");
@@ -298,7 +306,7 @@ impl Engine {
         let created = matches!(outcome, PutOutcome::Stored { .. });
         if created {
             // The snapshot is the reference: spare the download that would verify it.
-            self.prime_cache(&source.sha256, source.snapshot.file(), ref_key);
+            self.prime_cache(source, ref_key);
         }
         fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
             "failpoint put::after_reference_create",

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::get::drain_into;
-use super::source::PrivateFile;
+use super::source::{PrivateFile, Source};
 use super::{Engine, blocking};
 use crate::deltaspace::{self, DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME};
 use crate::error::{Error, IoContext, Result};
@@ -129,13 +129,12 @@ impl Engine {
             return Ok(f);
         }
         tracing::debug!(%ref_key, "reference cache miss: downloading");
-        let first = self
+        let first = match self
             .fetch_reference(bucket, ref_key, ref_sha, needed_by)
-            .await;
-        let missing = match first {
+            .await
+        {
             Ok(f) => return Ok(f),
-            Err(Error::NotFound { .. }) => true,
-            Err(Error::IntegrityMismatch { .. }) => false,
+            Err(e @ (Error::NotFound { .. } | Error::IntegrityMismatch { .. })) => e,
             Err(e) => return Err(e),
         };
         for retired in self.retired_copies(bucket, ref_key, ref_sha).await? {
@@ -150,15 +149,14 @@ impl Engine {
                 Err(e) => tracing::warn!(%retired, "retired copy unusable: {e}"),
             }
         }
-        if missing {
-            Err(Error::ReferenceMissing {
+        Err(match first {
+            Error::NotFound { .. } => Error::ReferenceMissing {
                 bucket: bucket.to_string(),
                 reference: ref_key.to_string(),
                 needed_by: needed_by.to_string(),
-            })
-        } else {
-            first.map(|_| unreachable!("handled above"))
-        }
+            },
+            other => other,
+        })
     }
 
     async fn fetch_reference(
@@ -196,15 +194,13 @@ impl Engine {
 
     /// Puts a just-created reference's bytes into the cache, sparing the download that
     /// would otherwise verify them. A cache that cannot take them only costs that download.
-    pub(crate) fn prime_cache(&self, sha: &str, bytes: &File, ref_key: &str) {
+    pub(crate) fn prime_cache(&self, source: &Source, ref_key: &str) {
+        let sha = source.sha256.as_str();
         if matches!(self.cache.lookup(sha), Ok(Some(_))) {
             return;
         }
         let result = (|| -> Result<File> {
-            let mut reader = bytes
-                .try_clone()
-                .map_err(|e| Error::io("cannot reopen the reference", e))?;
-            std::io::Seek::rewind(&mut reader).ctx(|| "cannot rewind the reference".into())?;
+            let mut reader = source.reopen()?;
             let mut writer = self.cache.writer(sha)?;
             io::copy(&mut reader, &mut *writer).ctx(|| "cannot fill the cache".into())?;
             writer.commit(&format!("new reference {ref_key}"))

@@ -284,9 +284,7 @@ impl LocalStore {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::io("local store worker failed", io::Error::other(e)))?
+    crate::task::blocking("local store worker", f).await
 }
 
 #[async_trait]
