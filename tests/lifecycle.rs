@@ -463,7 +463,11 @@ async fn purge_removes_an_orphaned_reference_and_never_one_in_use() {
     let f2 = write_file(dir.path(), "app-2.zip", &v2());
     let run = |args: &[&str]| {
         let out = support::run_dg(args, &env);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     run(&["mb", "s3://bkt"]);
@@ -472,11 +476,29 @@ async fn purge_removes_an_orphaned_reference_and_never_one_in_use() {
     run(&["cp", f2.to_str().unwrap(), "s3://bkt/used/app-2.zip"]);
     // a writer that died after its reference appeared leaves one without a delta
     let store = LocalStore::new(dir.path().join("store")).unwrap();
-    store.delete_object("bkt", "orphan/app-1.zip.delta").await.unwrap();
+    store
+        .delete_object("bkt", "orphan/app-1.zip.delta")
+        .await
+        .unwrap();
     let printed = run(&["purge", "s3://bkt"]);
-    assert!(printed.contains("delete: s3://bkt/orphan/reference.bin"), "{printed}");
-    assert!(store.head_object("bkt", "orphan/reference.bin").await.unwrap().is_none());
-    assert!(store.head_object("bkt", "used/reference.bin").await.unwrap().is_some());
+    assert!(
+        printed.contains("delete: s3://bkt/orphan/reference.bin"),
+        "{printed}"
+    );
+    assert!(
+        store
+            .head_object("bkt", "orphan/reference.bin")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .head_object("bkt", "used/reference.bin")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let out = dir.path().join("back.zip");
     run(&["cp", "s3://bkt/used/app-1.zip", out.to_str().unwrap()]);
     assert_eq!(std::fs::read(&out).unwrap(), v1());

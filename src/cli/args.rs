@@ -247,6 +247,10 @@ pub struct CpArgs {
     /// Delta-eligible extensions, comma separated; a leading '+' adds to the defaults.
     #[arg(long, value_name = "LIST")]
     pub delta_extensions: Option<String>,
+    /// With `cp - s3://bucket/key`: the number of bytes standard input will give; a stream
+    /// of another length is refused and nothing is stored.
+    #[arg(long, value_name = "BYTES")]
+    pub expected_size: Option<u64>,
 }
 
 #[derive(Debug, Args)]

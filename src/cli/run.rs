@@ -199,6 +199,45 @@ fn describe_put(r: &PutReport) -> String {
 async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
     let options = put_options(args.no_delta, args.max_ratio);
     match (S3Url::is_s3(&args.source), S3Url::is_s3(&args.destination)) {
+        (false, true) if args.source == "-" => {
+            let dest = parse_s3(&args.destination)?;
+            if dest.is_dir_like() {
+                return Err(usage(format!(
+                    "cp - needs a full key to store standard input as, not the prefix {}",
+                    args.destination
+                )));
+            }
+            if args.transfer.dryrun {
+                require_bucket(engine, &dest.bucket).await?;
+                p.line(format!(
+                    "(dryrun) {}: - to s3://{}/{}",
+                    p.verb("upload"),
+                    dest.bucket,
+                    dest.key
+                ));
+                return Ok(());
+            }
+            let report = engine
+                .put_reader(
+                    tokio::io::stdin(),
+                    "standard input",
+                    args.expected_size,
+                    &dest.bucket,
+                    &dest.key,
+                    &options,
+                )
+                .await?;
+            if p.json {
+                print_json(&report);
+            }
+            p.line(format!(
+                "{}: - to s3://{}/{} {}",
+                p.verb("upload"),
+                report.bucket,
+                report.key,
+                describe_put(&report)
+            ));
+        }
         (false, true) => {
             let src = PathBuf::from(&args.source);
             let meta = std::fs::metadata(&src)
@@ -879,7 +918,15 @@ async fn mv(engine: &Engine, p: &Printer, args: MvArgs, filters: Filters) -> Res
     if args.recursive {
         return mv_recursive(engine, p, args, filters).await;
     }
+    if args.source == "-" || args.destination == "-" {
+        return Err(usage("mv cannot move standard input or output; use cp"));
+    }
     let dry_run = args.transfer.dryrun;
+    // What the local source is now: if it is not the same afterwards, what was stored may not
+    // be what is there, and it is kept.
+    let before = (!S3Url::is_s3(&args.source))
+        .then(|| file_identity(Path::new(&args.source)))
+        .flatten();
     let copy = CpArgs {
         source: args.source.clone(),
         destination: args.destination.clone(),
@@ -889,6 +936,7 @@ async fn mv(engine: &Engine, p: &Printer, args: MvArgs, filters: Filters) -> Res
         no_delta: args.no_delta,
         max_ratio: None,
         delta_extensions: None,
+        expected_size: None,
     };
     cp(engine, p, copy).await?;
     if dry_run {
@@ -899,10 +947,32 @@ async fn mv(engine: &Engine, p: &Printer, args: MvArgs, filters: Filters) -> Res
         let src = parse_s3(&args.source)?;
         engine.delete(&src.bucket, &src.key).await?;
     } else {
+        if before.is_none() || file_identity(Path::new(&args.source)) != before {
+            bail!(
+                "{} changed while it was moved: the copy is stored, the source was kept",
+                args.source
+            );
+        }
         std::fs::remove_file(&args.source)
             .with_context(|| format!("copied, but cannot remove {}", args.source))?;
     }
     Ok(())
+}
+
+/// Device, inode, size, modification and change time: the change time moves with any write
+/// and cannot be set back.
+fn file_identity(path: &Path) -> Option<(u64, u64, u64, i64, i64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
 }
 
 /// `mv -r`: `cp -r`, then each source file or object goes once its copy is stored.
