@@ -192,7 +192,7 @@ impl Engine {
     async fn delta_size(&self, reference: &Path, target: &Path) -> Result<u64> {
         let (r, t) = (reference.to_path_buf(), target.to_path_buf());
         let codec = self.codec().clone();
-        tokio::task::spawn_blocking(move || {
+        crate::task::blocking("encoder", move || {
             let reference =
                 std::fs::File::open(&r).ctx(|| format!("cannot read {}", r.display()))?;
             let target = std::fs::File::open(&t).ctx(|| format!("cannot read {}", t.display()))?;
@@ -201,7 +201,6 @@ impl Engine {
             Ok(counter.0)
         })
         .await
-        .map_err(|e| Error::io("encoder task failed", io::Error::other(e)))?
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::AsyncRead;
 
 use crate::cache::ReferenceCache;
 use crate::codec::DeltaCodec;
@@ -30,17 +30,19 @@ use crate::engine::{
     DeleteReport, Engine, GetReport, Listing, ObjectDetails, PresignedUrl, PurgeReport, PutReport,
     PutRequestOptions,
 };
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::stats::{BucketStats, StatsMode};
 use crate::storage::{BucketInfo, ObjectStore};
 use crate::transfer::{TransferOptions, TransferSummary};
 
-/// Bytes to store: in memory, a file, or any async reader (spooled to a private temporary
-/// file first, since a delta needs the whole target).
+/// Bytes to store: in memory, a file, or any async reader. Each is first copied into a private
+/// unnamed temporary file (a delta needs the whole target, and the bytes hashed must be the
+/// bytes stored).
 pub enum Body {
     /// Content already in memory.
     Bytes(Bytes),
-    /// A local file, read in place; changing it during the upload fails the upload.
+    /// A local file, read once into a private snapshot; a file that changes while it is
+    /// read fails the upload with nothing stored.
     File(PathBuf),
     /// Read to its end before anything is stored.
     Reader(Box<dyn AsyncRead + Send + Unpin>),
@@ -195,29 +197,13 @@ impl Client {
         let report = match body.into() {
             Body::File(path) => self.engine.put_file(&path, bucket, key, options).await?,
             Body::Bytes(bytes) => {
-                let temp = tempfile::NamedTempFile::new()
-                    .ctx(|| "cannot create a temporary file".into())?;
-                std::fs::write(temp.path(), &bytes)
-                    .ctx(|| "cannot spool the body to a temporary file".into())?;
                 self.engine
-                    .put_file(temp.path(), bucket, key, options)
+                    .put_reader(&bytes[..], "the body", None, bucket, key, options)
                     .await?
             }
-            Body::Reader(mut reader) => {
-                let temp = tempfile::NamedTempFile::new()
-                    .ctx(|| "cannot create a temporary file".into())?;
-                let mut out = tokio::fs::File::from_std(
-                    temp.reopen()
-                        .ctx(|| "cannot reopen the temporary file".into())?,
-                );
-                tokio::io::copy(&mut reader, &mut out)
-                    .await
-                    .ctx(|| "cannot read the body".into())?;
-                out.flush()
-                    .await
-                    .ctx(|| "cannot write the temporary file".into())?;
+            Body::Reader(reader) => {
                 self.engine
-                    .put_file(temp.path(), bucket, key, options)
+                    .put_reader(reader, "the body", None, bucket, key, options)
                     .await?
             }
         };

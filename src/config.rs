@@ -529,6 +529,24 @@ impl Config {
                 if path.is_empty() {
                     return Err(Error::Config(format!("endpoint '{u}' names no directory")));
                 }
+                // `file://relative` and `file://~/x` would silently land in whatever the
+                // current directory is: only absolute paths, with the form to use shown.
+                if !path.starts_with('/') {
+                    let absolute = match path.strip_prefix('~') {
+                        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                            dirs::home_dir().map(|h| format!("{}{rest}", h.display()))
+                        }
+                        _ => std::env::current_dir()
+                            .ok()
+                            .map(|d| d.join(path).display().to_string()),
+                    };
+                    return Err(Error::Config(format!(
+                        "endpoint '{u}' is not an absolute path{}",
+                        absolute
+                            .map(|a| format!("; write file://{a}"))
+                            .unwrap_or_default()
+                    )));
+                }
                 Endpoint::Local(PathBuf::from(path))
             }
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => {

@@ -69,6 +69,30 @@ pub enum Error {
         actual: String,
     },
 
+    /// Rebuilt bytes are not as long as the metadata (`dg-file-size`) records.
+    #[error("integrity check failed for {what}: {}", size_mismatch(*expected, *actual))]
+    SizeMismatch {
+        /// The object checked, as a URL or description for the message.
+        what: String,
+        /// Size in bytes recorded in the metadata.
+        expected: u64,
+        /// Size rebuilt; `None` when the rebuild was stopped for growing past `expected`.
+        actual: Option<u64>,
+    },
+
+    /// A download failed after some of its bytes had already been written to a destination
+    /// that cannot be rolled back (standard output, a device, a FIFO).
+    #[error(
+        "{source}; the bytes already written to {destination} are not the object and must be discarded"
+    )]
+    OutputDiscarded {
+        /// The destination, as displayed.
+        destination: String,
+        /// Why the download failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// DeltaGlider metadata on an object is missing a required field or is malformed.
     #[error("invalid DeltaGlider metadata on s3://{bucket}/{key}: {reason}")]
     InvalidMetadata {
@@ -79,6 +103,19 @@ pub enum Error {
         key: String,
         /// Which field is missing or wrong.
         reason: String,
+    },
+
+    /// A delta's reference is gone (and no retired copy of it is left).
+    #[error(
+        "reference s3://{bucket}/{reference} is missing, and {needed_by} cannot be rebuilt without it"
+    )]
+    ReferenceMissing {
+        /// Bucket of both.
+        bucket: String,
+        /// Key of the missing reference.
+        reference: String,
+        /// The object that needs it, as a URL.
+        needed_by: String,
     },
 
     /// The delta codec program is not installed.
@@ -137,6 +174,15 @@ pub enum Error {
     },
 }
 
+fn size_mismatch(expected: u64, actual: Option<u64>) -> String {
+    match actual {
+        Some(n) => format!("recorded size {expected} bytes, rebuilt {n} bytes"),
+        None => format!(
+            "rebuilding produced more than the recorded size of {expected} bytes (stopped there)"
+        ),
+    }
+}
+
 fn storage_message(operation: &str, bucket: &str, key: &str, detail: &str) -> String {
     if bucket.is_empty() {
         format!("{operation}: {detail}")
@@ -161,8 +207,14 @@ impl Error {
             | Error::InvalidBucketName { .. }
             | Error::InvalidKey { .. }
             | Error::Config(_) => 2,
-            Error::NotFound { .. } | Error::NoSuchBucket(_) => 3,
-            Error::IntegrityMismatch { .. } | Error::InvalidMetadata { .. } => 4,
+            Error::NotFound { .. } | Error::NoSuchBucket(_) | Error::ReferenceMissing { .. } => 3,
+            Error::IntegrityMismatch { .. }
+            | Error::InvalidMetadata { .. }
+            | Error::SizeMismatch { .. } => 4,
+            // A delta that does not decode (bad VCDIFF, adler32 mismatch) is corrupt data,
+            // not a failure of the machine running the decoder.
+            Error::Codec { operation, .. } if operation == "decode" => 4,
+            Error::OutputDiscarded { source, .. } => source.exit_code(),
             _ => 1,
         }
     }

@@ -40,6 +40,7 @@ pub mod hashing;
 pub mod metadata;
 pub mod stats;
 pub mod storage;
+mod task;
 pub mod transfer;
 pub mod url;
 

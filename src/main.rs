@@ -9,6 +9,13 @@ use tracing_subscriber::EnvFilter;
 
 use cli::args::Cli;
 
+/// Colours only for a person: stderr is a terminal and `NO_COLOR` is unset or empty
+/// (<https://no-color.org>).
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(verbose: u8, configured: Option<&str>) {
     let level = match verbose {
         0 => configured.unwrap_or("warn").to_string(),
@@ -23,11 +30,13 @@ fn init_logging(verbose: u8, configured: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .with_target(false)
         .init();
 }
 
-/// One line: the error and its causes.
+/// One line: the error and its causes, escaped for the terminal (keys in messages can hold
+/// control characters); the exit code from `cli::exit::code`.
 fn report(err: &anyhow::Error) -> ExitCode {
     let mut line = err.to_string();
     for cause in err.chain().skip(1) {
@@ -37,21 +46,52 @@ fn report(err: &anyhow::Error) -> ExitCode {
             line.push_str(&c);
         }
     }
-    eprintln!("deltaglider: error: {line}");
-    let code = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<deltaglider::Error>())
-        .map_or(1, |e| e.exit_code());
-    ExitCode::from(code as u8)
+    cli::output::err_line(&format!(
+        "deltaglider: error: {}",
+        cli::output::escape(&line)
+    ));
+    ExitCode::from(cli::exit::code(err))
 }
 
-async fn interrupted() -> &'static str {
+/// The end of a command: its result, then whether its output reached stdout.
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result.and_then(|()| Ok(cli::output::stdout_result()?)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+/// Waits for SIGINT or SIGTERM; the error carries the shell's code for it (128 + signal).
+async fn interrupted() -> cli::exit::CliError {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => "terminated",
-        _ = int.recv() => "interrupted",
+    let (what, code) = tokio::select! {
+        _ = term.recv() => ("terminated", 128 + libc::SIGTERM as u8),
+        _ = int.recv() => ("interrupted", 128 + libc::SIGINT as u8),
+    };
+    // No progress-bar frame is left on the terminal under the error line.
+    cli::output::clear_progress();
+    cli::exit::CliError::Interrupted { what, code }
+}
+
+/// `--help`, `--version` and parse errors, as clap prints them, but a failed write to
+/// stdout (`--help > /dev/full`) is an error line and exit 1, not a silent success.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            use std::io::IsTerminal;
+            let text = e.render();
+            let text = if std::io::stdout().is_terminal() {
+                text.ansi().to_string()
+            } else {
+                text.to_string()
+            };
+            cli::output::out_bytes(text.as_bytes());
+            finish(Ok(()))
+        }
+        _ => e.exit(),
     }
 }
 
@@ -65,12 +105,18 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_exit(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return clap_exit(e),
+    };
     let filters = cli::run::ordered_filters(&matches);
     if let cli::args::Command::Completions(args) = &cli.command {
         cli::run::completions(args.shell);
-        return ExitCode::SUCCESS;
+        return finish(Ok(()));
     }
     let config = match cli::run::config(&cli) {
         Ok(c) => c,
@@ -81,10 +127,7 @@ fn main() -> ExitCode {
     };
     init_logging(cli.global.verbose, config.log_level.as_deref());
     if let cli::args::Command::Cache(command) = &cli.command {
-        return match cli::run::cache(&cli, config, command) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => report(&e),
-        };
+        return finish(cli::run::cache(&cli, config, command));
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -96,12 +139,9 @@ fn main() -> ExitCode {
         // cache directory before the process exits.
         tokio::select! {
             r = cli::run::run(cli, filters, engine) => r,
-            why = interrupted() => Err(anyhow::anyhow!("{why}; temporary files removed, nothing partial was stored")),
+            why = interrupted() => Err(why.into()),
         }
     });
     runtime.shutdown_background();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => report(&e),
-    }
+    finish(result)
 }

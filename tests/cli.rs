@@ -165,7 +165,7 @@ fn bad_input_gives_one_clear_line_and_a_non_zero_exit() {
         "missing.zip",
         1,
     );
-    env.fails(&["cp", &a, "s3:/bkt/x"], "s3:/bkt/x", 1);
+    env.fails(&["cp", &a, "s3:/bkt/x"], "s3:/bkt/x", 2);
     env.fails(&["cp", &a, "s3://Bad_Bucket/x"], "Bad_Bucket", 2);
     env.fails(&["cp", &a, "s3://nobucket/x.zip"], "nobucket", 3);
     env.fails(
@@ -185,7 +185,11 @@ fn bad_input_gives_one_clear_line_and_a_non_zero_exit() {
     );
     env.fails(&["cp", &a, "s3://bkt/p/a.zip.delta"], "reserved", 2);
     env.fails(&["ls", "s3://nobucket/"], "nobucket", 3);
-    env.fails(&["rm", "s3://bkt/none.zip"], "none.zip", 3);
+    env.fails(
+        &["rm", "--fail-if-missing", "s3://bkt/none.zip"],
+        "none.zip",
+        3,
+    );
     env.fails(&["verify", "s3://bkt/none.zip"], "none.zip", 3);
     env.fails(&["mb", "s3://bkt"], "already exists", 1);
     env.fails(
@@ -198,7 +202,7 @@ fn bad_input_gives_one_clear_line_and_a_non_zero_exit() {
         "ftp://x",
         2,
     );
-    env.fails(&["cp", &a, &env.path("b.zip")], "s3:// URL", 1);
+    env.fails(&["cp", &a, &env.path("b.zip")], "s3:// URL", 2);
     assert!(!env.dir.path().join("none.zip").exists());
 
     env.ok(&["cp", &a, "s3://bkt/x.zip"]);

@@ -5,12 +5,21 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
+Examples:
+  deltaglider mb s3://releases
+  deltaglider cp app-1.2.zip s3://releases/app/         # stored as a delta when possible
+  deltaglider sync ./dist s3://releases/app/ --dryrun   # what would move
+  deltaglider ls -l s3://releases/app/
+  deltaglider cp s3://releases/app/app-1.2.zip ./       # byte-exact original, verified
+  deltaglider --endpoint-url file:///srv/artifacts ls   # a local directory store
+
 Configuration precedence: flags > environment (DG_*, AWS_*) > config file > defaults.
 Endpoints: --endpoint-url / DG_ENDPOINT_URL / AWS_ENDPOINT_URL take http(s):// for an
 S3-compatible server or file:///some/dir for the local store (buckets are subdirectories).
 
-Exit codes: 0 success, 1 failure, 2 bad arguments or configuration, 3 bucket or object not
-found, 4 integrity check failed.";
+Exit codes: 0 success, 1 failure, 2 bad arguments or configuration (or files that cannot be
+read were skipped), 3 bucket or object not found, 4 integrity check failed, 130 interrupted.
+With --json, stdout is JSON Lines (one document per line).";
 
 /// Store versioned artifacts in S3 as a reference plus tiny binary deltas.
 #[derive(Debug, Parser)]
@@ -24,6 +33,7 @@ pub struct Cli {
 
 /// Options shared by every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// S3 endpoint (http[s]://host:port) or local store (file:///dir).
     #[arg(long, global = true, value_name = "URL")]
@@ -38,19 +48,34 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Do not cache references, even for the duration of this command.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Cache options")]
     pub no_cache: bool,
     /// Keep verified references in this persistent cache directory (signed, expiring).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cache options",
+        value_name = "DIR"
+    )]
     pub cache_dir: Option<PathBuf>,
     /// Cache backend: filesystem (default) or memory (encrypted, in this process).
-    #[arg(long, global = true, value_name = "BACKEND")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cache options",
+        value_name = "BACKEND"
+    )]
     pub cache_backend: Option<String>,
     /// Use a private cache removed on exit, even if a cache directory is configured.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Cache options")]
     pub ephemeral_cache: bool,
     /// Lifetime of persistent cache entries (seconds, or 12h, 7d; `never`).
-    #[arg(long, global = true, value_name = "TTL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cache options",
+        value_name = "TTL"
+    )]
     pub cache_ttl: Option<String>,
     /// Print results as JSON.
     #[arg(long, global = true)]
@@ -261,8 +286,23 @@ pub struct TransferArgs {
     #[arg(long)]
     pub dryrun: bool,
     /// Files transferred at once (default: one per CPU, at least 2).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
+    /// Follow symbolic links in local trees (the default).
+    #[arg(long, overrides_with = "no_follow_symlinks")]
+    pub follow_symlinks: bool,
+    /// Skip symbolic links in local trees, silently (as aws s3 does).
+    #[arg(long, overrides_with = "follow_symlinks")]
+    pub no_follow_symlinks: bool,
+}
+
+/// `--concurrency N`: at least one file must move at a time.
+pub fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (the number of files transferred at once)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +327,10 @@ pub struct CpArgs {
     /// Delta-eligible extensions, comma separated; a leading '+' adds to the defaults.
     #[arg(long, value_name = "LIST")]
     pub delta_extensions: Option<String>,
+    /// With `cp - s3://bucket/key`: the number of bytes standard input will give; a stream
+    /// of another length is refused and nothing is stored.
+    #[arg(long, value_name = "BYTES")]
+    pub expected_size: Option<u64>,
     #[command(flatten)]
     pub object: ObjectArgs,
 }
@@ -354,6 +398,9 @@ pub struct RmArgs {
     /// Show what would be deleted, delete nothing.
     #[arg(long)]
     pub dryrun: bool,
+    /// Exit 3 when the object does not exist (by default, like aws s3 rm, that succeeds).
+    #[arg(long)]
+    pub fail_if_missing: bool,
     #[command(flatten)]
     pub filters: FilterArgs,
 }
@@ -441,7 +488,7 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Files transferred at once (default: one per CPU, at least 2).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
 }
 

@@ -17,7 +17,10 @@ use super::args::{
     AnalyzeArgs, BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs,
     PurgeArgs, RbArgs, RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
 };
-use super::output::{human_size, listing_time, percent, print_json};
+use super::exit::usage;
+use super::output::{
+    err_line, escape, human_size, listing_time, out_line, pct, percent, print_json, saved,
+};
 use super::upload_options;
 
 /// Settings the command needs besides the engine.
@@ -26,27 +29,43 @@ struct Printer {
     quiet: bool,
     /// Progress on stderr; hidden unless stderr is a terminal and output is for people.
     progress: ProgressBar,
+    /// `mv`: transfer lines say `move`.
+    moving: bool,
 }
 
 impl Printer {
-    fn new(json: bool, quiet: bool) -> Self {
+    /// `verb`, or `move` when the command is `mv` (as `aws s3 mv` prints it).
+    fn verb<'a>(&self, verb: &'a str) -> &'a str {
+        if self.moving { "move" } else { verb }
+    }
+
+    /// `no_progress`: `--no-progress`, results without the progress display.
+    fn new(json: bool, quiet: bool, no_progress: bool) -> Self {
         use std::io::IsTerminal;
-        let progress = if json || quiet || !std::io::stderr().is_terminal() {
+        let progress = if json || quiet || no_progress || !std::io::stderr().is_terminal() {
             ProgressBar::hidden()
         } else {
             ProgressBar::new_spinner()
         };
+        super::output::register_progress(&progress);
         Printer {
             json,
             quiet,
             progress,
+            moving: false,
         }
     }
 
+    /// One line of results on stdout, escaped for the terminal (see `output::escape`).
     fn line(&self, s: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            self.progress.suspend(|| println!("{}", s.as_ref()));
+            self.progress.suspend(|| out_line(&escape(s.as_ref())));
         }
+    }
+
+    /// One line on stderr, escaped; shown even with `-q` and `--json` (warnings, failures).
+    fn warn(&self, s: impl AsRef<str>) {
+        self.progress.suspend(|| err_line(&escape(s.as_ref())));
     }
 
     /// Shows a spinner with `message` while a single long operation runs.
@@ -133,19 +152,18 @@ pub fn ordered_filters(matches: &clap::ArgMatches) -> Vec<(FilterKind, String)> 
 
 /// Runs the command.
 pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -> Result<()> {
-    let printer = Printer::new(cli.global.json, cli.global.quiet);
-    if cli.global.connection.no_progress {
-        printer
-            .progress
-            .set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let mut printer = Printer::new(
+        cli.global.json,
+        cli.global.quiet,
+        cli.global.connection.no_progress,
+    );
+    printer.moving = matches!(cli.command, Command::Mv(_));
     let filters = Filters::new(filters)?;
     match cli.command {
         Command::Cp(args) if args.recursive => cp_recursive(&engine, &printer, args, filters).await,
         Command::Cp(args) => cp(&engine, &printer, args).await,
         Command::Sync(args) => sync(&engine, &printer, args, filters).await,
-        Command::Mv(args) if args.recursive => mv_recursive(&engine, &printer, args, filters).await,
-        Command::Mv(args) => mv(&engine, &printer, args).await,
+        Command::Mv(args) => mv(&engine, &printer, args, filters).await,
         Command::Head(args) => {
             upload_options::head(&engine, cli.global.json, cli.global.quiet, args).await
         }
@@ -179,11 +197,11 @@ fn describe_put(r: &PutReport) -> String {
             human_size(r.original_size)
         ),
         StoredAs::Delta => format!(
-            "(delta {} of {}, {:.1}% stored, {:.1}% saved)",
+            "(delta {} of {}, {}% stored, {}% saved)",
             human_size(r.stored_size),
             human_size(r.original_size),
-            percent(r.stored_size, r.original_size),
-            100.0 - percent(r.stored_size, r.original_size)
+            pct(percent(r.stored_size, r.original_size)),
+            saved(r.stored_size, r.original_size)
         ),
         _ => match &r.direct_reason {
             Some(why) => format!("(stored whole, {}: {why})", human_size(r.original_size)),
@@ -200,15 +218,84 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
     match (S3Url::is_s3(&args.source), S3Url::is_s3(&args.destination)) {
+        (false, true) if args.source == "-" => {
+            let dest = parse_s3(&args.destination)?;
+            if dest.is_dir_like() {
+                return Err(usage(format!(
+                    "cp - needs a full key to store standard input as, not the prefix {}",
+                    args.destination
+                )));
+            }
+            if args.transfer.dryrun {
+                require_bucket(engine, &dest.bucket).await?;
+                p.line(format!(
+                    "(dryrun) {}: - to s3://{}/{}",
+                    p.verb("upload"),
+                    dest.bucket,
+                    dest.key
+                ));
+                return Ok(());
+            }
+            let report = engine
+                .put_reader(
+                    tokio::io::stdin(),
+                    "standard input",
+                    args.expected_size,
+                    &dest.bucket,
+                    &dest.key,
+                    &options,
+                )
+                .await?;
+            if p.json {
+                print_json(&report);
+            }
+            p.line(format!(
+                "{}: - to s3://{}/{} {}",
+                p.verb("upload"),
+                report.bucket,
+                report.key,
+                describe_put(&report)
+            ));
+        }
         (false, true) => {
             let src = PathBuf::from(&args.source);
             let meta = std::fs::metadata(&src)
                 .with_context(|| format!("cannot read source file {}", src.display()))?;
             if meta.is_dir() {
-                bail!("{} is a directory (use --recursive)", src.display());
+                return Err(usage(format!(
+                    "{} is a directory (use --recursive)",
+                    src.display()
+                )));
             }
             let dest = parse_s3(&args.destination)?;
             let key = object_key_for_upload(&dest, &src)?;
+            if args.transfer.dryrun {
+                // Everything an upload checks before it writes, and nothing else.
+                std::fs::File::open(&src)
+                    .with_context(|| format!("cannot read source file {}", src.display()))?;
+                if let Some(reason) = deltaglider::deltaspace::reserved_key_reason(&key) {
+                    return Err(deltaglider::Error::InvalidKey {
+                        bucket: dest.bucket.clone(),
+                        key,
+                        reason,
+                    }
+                    .into());
+                }
+                require_bucket(engine, &dest.bucket).await?;
+                let to = format!("s3://{}/{key}", dest.bucket);
+                if p.json {
+                    print_json(&TransferEvent::WouldCopy {
+                        from: src.display().to_string(),
+                        to: to.clone(),
+                    });
+                }
+                p.line(format!(
+                    "(dryrun) {}: {} to {to}",
+                    p.verb("upload"),
+                    src.display()
+                ));
+                return Ok(());
+            }
             p.working(format!(
                 "storing {} (hashing, encoding, uploading)",
                 src.display()
@@ -220,7 +307,8 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 print_json(&report);
             }
             p.line(format!(
-                "upload: {} to s3://{}/{} {}",
+                "{}: {} to s3://{}/{} {}",
+                p.verb("upload"),
                 src.display(),
                 report.bucket,
                 report.key,
@@ -230,9 +318,33 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
         (true, false) => {
             let src = parse_s3(&args.source)?;
             if src.is_dir_like() {
-                bail!("{src} names a prefix, not an object (use --recursive)");
+                return Err(usage(format!(
+                    "{src} names a prefix, not an object (use --recursive)"
+                )));
+            }
+            if args.destination == "-" {
+                // The verified bytes alone on stdout, streamed as they are rebuilt.
+                engine
+                    .get_to_writer(&src.bucket, &src.key, std::io::stdout(), "stdout")
+                    .await?;
+                return Ok(());
             }
             let dest = local_destination(&src, &args.destination);
+            if args.transfer.dryrun {
+                engine.head(&src.bucket, &src.key).await?;
+                if p.json {
+                    print_json(&TransferEvent::WouldCopy {
+                        from: src.to_string(),
+                        to: dest.display().to_string(),
+                    });
+                }
+                p.line(format!(
+                    "(dryrun) {}: {src} to {}",
+                    p.verb("download"),
+                    dest.display()
+                ));
+                return Ok(());
+            }
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create directory {}", parent.display()))?;
@@ -247,7 +359,8 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 print_json(&report);
             }
             p.line(format!(
-                "download: s3://{}/{} to {}{}",
+                "{}: s3://{}/{} to {}{}",
+                p.verb("download"),
                 report.bucket,
                 report.key,
                 dest.display(),
@@ -262,7 +375,9 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
             let src = parse_s3(&args.source)?;
             let dest = parse_s3(&args.destination)?;
             if src.is_dir_like() {
-                bail!("{src} names a prefix, not an object");
+                return Err(usage(format!(
+                    "{src} names a prefix, not an object (use --recursive)"
+                )));
             }
             let name = deltaglider::deltaspace::file_name(&src.key).to_string();
             let key = if dest.is_dir_like() {
@@ -270,6 +385,27 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
             } else {
                 dest.key.clone()
             };
+            if args.transfer.dryrun {
+                engine.head(&src.bucket, &src.key).await?;
+                if let Some(reason) = deltaglider::deltaspace::reserved_key_reason(&key) {
+                    return Err(deltaglider::Error::InvalidKey {
+                        bucket: dest.bucket.clone(),
+                        key,
+                        reason,
+                    }
+                    .into());
+                }
+                require_bucket(engine, &dest.bucket).await?;
+                let to = format!("s3://{}/{key}", dest.bucket);
+                if p.json {
+                    print_json(&TransferEvent::WouldCopy {
+                        from: src.to_string(),
+                        to: to.clone(),
+                    });
+                }
+                p.line(format!("(dryrun) {}: {src} to {to}", p.verb("copy")));
+                return Ok(());
+            }
             let report = engine
                 .copy_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
                 .await?;
@@ -277,17 +413,29 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 print_json(&report);
             }
             p.line(format!(
-                "copy: {src} to s3://{}/{} {}",
+                "{}: {src} to s3://{}/{} {}",
+                p.verb("copy"),
                 dest.bucket,
                 key,
                 describe_put(&report)
             ));
         }
-        (false, false) => bail!(
-            "one of '{}' and '{}' must be an s3:// URL",
-            args.source,
-            args.destination
-        ),
+        (false, false) => return Err(both_local(&args.source, &args.destination)),
+    }
+    Ok(())
+}
+
+/// Two local paths: this is not `cp(1)`.
+fn both_local(source: &str, destination: &str) -> anyhow::Error {
+    usage(format!(
+        "one of '{source}' and '{destination}' must be an s3:// URL (both are local paths)"
+    ))
+}
+
+/// Fails with "bucket does not exist" (exit 3) unless it does.
+async fn require_bucket(engine: &Engine, bucket: &str) -> Result<()> {
+    if !engine.store().bucket_exists(bucket).await? {
+        return Err(deltaglider::Error::NoSuchBucket(bucket.to_string()).into());
     }
     Ok(())
 }
@@ -377,11 +525,11 @@ async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
             p.line(format!(
-                "{} {:>10} {:>10} {:>6.1}% {:<6} {name}",
+                "{} {:>10} {:>10} {:>6}% {:<6} {name}",
                 listing_time(o.last_modified),
                 size(o.size),
                 size(o.stored_size),
-                100.0 - percent(o.stored_size, o.size),
+                saved(o.stored_size, o.size),
                 how,
             ));
         } else {
@@ -393,15 +541,17 @@ async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
         }
     }
     if args.summarize {
+        // One line per call: a line break inside a printed line is escaped like a key's.
         let stored_all = stored + listing.reference_bytes;
+        p.line("");
+        p.line(format!("Total Objects: {}", listing.objects.len()));
+        p.line(format!("   Total Size: {}", size(total)));
         p.line(format!(
-            "\nTotal Objects: {}\n   Total Size: {}\n  Stored Size: {} (references: {})\n      Savings: {:.1}%",
-            listing.objects.len(),
-            size(total),
+            "  Stored Size: {} (references: {})",
             size(stored_all),
-            size(listing.reference_bytes),
-            100.0 - percent(stored_all, total)
+            size(listing.reference_bytes)
         ));
+        p.line(format!("      Savings: {}%", saved(stored_all, total)));
     }
     Ok(())
 }
@@ -409,9 +559,54 @@ async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()> {
 async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()> {
     let url = parse_s3(&args.target)?;
     if url.is_dir_like() {
-        bail!("{url} names a prefix, not an object (use --recursive)");
+        return Err(usage(format!(
+            "{url} names a prefix, not an object (use --recursive)"
+        )));
     }
-    let report = engine.delete(&url.bucket, &url.key).await?;
+    if deltaglider::deltaspace::file_name(&url.key) == deltaglider::deltaspace::REFERENCE_NAME {
+        return Err(deltaglider::Error::InvalidKey {
+            bucket: url.bucket,
+            key: url.key,
+            reason: "references are removed automatically with their last delta".into(),
+        }
+        .into());
+    }
+    if args.dryrun {
+        let exists = match engine.head(&url.bucket, &url.key).await {
+            Ok(_) => true,
+            Err(deltaglider::Error::NotFound { .. }) if !args.fail_if_missing => false,
+            Err(e) => return Err(e.into()),
+        };
+        if p.json {
+            print_json(&json!({
+                "event": "would-delete",
+                "target": url.to_string(),
+                "exists": exists,
+            }));
+        }
+        p.line(format!(
+            "(dryrun) delete: {url}{}",
+            if exists { "" } else { " (does not exist)" }
+        ));
+        return Ok(());
+    }
+    let report = match engine.delete(&url.bucket, &url.key).await {
+        Ok(r) => r,
+        // `aws s3 rm` of a missing key succeeds: the object is gone either way.
+        Err(deltaglider::Error::NotFound { .. }) if !args.fail_if_missing => {
+            if p.json {
+                print_json(&deltaglider::engine::DeleteReport {
+                    bucket: url.bucket.clone(),
+                    key: url.key.clone(),
+                    deleted: Vec::new(),
+                    reference_removed: None,
+                });
+            }
+            p.line(format!("delete: {url} (did not exist)"));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if p.json {
         print_json(&report);
     }
@@ -452,7 +647,9 @@ async fn verify(engine: &Engine, p: &Printer, args: VerifyArgs) -> Result<()> {
 fn bucket_only(s: &str) -> Result<String> {
     let url = parse_s3(s)?;
     if !url.key.is_empty() {
-        bail!("'{s}' names an object; expected s3://bucket");
+        return Err(usage(format!(
+            "'{s}' names an object; expected s3://bucket"
+        )));
     }
     Ok(url.bucket)
 }
@@ -473,7 +670,14 @@ async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()> {
         let removed = engine.delete_everything(&bucket).await?;
         p.line(format!("deleted {removed} objects from {bucket}"));
     }
-    engine.store().delete_bucket(&bucket).await?;
+    match engine.store().delete_bucket(&bucket).await {
+        Ok(()) => {}
+        Err(deltaglider::Error::BucketNotEmpty(_)) => bail!(
+            "bucket '{bucket}' is not empty; `deltaglider rb --force s3://{bucket}` deletes \
+             everything in it, then the bucket"
+        ),
+        Err(e) => return Err(e.into()),
+    }
     if p.json {
         print_json(&json!({ "bucket": bucket, "removed": true }));
     }
@@ -496,6 +700,14 @@ fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
             }
             return;
         }
+        if let TransferEvent::Skipped { path, reason } = e {
+            // As `aws s3` words it; on stderr even with -q or --json (the exit code is 2).
+            p.warn(format!("warning: Skipping file {path}. {reason}"));
+            if p.json {
+                print_json(e);
+            }
+            return;
+        }
         p.progress.inc(1);
         if p.json {
             print_json(e);
@@ -503,14 +715,16 @@ fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
         }
         match e {
             TransferEvent::Uploaded { path, report } => p.line(format!(
-                "upload: {} to s3://{}/{} {}",
+                "{}: {} to s3://{}/{} {}",
+                p.verb("upload"),
                 path.display(),
                 report.bucket,
                 report.key,
                 describe_put(report)
             )),
             TransferEvent::Downloaded { report } => p.line(format!(
-                "download: s3://{}/{} to {}",
+                "{}: s3://{}/{} to {}",
+                p.verb("download"),
                 report.bucket,
                 report.key,
                 report
@@ -520,21 +734,25 @@ fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
                     .display()
             )),
             TransferEvent::Copied { from, report } => p.line(format!(
-                "copy: {from} to s3://{}/{} {}",
+                "{}: {from} to s3://{}/{} {}",
+                p.verb("copy"),
                 report.bucket,
                 report.key,
                 describe_put(report)
             )),
             TransferEvent::Deleted { target } => p.line(format!("delete: {target}")),
             TransferEvent::WouldCopy { from, to } => {
-                p.line(format!("(dryrun) copy: {from} to {to}"))
+                let verb = match (S3Url::is_s3(from), S3Url::is_s3(to)) {
+                    (false, _) => "upload",
+                    (true, false) => "download",
+                    (true, true) => "copy",
+                };
+                p.line(format!("(dryrun) {}: {from} to {to}", p.verb(verb)))
             }
             TransferEvent::WouldDelete { target } => p.line(format!("(dryrun) delete: {target}")),
             // Failures always reach stderr, even with -q.
-            TransferEvent::Failed { target, error } => p
-                .progress
-                .suspend(|| eprintln!("failed: {target}: {error}")),
-            TransferEvent::Planned { .. } => {}
+            TransferEvent::Failed { target, error } => p.warn(format!("failed: {target}: {error}")),
+            TransferEvent::Planned { .. } | TransferEvent::Skipped { .. } => {}
         }
     }
 }
@@ -553,37 +771,48 @@ fn transfer_options(
             .concurrency
             .unwrap_or_else(deltaglider::transfer::default_concurrency),
         put,
+        follow_symlinks: !t.no_follow_symlinks,
     }
 }
 
-fn finish(p: &Printer, what: &str, s: &TransferSummary) -> Result<()> {
+fn finish(p: &Printer, what: &str, dry_run: bool, s: &TransferSummary) -> Result<()> {
     p.done();
     if p.json {
-        print_json(&json!({ "summary": s }));
+        print_json(&json!({ "summary": s, "dryrun": dry_run }));
     } else if !p.quiet {
-        let mut line = if what == "rm" {
-            format!("{what}: {} deleted", s.deleted)
-        } else {
-            format!(
+        let mut line = match (what, dry_run) {
+            ("rm", false) => format!("{what}: {} deleted", s.deleted),
+            ("rm", true) => format!("(dryrun) {what}: would delete {}", s.deleted),
+            (_, false) => format!(
                 "{what}: {} copied, {} deleted, {} unchanged",
                 s.copied, s.deleted, s.unchanged
-            )
+            ),
+            (_, true) => format!(
+                "(dryrun) {what}: would copy {}, would delete {}, {} unchanged",
+                s.copied, s.deleted, s.unchanged
+            ),
         };
         if s.stored_bytes > 0 {
             line.push_str(&format!(
-                "; {} uploaded as {} ({:.1}% saved)",
+                "; {} uploaded as {} ({}% saved)",
                 human_size(s.bytes),
                 human_size(s.stored_bytes),
-                100.0 - percent(s.stored_bytes, s.bytes)
+                saved(s.stored_bytes, s.bytes)
             ));
+        }
+        if s.skipped > 0 {
+            line.push_str(&format!(", {} skipped", s.skipped));
         }
         if s.failed > 0 {
             line.push_str(&format!(", {} FAILED", s.failed));
         }
-        eprintln!("{line}");
+        p.warn(line);
     }
     if s.failed > 0 {
         bail!("{} of the files failed (see the lines above)", s.failed);
+    }
+    if s.skipped > 0 {
+        return Err(super::exit::CliError::Skipped(s.skipped).into());
     }
     Ok(())
 }
@@ -596,24 +825,37 @@ async fn tree(
     destination: &str,
     options: &TransferOptions,
 ) -> Result<TransferSummary> {
-    let sink = event_printer(p);
+    tree_with(engine, source, destination, options, &event_printer(p)).await
+}
+
+/// [`tree`] with the events going to `sink`.
+async fn tree_with(
+    engine: &Engine,
+    source: &str,
+    destination: &str,
+    options: &TransferOptions,
+    sink: deltaglider::transfer::EventSink<'_>,
+) -> Result<TransferSummary> {
     match (S3Url::is_s3(source), S3Url::is_s3(destination)) {
         (false, true) => {
             let dest = parse_s3(destination)?;
+            match std::fs::metadata(source) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(usage(format!(
+                        "{source} is not a directory (without --recursive, cp and mv take one file)"
+                    )));
+                }
+                Err(e) => return Err(usage(format!("cannot read directory {source}: {e}"))),
+            }
             Ok(engine
-                .upload_tree(Path::new(source), &dest.bucket, &dest.key, options, &sink)
+                .upload_tree(Path::new(source), &dest.bucket, &dest.key, options, sink)
                 .await?)
         }
         (true, false) => {
             let src = parse_s3(source)?;
             Ok(engine
-                .download_tree(
-                    &src.bucket,
-                    &src.key,
-                    Path::new(destination),
-                    options,
-                    &sink,
-                )
+                .download_tree(&src.bucket, &src.key, Path::new(destination), options, sink)
                 .await?)
         }
         (true, true) => {
@@ -625,11 +867,11 @@ async fn tree(
                     &dest.bucket,
                     &dest.key,
                     options,
-                    &sink,
+                    sink,
                 )
                 .await?)
         }
-        (false, false) => bail!("one of '{source}' and '{destination}' must be an s3:// URL"),
+        (false, false) => Err(both_local(source, destination)),
     }
 }
 
@@ -646,7 +888,7 @@ async fn cp_recursive(engine: &Engine, p: &Printer, args: CpArgs, filters: Filte
     };
     let options = transfer_options(&args.transfer, filters, compare, put);
     let summary = tree(engine, p, &args.source, &args.destination, &options).await?;
-    finish(p, "cp", &summary)
+    finish(p, "cp", options.dry_run, &summary)
 }
 
 async fn sync(engine: &Engine, p: &Printer, args: SyncArgs, filters: Filters) -> Result<()> {
@@ -664,7 +906,7 @@ async fn sync(engine: &Engine, p: &Printer, args: SyncArgs, filters: Filters) ->
     };
     let options = transfer_options(&args.transfer, filters, compare, put);
     let summary = tree(engine, p, &args.source, &args.destination, &options).await?;
-    finish(p, "sync", &summary)
+    finish(p, "sync", options.dry_run, &summary)
 }
 
 async fn rm_recursive(engine: &Engine, p: &Printer, args: RmArgs, filters: Filters) -> Result<()> {
@@ -698,47 +940,72 @@ async fn rm_recursive(engine: &Engine, p: &Printer, args: RmArgs, filters: Filte
             _ => summary.deleted += 1,
         }
     }
-    finish(p, "rm", &summary)
+    finish(p, "rm", args.dryrun, &summary)
 }
 
-async fn mv(engine: &Engine, p: &Printer, args: MvArgs) -> Result<()> {
-    if args.transfer.dryrun {
-        // Nothing is read or written: only what would happen.
-        p.line(format!(
-            "(dryrun) move: {} to {}",
-            args.source, args.destination
-        ));
-        return Ok(());
+async fn mv(engine: &Engine, p: &Printer, args: MvArgs, filters: Filters) -> Result<()> {
+    if args.recursive {
+        return mv_recursive(engine, p, args, filters).await;
     }
+    if args.source == "-" || args.destination == "-" {
+        return Err(usage("mv cannot move standard input or output; use cp"));
+    }
+    let dry_run = args.transfer.dryrun;
+    // What the local source is now: if it is not the same afterwards, what was stored may not
+    // be what is there, and it is kept.
+    let before = (!S3Url::is_s3(&args.source))
+        .then(|| file_identity(Path::new(&args.source)))
+        .flatten();
     let copy = CpArgs {
         source: args.source.clone(),
         destination: args.destination.clone(),
         recursive: false,
         filters: Default::default(),
-        transfer: TransferArgs {
-            dryrun: false,
-            concurrency: None,
-        },
+        transfer: args.transfer,
         no_delta: args.no_delta,
         max_ratio: None,
         delta_extensions: None,
+        expected_size: None,
         object: args.object.clone(),
     };
     cp(engine, p, copy).await?;
+    if dry_run {
+        return Ok(());
+    }
     // Only after the copy is stored and verified does the source go.
     if S3Url::is_s3(&args.source) {
         let src = parse_s3(&args.source)?;
         engine.delete(&src.bucket, &src.key).await?;
     } else {
+        if before.is_none() || file_identity(Path::new(&args.source)) != before {
+            bail!(
+                "{} changed while it was moved: the copy is stored, the source was kept",
+                args.source
+            );
+        }
         std::fs::remove_file(&args.source)
             .with_context(|| format!("copied, but cannot remove {}", args.source))?;
     }
-    p.line(format!("delete: {}", args.source));
     Ok(())
 }
 
-/// `mv -r`: `cp -r`, then each source that was copied is deleted; with `--dryrun`, what
-/// would be copied and deleted, and nothing is.
+/// Device, inode, size, modification and change time: the change time moves with any write
+/// and cannot be set back.
+fn file_identity(path: &Path) -> Option<(u64, u64, u64, i64, i64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
+}
+
+/// `mv -r`: `cp -r`, then each source file or object goes once its copy is stored.
 async fn mv_recursive(engine: &Engine, p: &Printer, args: MvArgs, filters: Filters) -> Result<()> {
     let put = upload_options::put_options(
         &args.object,
@@ -751,79 +1018,60 @@ async fn mv_recursive(engine: &Engine, p: &Printer, args: MvArgs, filters: Filte
         ..Default::default()
     };
     let options = transfer_options(&args.transfer, filters, compare, put);
-    let moved = std::sync::Mutex::new(Vec::<String>::new());
     let printer = event_printer(p);
+    let copied = std::sync::Mutex::new(Vec::new());
     let sink = |e: &TransferEvent| {
-        let source = match e {
-            TransferEvent::Uploaded { path, .. } => Some(path.display().to_string()),
-            TransferEvent::Copied { from, .. } | TransferEvent::WouldCopy { from, .. } => {
-                Some(from.clone())
-            }
-            TransferEvent::Downloaded { report } => {
-                Some(format!("s3://{}/{}", report.bucket, report.key))
-            }
-            _ => None,
-        };
         printer(e);
-        if let Some(s) = source {
-            moved.lock().expect("not poisoned").push(s);
+        if matches!(
+            e,
+            TransferEvent::Uploaded { .. }
+                | TransferEvent::Downloaded { .. }
+                | TransferEvent::Copied { .. }
+        ) {
+            copied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(e.clone());
         }
     };
-    let src = args.source.as_str();
-    let dst = args.destination.as_str();
-    let mut summary = match (S3Url::is_s3(src), S3Url::is_s3(dst)) {
-        (false, true) => {
-            let d = parse_s3(dst)?;
-            engine
-                .upload_tree(Path::new(src), &d.bucket, &d.key, &options, &sink)
-                .await?
-        }
-        (true, false) => {
-            let s = parse_s3(src)?;
-            engine
-                .download_tree(&s.bucket, &s.key, Path::new(dst), &options, &sink)
-                .await?
-        }
-        (true, true) => {
-            let (s, d) = (parse_s3(src)?, parse_s3(dst)?);
-            engine
-                .copy_tree(&s.bucket, &s.key, &d.bucket, &d.key, &options, &sink)
-                .await?
-        }
-        (false, false) => bail!("one of '{src}' and '{dst}' must be an s3:// URL"),
-    };
-    // Only sources whose copy is stored (and verified) go.
-    for source in moved.into_inner().expect("not poisoned") {
-        let event = if args.transfer.dryrun {
-            TransferEvent::WouldDelete { target: source }
-        } else {
-            let removed = if S3Url::is_s3(&source) {
-                let u = parse_s3(&source)?;
+    let mut summary = tree_with(engine, &args.source, &args.destination, &options, &sink).await?;
+    let copied = copied.into_inner().unwrap_or_else(|e| e.into_inner());
+    for e in copied {
+        let (target, removed) = match &e {
+            TransferEvent::Uploaded { path, .. } => (
+                path.display().to_string(),
+                std::fs::remove_file(path).map_err(anyhow::Error::from),
+            ),
+            TransferEvent::Downloaded { report } => (
+                format!("s3://{}/{}", report.bucket, report.key),
                 engine
-                    .delete(&u.bucket, &u.key)
+                    .delete(&report.bucket, &report.key)
                     .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            } else {
-                std::fs::remove_file(&source).map_err(|e| e.to_string())
-            };
-            match removed {
-                Ok(()) => TransferEvent::Deleted { target: source },
-                Err(error) => {
-                    summary.failed += 1;
-                    TransferEvent::Failed {
-                        target: source,
-                        error: format!("copied, but not removed: {error}"),
-                    }
-                }
+                    .map(drop)
+                    .map_err(Into::into),
+            ),
+            TransferEvent::Copied { from, .. } => {
+                let removed = match parse_s3(from) {
+                    Ok(u) => engine
+                        .delete(&u.bucket, &u.key)
+                        .await
+                        .map(drop)
+                        .map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                (from.clone(), removed)
             }
+            _ => continue,
         };
-        if !matches!(event, TransferEvent::Failed { .. }) {
-            summary.deleted += 1;
+        if let Err(err) = removed {
+            printer(&TransferEvent::Failed {
+                target,
+                error: format!("copied, but the source could not be removed: {err}"),
+            });
+            summary.failed += 1;
         }
-        printer(&event);
     }
-    finish(p, "mv", &summary)
+    finish(p, "mv", options.dry_run, &summary)
 }
 
 /// `BUCKET`, `s3://bucket` or `s3://bucket/prefix`.
@@ -871,7 +1119,7 @@ async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Result<()> {
         s.stored_bytes,
         human_size(s.reference_bytes)
     ));
-    p.line(format!("Savings:         {:.1}%", s.savings_percent));
+    p.line(format!("Savings:         {}%", pct(s.savings_percent)));
     if !s.orphaned_references.is_empty() {
         p.line(format!(
             "Orphaned references ({}):",
@@ -882,8 +1130,9 @@ async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Result<()> {
         }
     }
     if args.detailed {
+        p.line("");
         p.line(format!(
-            "\n{:<40} {:>7} {:>7} {:>12} {:>12} {:>8}",
+            "{:<40} {:>7} {:>7} {:>12} {:>12} {:>8}",
             "deltaspace", "deltas", "whole", "original", "stored", "savings"
         ));
         for d in &s.deltaspaces {
@@ -893,13 +1142,13 @@ async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Result<()> {
                 d.deltaspace.as_str()
             };
             p.line(format!(
-                "{:<40} {:>7} {:>7} {:>12} {:>12} {:>7.1}%{}",
+                "{:<40} {:>7} {:>7} {:>12} {:>12} {:>7}%{}",
                 name,
                 d.deltas,
                 d.whole,
                 human_size(d.original_bytes),
                 human_size(d.stored_bytes),
-                100.0 - percent(d.stored_bytes, d.original_bytes),
+                saved(d.stored_bytes, d.original_bytes),
                 if d.estimated { " ~" } else { "" }
             ));
         }
@@ -937,6 +1186,8 @@ async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filte
     let transfer = TransferArgs {
         dryrun: true,
         concurrency: args.concurrency,
+        follow_symlinks: false,
+        no_follow_symlinks: false,
     };
     let plan_options = transfer_options(&transfer, filters.clone(), compare, put.clone());
     let quiet_sink = |_: &TransferEvent| {};
@@ -951,34 +1202,55 @@ async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filte
         )
         .await?;
     p.line(format!(
-        "migrate: s3://{}/{} to s3://{}/{}: {} to copy, {} already there",
-        src.bucket, src_prefix, dest.bucket, dest_prefix, planned.copied, planned.unchanged
+        "{}migrate: s3://{}/{} to s3://{}/{}: {} to copy, {} already there",
+        if args.dry_run { "(dryrun) " } else { "" },
+        src.bucket,
+        src_prefix,
+        dest.bucket,
+        dest_prefix,
+        planned.copied,
+        planned.unchanged
     ));
-    if args.dry_run || planned.copied == 0 {
-        if args.dry_run {
-            let printer = event_printer(p);
-            engine
-                .copy_tree(
-                    &src.bucket,
-                    &src_prefix,
-                    &dest.bucket,
-                    &dest_prefix,
-                    &plan_options,
-                    &printer,
-                )
-                .await?;
-        }
-        return Ok(());
+    if p.json {
+        print_json(&json!({
+            "event": "migration-planned",
+            "source": format!("s3://{}/{}", src.bucket, src_prefix),
+            "destination": format!("s3://{}/{}", dest.bucket, dest_prefix),
+            "to_copy": planned.copied,
+            "already_there": planned.unchanged,
+            "dryrun": args.dry_run,
+        }));
+    }
+    if args.dry_run {
+        let summary = engine
+            .copy_tree(
+                &src.bucket,
+                &src_prefix,
+                &dest.bucket,
+                &dest_prefix,
+                &plan_options,
+                &event_printer(p),
+            )
+            .await?;
+        return finish(p, "migrate", true, &summary);
+    }
+    if planned.copied == 0 {
+        return finish(p, "migrate", false, &planned);
     }
     if !args.yes {
         use std::io::IsTerminal;
         if !std::io::stdin().is_terminal() {
-            bail!(
+            return Err(usage(format!(
                 "migrate copies {} objects; confirm with --yes (no terminal to ask on)",
                 planned.copied
-            );
+            )));
         }
-        eprint!("Copy {} objects? [y/N] ", planned.copied);
+        {
+            use std::io::Write;
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "Copy {} objects? [y/N] ", planned.copied);
+            let _ = stderr.flush();
+        }
         let mut answer = String::new();
         std::io::stdin()
             .read_line(&mut answer)
@@ -990,6 +1262,8 @@ async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filte
     let run = TransferArgs {
         dryrun: false,
         concurrency: args.concurrency,
+        follow_symlinks: false,
+        no_follow_symlinks: false,
     };
     let options = transfer_options(&run, filters, compare, put);
     let summary = engine
@@ -1002,7 +1276,7 @@ async fn migrate(engine: &Engine, p: &Printer, args: MigrateArgs, filters: Filte
             &event_printer(p),
         )
         .await?;
-    finish(p, "migrate", &summary)
+    finish(p, "migrate", false, &summary)
 }
 
 async fn presign(engine: &Engine, p: &Printer, args: PresignArgs) -> Result<()> {
@@ -1018,7 +1292,7 @@ async fn presign(engine: &Engine, p: &Printer, args: PresignArgs) -> Result<()> 
         print_json(&signed);
     } else {
         // The URL alone on stdout, so that scripts can capture it.
-        println!("{}", signed.url);
+        out_line(&escape(&signed.url));
     }
     Ok(())
 }
@@ -1029,13 +1303,23 @@ async fn purge(engine: &Engine, p: &Printer, args: PurgeArgs) -> Result<()> {
     if p.json {
         print_json(&report);
     }
-    for key in &report.deleted {
+    for key in report
+        .deleted
+        .iter()
+        .chain(&report.references.orphans_removed)
+    {
         p.line(format!("delete: s3://{}/{key}", url.bucket));
     }
+    for key in &report.references.restored {
+        p.line(format!("restore: s3://{}/{key}", url.bucket));
+    }
     p.line(format!(
-        "purge: {} expired deleted, {} kept",
+        "purge: {} expired deleted, {} kept; {} orphaned references removed, {} restored, {} retired copies removed",
         report.deleted.len(),
-        report.kept
+        report.kept,
+        report.references.orphans_removed.len(),
+        report.references.restored.len(),
+        report.references.retired_removed
     ));
     Ok(())
 }
@@ -1043,12 +1327,10 @@ async fn purge(engine: &Engine, p: &Printer, args: PurgeArgs) -> Result<()> {
 /// Writes the completion script for `shell` to stdout.
 pub fn completions(shell: clap_complete::Shell) {
     use clap::CommandFactory;
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "deltaglider",
-        &mut std::io::stdout(),
-    );
+    // Into memory first: clap_complete panics on a write error, we report it.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "deltaglider", &mut script);
+    super::output::out_bytes(&script);
 }
 
 async fn analyze(engine: &Engine, p: &Printer, args: AnalyzeArgs) -> Result<()> {
@@ -1087,12 +1369,12 @@ async fn analyze(engine: &Engine, p: &Printer, args: AnalyzeArgs) -> Result<()> 
         ));
     }
     p.line(format!(
-        "{}: {} files, {} would be stored as about {} ({:.1}% saved)",
+        "{}: {} files, {} would be stored as about {} ({}% saved)",
         report.source,
         report.files,
         human_size(report.original_bytes),
         human_size(report.estimated_stored_bytes),
-        report.estimated_savings_percent
+        pct(report.estimated_savings_percent)
     ));
     Ok(())
 }
@@ -1100,7 +1382,11 @@ async fn analyze(engine: &Engine, p: &Printer, args: AnalyzeArgs) -> Result<()> 
 /// `deltaglider cache ...`: works on the configured cache without connecting to storage.
 pub fn cache(cli: &Cli, mut config: Config, command: &super::args::CacheCommand) -> Result<()> {
     use super::args::CacheCommand;
-    let p = Printer::new(cli.global.json, cli.global.quiet);
+    let p = Printer::new(
+        cli.global.json,
+        cli.global.quiet,
+        cli.global.connection.no_progress,
+    );
     if let CacheCommand::Migrate { yes } = command {
         let found = deltaglider::cache::migrate::find_legacy_caches();
         if p.json && !yes {
@@ -1108,9 +1394,12 @@ pub fn cache(cli: &Cli, mut config: Config, command: &super::args::CacheCommand)
         }
         for c in &found {
             p.line(format!(
-                "{} {:?}{}",
+                "{} ({}){}",
                 c.path.display(),
-                c.kind,
+                serde_json::to_value(c.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| format!("{:?}", c.kind)),
                 c.reason
                     .as_deref()
                     .map(|r| format!(" (kept: {r})"))
@@ -1128,7 +1417,7 @@ pub fn cache(cli: &Cli, mut config: Config, command: &super::args::CacheCommand)
         let failed: Vec<_> = removed.iter().filter(|r| r.error.is_some()).collect();
         for r in &removed {
             match &r.error {
-                Some(e) => eprintln!("failed: {}: {e}", r.path.display()),
+                Some(e) => p.warn(format!("failed: {}: {e}", r.path.display())),
                 None if r.removed => p.line(format!("delete: {}", r.path.display())),
                 None => {}
             }
@@ -1161,13 +1450,16 @@ pub fn cache(cli: &Cli, mut config: Config, command: &super::args::CacheCommand)
                     p.line(format!("budget:      {}", human_size(m)));
                 }
                 if let Some(t) = info.ttl_seconds {
-                    p.line(format!("ttl:         {t} s"));
+                    p.line(format!(
+                        "ttl:         {} ({t} seconds)",
+                        humantime::format_duration(std::time::Duration::from_secs(t))
+                    ));
                 }
                 if let Some(k) = &info.signing_key {
-                    p.line(format!("signing key: {k:?}"));
+                    p.line(format!("signing key: {k}"));
                 }
                 if let Some(k) = &info.encryption_key {
-                    p.line(format!("encryption:  {k:?}"));
+                    p.line(format!("encryption:  {k}"));
                 }
                 if info.unsafe_shared {
                     p.line("WARNING: ownership and mode checks are off (DG_UNSAFE_SHARED_CACHE)");

@@ -3,9 +3,10 @@
 //! stored whole that stay whole are copied server-side, never downloaded.
 
 use super::get::Resolved;
-use super::put::with_user_metadata;
+use super::put::{Form, with_user_metadata};
+use super::source::Source;
 use super::{Engine, PutReport, PutRequestOptions, StoredAs};
-use crate::deltaspace::{self, DELTA_SUFFIX};
+use crate::deltaspace;
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::{USER_PREFIX, UserMetadata, user_metadata};
 use crate::storage::{CopyOptions, MetadataDirective, ObjectSettings, ReplacedMetadata};
@@ -44,15 +45,20 @@ impl Engine {
                 return Err(Error::NoSuchBucket(dst_bucket.to_string()));
             }
             let copy = server_copy_options(&resolved, options, name)?;
+            let copied_at = super::now();
             self.store
                 .copy_object(src_bucket, &resolved.stored_key, dst_bucket, dst_key, copy)
                 .await?;
-            let stale = format!("{dst_key}{DELTA_SUFFIX}");
-            if self.store.head_object(dst_bucket, &stale).await?.is_some() {
-                self.store.delete_object(dst_bucket, &stale).await?;
-                self.remove_reference_if_unused(dst_bucket, deltaspace::of_key(dst_key))
-                    .await?;
-            }
+            // A server-side copy keeps the source's dg-created-at; the copy is newer than
+            // any delta form already at the destination all the same.
+            self.remove_other_form(
+                dst_bucket,
+                dst_key,
+                Form::Direct,
+                copied_at,
+                &options.object.protection,
+            )
+            .await?;
             return Ok(PutReport {
                 bucket: dst_bucket.to_string(),
                 key: dst_key.to_string(),
@@ -65,13 +71,19 @@ impl Engine {
                 direct_reason: None,
             });
         }
-        let scratch = tempfile::Builder::new()
-            .prefix("deltaglider-copy-")
-            .tempdir()
-            .ctx(|| "cannot create a temporary directory".into())?;
-        let local = scratch.path().join("object");
-        self.get_to_file(src_bucket, src_key, &local).await?;
-        self.put_file(&local, dst_bucket, dst_key, options).await
+        self.check_upload_target(dst_bucket, dst_key).await?;
+        // Rebuilt and verified into an unnamed temporary file, which is then the upload's
+        // snapshot: nothing named is left behind if the process dies.
+        let file = tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
+        let (file, sha256) = self
+            .rebuild_verified(src_bucket, src_key, &resolved, file)
+            .await?;
+        let size = file
+            .metadata()
+            .ctx(|| "cannot read the rebuilt object".into())?
+            .len();
+        let source = Source::from_verified(file, name, sha256, size);
+        self.put_source(dst_bucket, dst_key, &source, options).await
     }
 }
 

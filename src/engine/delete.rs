@@ -53,8 +53,13 @@ impl Engine {
             });
         }
         let reference_removed = if deleted.iter().any(|k| k.ends_with(DELTA_SUFFIX)) {
-            self.remove_reference_if_unused(bucket, deltaspace::of_key(key))
-                .await?
+            // A deleter asks for no protection: a restore keeps the reference's own.
+            self.remove_reference_if_unused(
+                bucket,
+                deltaspace::of_key(key),
+                &crate::storage::StorageProtection::default(),
+            )
+            .await?
         } else {
             None
         };
@@ -64,44 +69,6 @@ impl Engine {
             deleted,
             reference_removed,
         })
-    }
-
-    /// Removes `<space>/reference.bin` when no `.delta` is left directly in `space` (keys in
-    /// sub-prefixes belong to other deltaspaces and do not count).
-    pub(crate) async fn remove_reference_if_unused(
-        &self,
-        bucket: &str,
-        space: &str,
-    ) -> Result<Option<String>> {
-        let ref_key = deltaspace::join(space, REFERENCE_NAME);
-        let mut request = ListRequest {
-            prefix: if space.is_empty() {
-                String::new()
-            } else {
-                format!("{space}/")
-            },
-            delimiter: Some("/".into()),
-            ..Default::default()
-        };
-        let mut has_reference = false;
-        loop {
-            let page = self.store.list_objects(bucket, &request).await?;
-            for o in &page.objects {
-                if o.key.ends_with(DELTA_SUFFIX) {
-                    return Ok(None);
-                }
-                has_reference |= o.key == ref_key;
-            }
-            match page.next_token {
-                Some(t) => request.continuation_token = Some(t),
-                None => break,
-            }
-        }
-        if !has_reference {
-            return Ok(None);
-        }
-        self.store.delete_object(bucket, &ref_key).await?;
-        Ok(Some(ref_key))
     }
 }
 

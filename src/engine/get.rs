@@ -3,11 +3,16 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
+use super::destination::Destination;
+use super::integrity::{
+    CappedWriter, OutputProgress, has_deltaglider_keys, require_complete_metadata,
+};
 use super::{Engine, StoredAs};
 use crate::codec::native::external::Compressor;
 use crate::deltaspace::{self, DELTA_SUFFIX};
@@ -193,10 +198,16 @@ impl Engine {
                 _ => d,
             },
         };
-        let meta = DgMetadata::parse(info.metadata.as_ref().unwrap_or(&Default::default()));
-        let stored_as = if info.key.ends_with(DELTA_SUFFIX) && meta.is_deltaglider() {
+        let raw = info.metadata.clone().unwrap_or_default();
+        let meta = DgMetadata::parse(&raw);
+        let claimed = meta.is_deltaglider() || has_deltaglider_keys(&raw);
+        // `<key>.delta` standing for `<key>` is a delta whatever its metadata says: if that
+        // is incomplete, reading it is an integrity error, never its VCDIFF bytes served as
+        // the file. Only a `.delta` asked for by its own name, with no DeltaGlider metadata,
+        // is somebody else's plain object.
+        let stored_as = if info.key.ends_with(DELTA_SUFFIX) && (claimed || info.key != key) {
             StoredAs::Delta
-        } else if meta.is_deltaglider() {
+        } else if claimed {
             StoredAs::Direct
         } else {
             StoredAs::Plain
@@ -209,62 +220,38 @@ impl Engine {
         })
     }
 
-    /// A verified handle on the reference `ref_key` whose content must hash to `ref_sha`:
-    /// from the cache, or downloaded into it and checked before anything uses it.
-    pub(crate) async fn reference_handle(
-        &self,
-        bucket: &str,
-        ref_key: &str,
-        ref_sha: &str,
-        needed_by: &str,
-    ) -> Result<File> {
-        if let Some(f) = self.cache.lookup(ref_sha)? {
-            tracing::debug!(%ref_key, "reference cache hit");
-            return Ok(f);
-        }
-        // Another process sharing a persistent cache may be filling this entry right now:
-        // wait for it (off the async threads), then look again before downloading.
-        let (cache, sha) = (self.cache.clone(), ref_sha.to_string());
-        let _fill = tokio::task::spawn_blocking(move || cache.lock_for_fill(&sha))
-            .await
-            .map_err(|e| Error::io("cache lock task failed", io::Error::other(e)))??;
-        if _fill.is_held()
-            && let Some(f) = self.cache.lookup(ref_sha)?
-        {
-            tracing::debug!(%ref_key, "reference filled by another process");
-            return Ok(f);
-        }
-        tracing::debug!(%ref_key, "reference cache miss: downloading");
-        let reader = self
-            .store
-            .get_object(bucket, ref_key)
-            .await
-            .map_err(|e| match e {
-                Error::NotFound { .. } => Error::InvalidMetadata {
-                    bucket: bucket.to_string(),
-                    key: needed_by.to_string(),
-                    reason: format!("its reference s3://{bucket}/{ref_key} is missing"),
-                },
-                other => other,
-            })?;
-        let mut writer = self.cache.writer(ref_sha)?;
-        drain_into(reader.body, &mut *writer)
-            .await
-            .ctx(|| format!("cannot download reference s3://{bucket}/{ref_key}"))?;
-        writer.commit(&format!(
-            "reference s3://{bucket}/{ref_key} (needed by {needed_by})"
-        ))
-    }
-
-    /// Rebuilds the bytes of a resolved object into `out`. For deltas the reference is
-    /// verified before decoding; the caller compares the result.
+    /// Rebuilds the bytes of a resolved object into `out`, never more than its recorded
+    /// size. For deltas the reference is verified before decoding; the caller compares the
+    /// result. `progress` counts what reached `out`, also when this fails.
     async fn reconstruct<W: Write + Send + 'static>(
         &self,
         bucket: &str,
         resolved: &Resolved,
         out: W,
+        progress: Arc<OutputProgress>,
     ) -> Result<Rebuilt<W>> {
+        require_complete_metadata(bucket, resolved)?;
         let what = format!("s3://{bucket}/{}", resolved.stored_key);
+        let limit = recorded_size(resolved);
+        let too_long = {
+            let (what, progress) = (what.clone(), progress.clone());
+            move |e: Error| match limit {
+                Some(expected) if progress.exceeded() => Error::SizeMismatch {
+                    what,
+                    expected,
+                    actual: None,
+                },
+                _ => e,
+            }
+        };
+        // The cap comes first so that the decoder is stopped at the first byte too many.
+        let output = move |out: W| {
+            CappedWriter::new(
+                HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out)),
+                limit,
+                progress,
+            )
+        };
         match resolved.stored_as {
             StoredAs::Delta => {
                 let ref_sha =
@@ -296,97 +283,139 @@ impl Engine {
                     .and_then(|ident| Compressor::from_ident(ident).ok())
                     .map(Compressor::name);
                 let codec = self.codec.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut hashing =
-                        HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out));
+                super::blocking("decoder", move || {
+                    let mut capped = output(out);
                     codec
-                        .decode(&reference, &delta, &mut hashing)
+                        .decode(&reference, &delta, &mut capped)
                         .map_err(|e| match e {
                             Error::Codec { operation, detail } => Error::Codec {
                                 operation,
                                 detail: format!("{what}: {detail}"),
                             },
                             other => other,
-                        })?;
-                    let (sha256, size, buffered) = hashing.into_parts();
-                    let out = buffered
-                        .into_inner()
-                        .map_err(|e| Error::io("cannot write the output", e.into_error()))?;
-                    Ok(Rebuilt {
-                        sha256,
-                        size,
-                        out,
-                        recompressed_with,
-                    })
+                        })
+                        .map_err(too_long)?;
+                    finish(capped, recompressed_with)
                 })
                 .await
-                .map_err(|e| Error::io("decoder task failed", io::Error::other(e)))?
             }
             StoredAs::Direct | StoredAs::Plain | StoredAs::Whole => {
                 let reader = self.store.get_object(bucket, &resolved.stored_key).await?;
-                let mut hashing = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out));
-                drain_into(reader.body, &mut hashing)
+                let mut capped = output(out);
+                drain_into(reader.body, &mut capped)
                     .await
-                    .ctx(|| format!("cannot download {what}"))?;
-                let (sha256, size, buffered) = hashing.into_parts();
-                let out = buffered
-                    .into_inner()
-                    .map_err(|e| Error::io("cannot write the output", e.into_error()))?;
-                Ok(Rebuilt {
-                    sha256,
-                    size,
-                    out,
-                    recompressed_with: None,
-                })
+                    .ctx(|| format!("cannot download {what}"))
+                    .map_err(too_long)?;
+                finish(capped, None)
             }
         }
     }
 
-    /// Downloads the logical object `key` to `dest`. The bytes go to a temporary file next
-    /// to `dest`, are checked against the recorded SHA-256, and only then renamed into place:
-    /// `dest` never holds partial or unverified content.
+    /// Downloads the logical object `key` to `dest`.
+    ///
+    /// A regular file (new or existing) is never left holding partial or unverified
+    /// content: the bytes go to an unnamed temporary file in `dest`'s directory and are
+    /// given `dest`'s name only once they match the recorded SHA-256 and size. A new file
+    /// gets mode `0666 & !umask`, a replaced one keeps its permission bits. An existing
+    /// device or FIFO is written into as the bytes are rebuilt; if they then fail
+    /// verification the error is [`Error::OutputDiscarded`]. See `docs/cli.md`.
     pub async fn get_to_file(&self, bucket: &str, key: &str, dest: &Path) -> Result<GetReport> {
         let resolved = self.resolve(bucket, key).await?;
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+        // Before the destination is touched: a broken object leaves nothing behind.
+        require_complete_metadata(bucket, &resolved)?;
+        let path = dest.to_path_buf();
+        // Opening a FIFO waits for its reader: off the async threads.
+        let destination = super::blocking("download", move || Destination::open(&path)).await?;
+        let pending = match destination {
+            Destination::File(pending) => pending,
+            Destination::Special { file, path } => {
+                let mut report = self
+                    .stream(bucket, key, resolved, file, &path.display().to_string())
+                    .await?;
+                report.destination = Some(path);
+                return Ok(report);
+            }
         };
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "download".into());
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".dgtmp")
-            .tempfile_in(&parent)
-            .ctx(|| format!("cannot create a file in {}", parent.display()))?;
-        let (file, temp_path) = temp.into_parts();
-        let rebuilt = self.reconstruct(bucket, &resolved, file).await?;
+        let rebuilt = self
+            .reconstruct(bucket, &resolved, pending.file()?, Default::default())
+            .await?;
         let verified = self.check(bucket, key, &resolved, &rebuilt)?;
-        let Rebuilt {
-            sha256: sha,
-            size,
-            out: file,
-            ..
-        } = rebuilt;
-        file.sync_all()
-            .ctx(|| format!("cannot write {}", dest.display()))?;
-        if let Some(t) = resolved.info.last_modified {
-            let _ = file.set_modified(t.into());
-        }
-        drop(file);
-        temp_path
-            .persist(dest)
-            .map_err(|e| Error::io(format!("cannot create {}", dest.display()), e.error))?;
+        let Rebuilt { sha256, size, .. } = rebuilt;
+        let modified = resolved.info.last_modified.map(Into::into);
+        super::blocking("download", move || pending.publish(modified)).await?;
         Ok(GetReport {
             bucket: bucket.to_string(),
             key: key.to_string(),
             stored_key: resolved.stored_key,
             stored_as: resolved.stored_as,
             size,
-            sha256: sha,
+            sha256,
             verified,
             destination: Some(dest.to_path_buf()),
+        })
+    }
+
+    /// Rebuilds the logical object `key` into `out` as it is decoded (memory stays
+    /// bounded whatever the size), then checks it against its recorded SHA-256 and size.
+    ///
+    /// The bytes reach `out` *before* they are verified. When anything fails after some
+    /// were written, the error is [`Error::OutputDiscarded`] naming `destination` (a
+    /// description for messages, e.g. `stdout`), and the caller must discard what `out`
+    /// received. At most the recorded size is ever written.
+    pub async fn get_to_writer<W: Write + Send + 'static>(
+        &self,
+        bucket: &str,
+        key: &str,
+        out: W,
+        destination: &str,
+    ) -> Result<GetReport> {
+        let resolved = self.resolve(bucket, key).await?;
+        self.stream(bucket, key, resolved, out, destination).await
+    }
+
+    async fn stream<W: Write + Send + 'static>(
+        &self,
+        bucket: &str,
+        key: &str,
+        resolved: Resolved,
+        out: W,
+        destination: &str,
+    ) -> Result<GetReport> {
+        let progress = Arc::new(OutputProgress::default());
+        let result = async {
+            let rebuilt = self
+                .reconstruct(bucket, &resolved, out, progress.clone())
+                .await?;
+            let verified = self.check(bucket, key, &resolved, &rebuilt)?;
+            let Rebuilt {
+                sha256,
+                size,
+                mut out,
+                ..
+            } = rebuilt;
+            out.flush().ctx(|| format!("cannot write {destination}"))?;
+            Ok((sha256, size, verified))
+        }
+        .await;
+        let (sha256, size, verified) = match result {
+            Ok(r) => r,
+            Err(e) if progress.written() > 0 => {
+                return Err(Error::OutputDiscarded {
+                    destination: destination.to_string(),
+                    source: Box::new(e),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(GetReport {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            stored_key: resolved.stored_key,
+            stored_as: resolved.stored_as,
+            size,
+            sha256,
+            verified,
+            destination: None,
         })
     }
 
@@ -401,33 +430,74 @@ impl Engine {
     pub async fn get_verified(&self, bucket: &str, key: &str) -> Result<(ObjectDetails, File)> {
         let resolved = self.resolve(bucket, key).await?;
         let file = tempfile::tempfile().ctx(|| "cannot create a temporary file".into())?;
-        let rebuilt = self.reconstruct(bucket, &resolved, file).await?;
-        self.check(bucket, key, &resolved, &rebuilt)?;
-        let mut file = rebuilt.out;
-        std::io::Seek::rewind(&mut file).ctx(|| "cannot rewind the temporary file".into())?;
+        let (file, _) = self.rebuild_verified(bucket, key, &resolved, file).await?;
         Ok((ObjectDetails::new(bucket, key, &resolved), file))
     }
 
+    /// Rebuilds a resolved object into `file`, verifies it and rewinds the file; returns it
+    /// with the SHA-256 of its bytes (computed as they were written, also for plain objects,
+    /// which record none).
+    pub(crate) async fn rebuild_verified(
+        &self,
+        bucket: &str,
+        key: &str,
+        resolved: &Resolved,
+        file: File,
+    ) -> Result<(File, String)> {
+        let rebuilt = self
+            .reconstruct(bucket, resolved, file, Default::default())
+            .await?;
+        self.check(bucket, key, resolved, &rebuilt)?;
+        let Rebuilt {
+            out: mut file,
+            sha256,
+            ..
+        } = rebuilt;
+        std::io::Seek::rewind(&mut file).ctx(|| "cannot rewind the temporary file".into())?;
+        Ok((file, sha256))
+    }
+
     /// Rebuilds the object and compares it with its recorded SHA-256, writing nothing.
+    /// Metadata that cannot be checked against, or a size other than the recorded one,
+    /// is an error rather than a report.
     pub async fn verify(&self, bucket: &str, key: &str) -> Result<VerifyReport> {
         let resolved = self.resolve(bucket, key).await?;
-        let Rebuilt {
-            sha256: sha, size, ..
-        } = self.reconstruct(bucket, &resolved, io::sink()).await?;
+        let rebuilt = self
+            .reconstruct(bucket, &resolved, io::sink(), Default::default())
+            .await?;
+        self.check_size(bucket, key, &resolved, &rebuilt)?;
         let expected = resolved.meta.file_sha256.clone();
         Ok(VerifyReport {
             bucket: bucket.to_string(),
             key: key.to_string(),
-            valid: expected.as_deref().is_none_or(|e| e == sha),
+            valid: expected.as_deref().is_none_or(|e| e == rebuilt.sha256),
             stored_key: resolved.stored_key,
             stored_as: resolved.stored_as,
             expected_sha256: expected,
-            actual_sha256: sha,
-            size,
+            actual_sha256: rebuilt.sha256,
+            size: rebuilt.size,
         })
     }
 
-    /// Compares a result with the recorded hash; plain objects have none to compare.
+    fn check_size<W>(
+        &self,
+        bucket: &str,
+        key: &str,
+        resolved: &Resolved,
+        rebuilt: &Rebuilt<W>,
+    ) -> Result<()> {
+        match recorded_size(resolved) {
+            Some(expected) if expected != rebuilt.size => Err(Error::SizeMismatch {
+                what: format!("s3://{bucket}/{key} (stored as {})", resolved.stored_key),
+                expected,
+                actual: Some(rebuilt.size),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Compares a result with the recorded size and hash; plain objects have none to
+    /// compare.
     fn check<W>(
         &self,
         bucket: &str,
@@ -435,7 +505,9 @@ impl Engine {
         resolved: &Resolved,
         rebuilt: &Rebuilt<W>,
     ) -> Result<bool> {
-        match &resolved.meta.file_sha256 {
+        // The hash first: its message says why bytes differ (recompression), which a size
+        // mismatch alone would hide.
+        let verified = match &resolved.meta.file_sha256 {
             Some(expected) if *expected != rebuilt.sha256 => Err(Error::IntegrityMismatch {
                 what: match rebuilt.recompressed_with {
                     None => format!("s3://{bucket}/{key} (stored as {})", resolved.stored_key),
@@ -451,6 +523,33 @@ impl Engine {
             }),
             Some(_) => Ok(true),
             None => Ok(false),
-        }
+        }?;
+        self.check_size(bucket, key, resolved, rebuilt)?;
+        Ok(verified)
     }
+}
+
+/// The size the rebuilt bytes must have: `dg-file-size` on DeltaGlider objects.
+fn recorded_size(resolved: &Resolved) -> Option<u64> {
+    match resolved.stored_as {
+        StoredAs::Delta | StoredAs::Direct => resolved.meta.file_size,
+        StoredAs::Plain | StoredAs::Whole => None,
+    }
+}
+
+/// Flushes the output chain and takes it apart.
+fn finish<W: Write>(
+    capped: CappedWriter<HashingWriter<io::BufWriter<W>>>,
+    recompressed_with: Option<&'static str>,
+) -> Result<Rebuilt<W>> {
+    let (sha256, size, buffered) = capped.into_inner().into_parts();
+    let out = buffered
+        .into_inner()
+        .map_err(|e| Error::io("cannot write the output", e.into_error()))?;
+    Ok(Rebuilt {
+        sha256,
+        size,
+        out,
+        recompressed_with,
+    })
 }

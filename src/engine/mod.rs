@@ -3,10 +3,14 @@
 
 mod copy;
 mod delete;
+mod destination;
 mod get;
+mod integrity;
 mod list;
 mod presign;
 mod put;
+mod reference;
+mod source;
 
 use std::sync::Arc;
 
@@ -14,10 +18,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use delete::DeleteReport;
+pub use destination::{TEMP_SUFFIX as DOWNLOAD_TEMP_SUFFIX, is_download_temp_name};
 pub use get::{GetReport, ObjectDetails, VerifyReport};
 pub use list::{ListEntry, Listing};
 pub use presign::{PresignedUrl, PurgeReport, REHYDRATED_PREFIX};
 pub use put::{PutReport, PutRequestOptions};
+pub use reference::{RETIRED_PREFIX, ReferenceSweep};
 
 use crate::cache::ReferenceCache;
 use crate::codec::DeltaCodec;
@@ -111,6 +117,8 @@ impl Engine {
 pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
+
+pub(crate) use crate::task::blocking;
 
 #[cfg(test)]
 mod tests {

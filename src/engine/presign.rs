@@ -1,7 +1,9 @@
 //! Presigned downloads. A delta cannot be served by a URL, so its original is rebuilt
 //! ("rehydrated") under `.deltaglider/tmp/` with an expiry, as the Python tool does, and the
 //! URL points there. The rehydrated name carries the content hash, so a still-valid copy is
-//! reused instead of rebuilt; `purge` removes expired ones.
+//! reused instead of rebuilt; `purge` removes those whose URLs have all expired. The URL is
+//! signed before anything is rebuilt, so a store that cannot sign one (the local store,
+//! which serves no HTTP) fails without leaving a copy behind.
 
 use std::time::Duration;
 
@@ -16,8 +18,6 @@ use crate::storage::{ListRequest, PutOptions, PutSource};
 
 /// Where rehydrated copies live.
 pub const REHYDRATED_PREFIX: &str = ".deltaglider/tmp/";
-/// A rehydrated copy outlives the URLs made for it by this much.
-const REHYDRATION_MARGIN: Duration = Duration::from_secs(3600);
 
 /// A presigned download.
 #[derive(Debug, Clone, Serialize)]
@@ -26,7 +26,7 @@ pub struct PresignedUrl {
     pub url: String,
     /// The key the URL serves (a rehydrated copy for deltas).
     pub served_key: String,
-    /// When the URL stops working (a rehydrated copy is kept an hour longer).
+    /// When the URL stops working; `purge` removes a rehydrated copy after that.
     pub expires_at: DateTime<Utc>,
     /// True if the object was rebuilt for this URL (false: served directly or reused).
     pub rehydrated: bool,
@@ -41,7 +41,13 @@ pub struct PurgeReport {
     pub deleted: Vec<String>,
     /// Objects left: not expired yet, or without a readable `dg-expires-at`.
     pub kept: usize,
+    /// Orphaned references removed and retired references settled (docs/format.md,
+    /// "Lifecycle").
+    pub references: super::ReferenceSweep,
 }
+
+/// Retired references younger than this are left to the deleter that may still be at work.
+pub const RETIRED_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn expiry_of(meta: &UserMetadata) -> Option<DateTime<Utc>> {
     meta.get("dg-expires-at")
@@ -75,6 +81,18 @@ impl Engine {
         }
         let sha = resolved.meta.file_sha256.clone().unwrap_or_default();
         let served_key = format!("{REHYDRATED_PREFIX}{sha}_{name}");
+        // Signing first: a store that cannot presign (the local store) fails here, before
+        // anything is rebuilt or written.
+        let url = self
+            .store
+            .presign_get(bucket, &served_key, expires_in, Some(name))
+            .await
+            .map_err(|e| match e {
+                Error::Config(why) => {
+                    Error::Config(format!("cannot presign s3://{bucket}/{key}: {why}"))
+                }
+                other => other,
+            })?;
         let reusable = match self.store.head_object(bucket, &served_key).await? {
             Some(info) => info
                 .metadata
@@ -84,28 +102,35 @@ impl Engine {
             None => false,
         };
         if !reusable {
-            let (_, file) = self.get_verified(bucket, key).await?;
-            let scratch =
-                tempfile::NamedTempFile::new().ctx(|| "cannot create a temporary file".into())?;
-            let mut reader = file;
-            std::io::copy(&mut reader, &mut scratch.as_file())
+            // Rebuilt and verified in a private unnamed file: nothing is left on any path,
+            // a killed process included.
+            let scratch = super::source::PrivateFile::new()?;
+            let file = scratch
+                .file()
+                .try_clone()
                 .ctx(|| "cannot write the temporary file".into())?;
-            let keep_until =
-                expires_at + chrono::Duration::from_std(REHYDRATION_MARGIN).expect("small");
+            self.rebuild_verified(bucket, key, &resolved, file).await?;
             let mut meta = UserMetadata::new();
+            // The copy lives exactly as long as the URL made for it (a reused copy, as
+            // long as the longest); `purge` removes it after that.
             meta.insert(
                 "dg-expires-at".into(),
-                metadata::format_timestamp(keep_until),
+                metadata::format_timestamp(expires_at),
             );
             meta.insert("dg-original-key".into(), metadata::encode_text(key));
             meta.insert("dg-original-filename".into(), metadata::encode_text(name));
             meta.insert("dg-rehydrated".into(), "true".into());
             meta.insert("dg-created-at".into(), metadata::format_timestamp(now()));
+            // The copy carries its hash and size, so that reading it is verified too.
+            meta.insert("dg-file-sha256".into(), sha.clone());
+            if let Some(size) = resolved.meta.file_size {
+                meta.insert("dg-file-size".into(), size.to_string());
+            }
             self.store
                 .put_object(
                     bucket,
                     &served_key,
-                    PutSource::File(scratch.path().to_path_buf()),
+                    PutSource::File(scratch.path()),
                     PutOptions {
                         metadata: meta,
                         content_type: resolved.info.content_type.clone(),
@@ -115,10 +140,6 @@ impl Engine {
                 )
                 .await?;
         }
-        let url = self
-            .store
-            .presign_get(bucket, &served_key, expires_in, Some(name))
-            .await?;
         Ok(PresignedUrl {
             url,
             served_key,
@@ -163,6 +184,7 @@ impl Engine {
             }
         }
         debug_assert!(REHYDRATED_PREFIX.starts_with(INTERNAL_PREFIX));
+        report.references = self.sweep_references(bucket, RETIRED_GRACE).await?;
         Ok(report)
     }
 }

@@ -1,18 +1,21 @@
 //! Writing: a file becomes a reference + zero-diff delta, a delta, or a direct object.
+//!
+//! The lifecycle rules that keep every acknowledged upload recoverable are in
+//! `docs/format.md` ("Lifecycle"); each step below names the rule it follows.
 
-use std::fs::File;
-use std::io::{self, BufReader};
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::io;
+use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio::io::AsyncRead;
 
-use super::{Engine, StoredAs, now};
+use super::source::{PrivateFile, Source};
+use super::{Engine, StoredAs, blocking, now};
 use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
-use crate::error::{Error, IoContext, Result};
-use crate::hashing::sha256_reader;
+use crate::error::{Error, Result};
 use crate::metadata::{DgMetadata, NOTE_ZERO_DIFF};
-use crate::storage::{PutOptions, PutOutcome, PutSource};
+use crate::storage::{ObjectSettings, PutOutcome, PutSource, StorageProtection};
 
 /// Per-upload options.
 #[derive(Debug, Clone, Default)]
@@ -77,38 +80,38 @@ pub struct PutReport {
     pub direct_reason: Option<String>,
 }
 
-/// Identity of the source file, to notice it changing while it is being stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Snapshot {
-    len: u64,
-    modified: Option<SystemTime>,
+/// Which of a logical object's two stored forms a write produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `<key>`, stored whole.
+    Direct,
+    /// `<key>.delta`.
+    Delta,
 }
 
-fn snapshot(path: &Path) -> Result<Snapshot> {
-    let m = std::fs::metadata(path).ctx(|| format!("cannot read {}", path.display()))?;
-    if !m.is_file() {
-        return Err(Error::io(
-            format!("{} is not a regular file", path.display()),
-            io::Error::from(io::ErrorKind::InvalidInput),
-        ));
+/// Whether a writer that stored `ours` (written at `ours_at`) removes the other form, whose
+/// `dg-created-at` is `theirs_at`. It is the read rule turned around (see `Engine::resolve`:
+/// `<key>` wins unless `<key>.delta` is strictly newer), so of two concurrent writers of
+/// different forms exactly one removes the other. An other form without a timestamp was not
+/// written by a concurrent DeltaGlider upload and is always replaced.
+pub(crate) fn replaces_other_form(
+    ours: Form,
+    ours_at: DateTime<Utc>,
+    theirs_at: Option<DateTime<Utc>>,
+) -> bool {
+    match (ours, theirs_at) {
+        (_, None) => true,
+        (Form::Direct, Some(delta_at)) => delta_at <= ours_at,
+        (Form::Delta, Some(direct_at)) => direct_at < ours_at,
     }
-    Ok(Snapshot {
-        len: m.len(),
-        modified: m.modified().ok(),
-    })
 }
 
-/// The hashed source file.
-struct Source {
-    path: PathBuf,
-    name: String,
-    sha256: String,
-    size: u64,
-    before: Snapshot,
-}
+const ATTEMPTS: usize = 3;
 
 impl Engine {
-    /// Stores the local file `path` as the logical object `s3://bucket/key`.
+    /// Stores the local file `path` as the logical object `s3://bucket/key`. The file is
+    /// read once into a private snapshot, and what is stored is exactly what was read; a file
+    /// that changes while it is read is refused ([`Error::SourceChanged`]) with nothing stored.
     pub async fn put_file(
         &self,
         path: &Path,
@@ -116,6 +119,32 @@ impl Engine {
         key: &str,
         options: &PutRequestOptions,
     ) -> Result<PutReport> {
+        self.check_upload_target(bucket, key).await?;
+        let (path, name) = (path.to_path_buf(), deltaspace::file_name(key).to_string());
+        let source = blocking("snapshot", move || Source::from_file(&path, &name)).await?;
+        self.put_source(bucket, key, &source, options).await
+    }
+
+    /// Stores everything `reader` yields (standard input, a network body) as the logical
+    /// object `s3://bucket/key`. The stream is snapshotted into a private temporary file
+    /// first (memory stays bounded); `display` names it in messages. With `expected_size`, a
+    /// stream of another length is refused and nothing is stored.
+    pub async fn put_reader<R: AsyncRead + Unpin + Send>(
+        &self,
+        reader: R,
+        display: &str,
+        expected_size: Option<u64>,
+        bucket: &str,
+        key: &str,
+        options: &PutRequestOptions,
+    ) -> Result<PutReport> {
+        self.check_upload_target(bucket, key).await?;
+        let name = deltaspace::file_name(key);
+        let source = Source::from_reader(reader, display, name, expected_size).await?;
+        self.put_source(bucket, key, &source, options).await
+    }
+
+    pub(crate) async fn check_upload_target(&self, bucket: &str, key: &str) -> Result<()> {
         if let Some(reason) = deltaspace::reserved_key_reason(key) {
             return Err(Error::InvalidKey {
                 bucket: bucket.to_string(),
@@ -123,71 +152,93 @@ impl Engine {
                 reason,
             });
         }
-        let before = snapshot(path)?;
         if !self.store.bucket_exists(bucket).await? {
             return Err(Error::NoSuchBucket(bucket.to_string()));
-        }
-        let hash_path = path.to_path_buf();
-        let (sha256, size) = tokio::task::spawn_blocking(move || {
-            let f =
-                File::open(&hash_path).ctx(|| format!("cannot read {}", hash_path.display()))?;
-            sha256_reader(BufReader::with_capacity(1 << 20, f))
-                .ctx(|| format!("cannot read {}", hash_path.display()))
-        })
-        .await
-        .map_err(|e| Error::io("hashing task failed", io::Error::other(e)))??;
-        let source = Source {
-            path: path.to_path_buf(),
-            name: deltaspace::file_name(key).to_string(),
-            sha256,
-            size,
-            before,
-        };
-
-        let eligible = self.settings.policy.is_eligible(&source.name);
-        let report = if !eligible {
-            self.put_direct(bucket, key, &source, options, None).await?
-        } else if options.no_delta {
-            self.put_direct(bucket, key, &source, options, Some("--no-delta".into()))
-                .await?
-        } else if source.size == 0 {
-            self.put_direct(bucket, key, &source, options, Some("empty file".into()))
-                .await?
-        } else {
-            self.put_delta(bucket, key, &source, options).await?
-        };
-        Ok(report)
-    }
-
-    fn ensure_unchanged(&self, source: &Source) -> Result<()> {
-        if snapshot(&source.path)? != source.before {
-            return Err(Error::SourceChanged {
-                path: source.path.display().to_string(),
-            });
         }
         Ok(())
     }
 
-    /// Uploads, then rolls the object back if the source changed during the upload.
-    async fn upload_checked(
+    /// Stores a snapshot. Ends only when the logical object exists: a concurrent writer of
+    /// the other form can, in one interleaving, remove what this one wrote (each judged the
+    /// other's form older); then the write is made again.
+    pub(crate) async fn put_source(
         &self,
         bucket: &str,
-        stored_key: &str,
-        from: PutSource,
+        key: &str,
         source: &Source,
-        options: PutOptions,
-    ) -> Result<PutOutcome> {
-        let outcome = self
-            .store
-            .put_object(bucket, stored_key, from, options)
-            .await?;
-        if let Err(e) = self.ensure_unchanged(source) {
-            if matches!(outcome, PutOutcome::Stored { .. }) {
-                let _ = self.store.delete_object(bucket, stored_key).await;
+        options: &PutRequestOptions,
+    ) -> Result<PutReport> {
+        let eligible = self.settings.policy.is_eligible(&source.name);
+        for _ in 0..ATTEMPTS {
+            let report = if !eligible {
+                self.put_direct(bucket, key, source, options, None).await?
+            } else if options.no_delta {
+                self.put_direct(bucket, key, source, options, Some("--no-delta".into()))
+                    .await?
+            } else if source.size == 0 {
+                self.put_direct(bucket, key, source, options, Some("empty file".into()))
+                    .await?
+            } else {
+                self.put_delta(bucket, key, source, options).await?
+            };
+            // Ours is almost always there (one request); only if it is not does the other
+            // form, written by a newer concurrent upload, count.
+            let other = if report.stored_key == key {
+                format!("{key}{DELTA_SUFFIX}")
+            } else {
+                key.to_string()
+            };
+            if self
+                .store
+                .head_object(bucket, &report.stored_key)
+                .await?
+                .is_some()
+                || self.store.head_object(bucket, &other).await?.is_some()
+            {
+                return Ok(report);
             }
-            return Err(e);
+            tracing::warn!(%key, "a concurrent upload of {key} removed this one's object; storing it again");
         }
-        Ok(outcome)
+        Err(Error::Storage {
+            operation: "store".into(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            detail: "concurrent uploads of the same key kept replacing this one".into(),
+        })
+    }
+
+    /// After `ours` is stored: removes the logical object's other form if the read rule
+    /// says ours replaces it, and then a reference that no delta uses any more (restored
+    /// with `protection`, the writer's, if a delta appears meanwhile).
+    pub(crate) async fn remove_other_form(
+        &self,
+        bucket: &str,
+        key: &str,
+        ours: Form,
+        ours_at: DateTime<Utc>,
+        protection: &StorageProtection,
+    ) -> Result<()> {
+        fail::fail_point!("put::before_other_form", |_| Ok(()));
+        let other = match ours {
+            Form::Direct => format!("{key}{DELTA_SUFFIX}"),
+            Form::Delta => key.to_string(),
+        };
+        let Some(info) = self.store.head_object(bucket, &other).await? else {
+            return Ok(());
+        };
+        let theirs_at = info
+            .metadata
+            .as_ref()
+            .and_then(|m| DgMetadata::parse(m).created_at);
+        if !replaces_other_form(ours, ours_at, theirs_at) {
+            return Ok(());
+        }
+        self.store.delete_object(bucket, &other).await?;
+        if ours == Form::Direct {
+            self.remove_reference_if_unused(bucket, deltaspace::of_key(key), protection)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn put_direct(
@@ -198,26 +249,29 @@ impl Engine {
         options: &PutRequestOptions,
         direct_reason: Option<String>,
     ) -> Result<PutReport> {
-        let meta = DgMetadata::for_direct(&source.name, &source.sha256, source.size, now());
-        self.upload_checked(
+        let created = now();
+        let meta = DgMetadata::for_direct(&source.name, &source.sha256, source.size, created);
+        self.store
+            .put_object(
+                bucket,
+                key,
+                PutSource::File(source.snapshot.path()),
+                options.object.object_put(
+                    with_user_metadata(meta.to_user_metadata(), options)?,
+                    options.content_type.as_deref(),
+                    &source.name,
+                ),
+            )
+            .await?;
+        fail::fail_point!("put::after_direct_write");
+        self.remove_other_form(
             bucket,
             key,
-            PutSource::File(source.path.clone()),
-            source,
-            options.object.object_put(
-                with_user_metadata(meta.to_user_metadata(), options)?,
-                options.content_type.as_deref(),
-                &source.name,
-            ),
+            Form::Direct,
+            created,
+            &options.object.protection,
         )
         .await?;
-        // The logical object now lives here; a delta of an older version must not shadow it.
-        let stale = format!("{key}{DELTA_SUFFIX}");
-        if self.store.head_object(bucket, &stale).await?.is_some() {
-            self.store.delete_object(bucket, &stale).await?;
-            self.remove_reference_if_unused(bucket, deltaspace::of_key(key))
-                .await?;
-        }
         Ok(PutReport {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -231,20 +285,43 @@ impl Engine {
         })
     }
 
-    /// The SHA-256 recorded on a deltaspace's reference, `None` if there is no reference.
-    async fn reference_sha(&self, bucket: &str, ref_key: &str) -> Result<Option<String>> {
-        let Some(info) = self.store.head_object(bucket, ref_key).await? else {
-            return Ok(None);
-        };
-        let meta = DgMetadata::parse(info.metadata.as_ref().unwrap_or(&Default::default()));
-        meta.file_sha256
-            .map(Some)
-            .ok_or_else(|| Error::InvalidMetadata {
-                bucket: bucket.to_string(),
-                key: ref_key.to_string(),
-                reason: "reference has no dg-file-sha256; refusing to build deltas against it"
-                    .into(),
-            })
+    /// Creates the deltaspace's reference from the snapshot if there is none, and returns
+    /// the SHA-256 and metadata of whichever reference is there afterwards (`None` if it
+    /// vanished again at once). A writer never deletes a reference once it is visible, not
+    /// even when this upload then fails (another writer may already depend on it), other than
+    /// by the deleter's rule. A reference created here gets the upload's storage class,
+    /// encryption and ACL (it holds the same bytes), and no headers.
+    async fn ensure_reference(
+        &self,
+        bucket: &str,
+        ref_key: &str,
+        source: &Source,
+        object: &ObjectSettings,
+    ) -> Result<(Option<super::reference::LiveReference>, bool)> {
+        if let Some(live) = self.live_reference(bucket, ref_key).await? {
+            return Ok((Some(live), false));
+        }
+        fail::fail_point!("put::before_reference_create");
+        let meta = DgMetadata::for_reference(&source.name, &source.sha256, source.size, now());
+        let outcome = self
+            .store
+            .put_object(
+                bucket,
+                ref_key,
+                PutSource::File(source.snapshot.path()),
+                object.reference_put(meta.to_user_metadata()),
+            )
+            .await?;
+        let created = matches!(outcome, PutOutcome::Stored { .. });
+        if created {
+            // The snapshot is the reference: spare the download that would verify it.
+            self.prime_cache(source, ref_key);
+        }
+        fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
+            "failpoint put::after_reference_create",
+            io::Error::other("injected")
+        )));
+        Ok((self.live_reference(bucket, ref_key).await?, created))
     }
 
     async fn put_delta(
@@ -254,59 +331,126 @@ impl Engine {
         source: &Source,
         options: &PutRequestOptions,
     ) -> Result<PutReport> {
-        let space = deltaspace::of_key(key);
-        let ref_key = deltaspace::join(space, REFERENCE_NAME);
         let mut created_reference = false;
-        // A store that ignores If-None-Match lets a concurrent writer replace the reference
-        // under us; we notice by re-reading it after writing our delta, and redo the delta.
-        for _attempt in 0..3 {
-            let ref_sha = match self.reference_sha(bucket, &ref_key).await? {
-                Some(sha) => sha,
-                None => {
-                    let meta =
-                        DgMetadata::for_reference(&source.name, &source.sha256, source.size, now());
-                    let outcome = self
-                        .upload_checked(
-                            bucket,
-                            &ref_key,
-                            PutSource::File(source.path.clone()),
-                            source,
-                            options.object.reference_put(meta.to_user_metadata()),
-                        )
-                        .await?;
-                    created_reference = matches!(outcome, PutOutcome::Stored { .. });
-                    match self.reference_sha(bucket, &ref_key).await? {
-                        Some(sha) => sha,
-                        None => continue,
-                    }
-                }
-            };
-            let written = self
-                .write_delta(
+        let result = self
+            .put_delta_attempts(bucket, key, source, options, &mut created_reference)
+            .await;
+        if result.is_err() && created_reference {
+            // Not a rollback: the deleter's rule keeps the reference if another writer stored
+            // a delta against it in the meantime.
+            if let Err(e) = self
+                .remove_reference_if_unused(
                     bucket,
-                    key,
-                    &ref_key,
-                    &ref_sha,
-                    source,
-                    options,
-                    created_reference,
+                    deltaspace::of_key(key),
+                    &options.object.protection,
                 )
-                .await;
-            let report = match written {
-                Ok(r) => r,
-                Err(e) => {
-                    // A reference without any delta would be an orphan: take back what we made.
-                    if created_reference {
-                        let _ = self.store.delete_object(bucket, &ref_key).await;
-                    }
-                    return Err(e);
-                }
-            };
-            if self.reference_sha(bucket, &ref_key).await?.as_deref() == Some(ref_sha.as_str()) {
-                return Ok(report);
+                .await
+            {
+                tracing::warn!(%key, "could not remove the reference this failed upload made: {e}");
             }
-            tracing::warn!(%ref_key, "reference was replaced while storing {key}; re-encoding");
-            created_reference = false;
+        }
+        result
+    }
+
+    async fn put_delta_attempts(
+        &self,
+        bucket: &str,
+        key: &str,
+        source: &Source,
+        options: &PutRequestOptions,
+        created_reference: &mut bool,
+    ) -> Result<PutReport> {
+        let ref_key = deltaspace::reference_key_for(key);
+        let what = format!("s3://{bucket}/{key}");
+        for _attempt in 0..ATTEMPTS {
+            let (live, created) = self
+                .ensure_reference(bucket, &ref_key, source, &options.object)
+                .await?;
+            *created_reference |= created;
+            let Some(live) = live else { continue };
+            let reference = self
+                .reference_handle(bucket, &ref_key, &live.sha256, &what)
+                .await?;
+            let delta = self.encode(&reference, source).await?;
+            let delta_size = delta.file().metadata().map_or(0, |m| m.len());
+
+            let max_ratio = options.max_ratio.unwrap_or(self.settings.max_ratio);
+            let zero_diff = live.sha256 == source.sha256;
+            if !zero_diff && delta_size as f64 >= max_ratio * source.size as f64 {
+                let reason = format!(
+                    "delta is {:.1}% of the file, not below --max-ratio {max_ratio}",
+                    100.0 * delta_size as f64 / source.size as f64
+                );
+                return self
+                    .put_direct(bucket, key, source, options, Some(reason))
+                    .await;
+            }
+
+            let created_at = now();
+            let stored_key = format!("{key}{DELTA_SUFFIX}");
+            fail::fail_point!("put::before_delta_write", |_| Err(Error::io(
+                "failpoint put::before_delta_write",
+                io::Error::other("injected")
+            )));
+            let meta = DgMetadata {
+                ref_key: Some(ref_key.clone()),
+                ref_path: Some(REFERENCE_NAME.to_string()),
+                ref_sha256: Some(live.sha256.clone()),
+                delta_size: Some(delta_size),
+                delta_cmd: Some(self.codec.command_description(&source.name)),
+                note: zero_diff.then(|| NOTE_ZERO_DIFF.to_string()),
+                compression: None,
+                ..DgMetadata::for_direct(&source.name, &source.sha256, source.size, created_at)
+            };
+            self.store
+                .put_object(
+                    bucket,
+                    &stored_key,
+                    PutSource::File(delta.path()),
+                    options.object.object_put(
+                        with_user_metadata(meta.to_user_metadata(), options)?,
+                        options.content_type.as_deref(),
+                        &source.name,
+                    ),
+                )
+                .await?;
+            fail::fail_point!("put::after_delta_write");
+            // The delta is visible. Its reference must still be the one it was encoded
+            // against: a deleter that saw no delta may have removed it in the meantime (we
+            // restore it from the verified bytes we hold), or a store that ignores
+            // If-None-Match let another writer replace it (we encode again).
+            if !self
+                .confirm_reference(
+                    bucket,
+                    &ref_key,
+                    &live,
+                    &reference,
+                    &options.object.protection,
+                )
+                .await?
+            {
+                tracing::warn!(%ref_key, "reference changed while {key} was stored; encoding again");
+                continue;
+            }
+            self.remove_other_form(
+                bucket,
+                key,
+                Form::Delta,
+                created_at,
+                &options.object.protection,
+            )
+            .await?;
+            return Ok(PutReport {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                stored_key,
+                stored_as: StoredAs::Delta,
+                created_reference: *created_reference,
+                original_size: source.size,
+                stored_size: delta_size + if *created_reference { source.size } else { 0 },
+                sha256: Some(source.sha256.clone()),
+                direct_reason: None,
+            });
         }
         Err(Error::Storage {
             operation: "store".into(),
@@ -316,88 +460,51 @@ impl Engine {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn write_delta(
-        &self,
-        bucket: &str,
-        key: &str,
-        ref_key: &str,
-        ref_sha: &str,
-        source: &Source,
-        options: &PutRequestOptions,
-        created_reference: bool,
-    ) -> Result<PutReport> {
-        let reference = self
-            .reference_handle(bucket, ref_key, ref_sha, &format!("s3://{bucket}/{key}"))
-            .await?;
-        let target =
-            File::open(&source.path).ctx(|| format!("cannot read {}", source.path.display()))?;
-        let delta_file = tempfile::Builder::new()
-            .prefix("deltaglider-delta-")
-            .tempfile()
-            .ctx(|| "cannot create a temporary file".into())?;
-        let (out, delta_path) = delta_file.into_parts();
+    /// Encodes the snapshot against a verified reference into a private temporary file.
+    async fn encode(&self, reference: &std::fs::File, source: &Source) -> Result<PrivateFile> {
+        let reference = reference
+            .try_clone()
+            .map_err(|e| Error::io("cannot reopen the reference", e))?;
+        let target = source.reopen()?;
         let codec = self.codec.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let mut w = io::BufWriter::with_capacity(1 << 20, out);
+        blocking("encoder", move || {
+            let delta = PrivateFile::new()?;
+            let mut w = io::BufWriter::with_capacity(1 << 20, delta.file());
             codec.encode(&reference, &target, &mut w)?;
             w.into_inner()
-                .map_err(|e| Error::io("cannot write the delta", e.into_error()))
+                .map_err(|e| Error::io("cannot write the delta", e.into_error()))?;
+            Ok(delta)
         })
         .await
-        .map_err(|e| Error::io("encoder task failed", io::Error::other(e)))??;
-        let delta_size = out.metadata().ctx(|| "cannot stat the delta".into())?.len();
-        drop(out);
+    }
+}
 
-        let max_ratio = options.max_ratio.unwrap_or(self.settings.max_ratio);
-        let zero_diff = ref_sha == source.sha256;
-        if !zero_diff && delta_size as f64 >= max_ratio * source.size as f64 {
-            let reason = format!(
-                "delta is {:.1}% of the file, not below --max-ratio {max_ratio}",
-                100.0 * delta_size as f64 / source.size as f64
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(micros: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(micros).unwrap()
+    }
+
+    #[test]
+    fn exactly_one_of_two_concurrent_writers_removes_the_other_form() {
+        for (direct_at, delta_at) in [(1, 2), (2, 1), (5, 5)] {
+            let direct_removes =
+                replaces_other_form(Form::Direct, at(direct_at), Some(at(delta_at)));
+            let delta_removes = replaces_other_form(Form::Delta, at(delta_at), Some(at(direct_at)));
+            assert!(
+                direct_removes != delta_removes,
+                "direct at {direct_at}, delta at {delta_at}: exactly one must remove the other"
             );
-            return self
-                .put_direct(bucket, key, source, options, Some(reason))
-                .await;
+            // and the survivor is the one reads pick: the delta only when strictly newer
+            assert_eq!(delta_removes, delta_at > direct_at);
         }
+    }
 
-        let stored_key = format!("{key}{DELTA_SUFFIX}");
-        let meta = DgMetadata {
-            ref_key: Some(ref_key.to_string()),
-            ref_path: Some(REFERENCE_NAME.to_string()),
-            ref_sha256: Some(ref_sha.to_string()),
-            delta_size: Some(delta_size),
-            delta_cmd: Some(self.codec.command_description(&source.name)),
-            note: zero_diff.then(|| NOTE_ZERO_DIFF.to_string()),
-            compression: None,
-            ..DgMetadata::for_direct(&source.name, &source.sha256, source.size, now())
-        };
-        self.upload_checked(
-            bucket,
-            &stored_key,
-            PutSource::File(delta_path.to_path_buf()),
-            source,
-            options.object.object_put(
-                with_user_metadata(meta.to_user_metadata(), options)?,
-                options.content_type.as_deref(),
-                &source.name,
-            ),
-        )
-        .await?;
-        // A direct copy of an older version would shadow the delta for the Python tool.
-        if self.store.head_object(bucket, key).await?.is_some() {
-            self.store.delete_object(bucket, key).await?;
-        }
-        Ok(PutReport {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            stored_key,
-            stored_as: StoredAs::Delta,
-            created_reference,
-            original_size: source.size,
-            stored_size: delta_size + if created_reference { source.size } else { 0 },
-            sha256: Some(source.sha256.clone()),
-            direct_reason: None,
-        })
+    #[test]
+    fn a_form_without_timestamp_is_always_replaced() {
+        assert!(replaces_other_form(Form::Direct, at(1), None));
+        assert!(replaces_other_form(Form::Delta, at(1), None));
     }
 }

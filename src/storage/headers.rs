@@ -73,6 +73,22 @@ impl StorageProtection {
     pub fn is_empty(&self) -> bool {
         *self == StorageProtection::default()
     }
+
+    /// Each setting of `self` that is given, else `fallback`'s: what an object written
+    /// again (a reference restored) gets when the writer asks for some settings only.
+    pub fn or(&self, fallback: &StorageProtection) -> StorageProtection {
+        StorageProtection {
+            storage_class: self
+                .storage_class
+                .clone()
+                .or_else(|| fallback.storage_class.clone()),
+            encryption: self
+                .encryption
+                .clone()
+                .or_else(|| fallback.encryption.clone()),
+            acl: self.acl.clone().or_else(|| fallback.acl.clone()),
+        }
+    }
 }
 
 /// Whether an S3-to-S3 copy keeps the source's user metadata, `Content-Type` and headers
@@ -209,6 +225,25 @@ mod tests {
         );
         let plain = ObjectSettings::default();
         assert_eq!(plain.content_type(None, "a.txt"), None);
+    }
+
+    #[test]
+    fn protection_given_wins_setting_by_setting() {
+        let original = StorageProtection {
+            storage_class: Some("STANDARD_IA".into()),
+            encryption: Some(Encryption::Aes256),
+            acl: None,
+        };
+        let asked = StorageProtection {
+            acl: Some("private".into()),
+            encryption: Some(Encryption::Kms { key_id: None }),
+            ..Default::default()
+        };
+        let merged = asked.or(&original);
+        assert_eq!(merged.storage_class.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(merged.encryption, Some(Encryption::Kms { key_id: None }));
+        assert_eq!(merged.acl.as_deref(), Some("private"));
+        assert_eq!(StorageProtection::default().or(&original), original);
     }
 
     #[test]

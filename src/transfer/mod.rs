@@ -30,6 +30,9 @@ pub struct TransferOptions {
     pub concurrency: usize,
     /// Applied to every file uploaded or copied.
     pub put: PutRequestOptions,
+    /// Local trees: walk into linked directories and store linked files (`aws s3`'s
+    /// `--follow-symlinks`, the default); when false, symbolic links are skipped silently.
+    pub follow_symlinks: bool,
 }
 
 impl Default for TransferOptions {
@@ -40,6 +43,7 @@ impl Default for TransferOptions {
             dry_run: false,
             concurrency: default_concurrency(),
             put: PutRequestOptions::default(),
+            follow_symlinks: true,
         }
     }
 }
@@ -100,6 +104,14 @@ pub enum TransferEvent {
         /// Local path or `s3://` URL.
         target: String,
     },
+    /// A local file that cannot be read (a broken link, a FIFO, a socket or device, no
+    /// permission, a link loop) was skipped; the others are transferred.
+    Skipped {
+        /// The local path.
+        path: String,
+        /// Why, in `aws s3`'s words where it has them.
+        reason: String,
+    },
     /// One file failed; the transfer goes on with the others.
     Failed {
         /// The local path or `s3://` URL that failed.
@@ -120,6 +132,8 @@ pub struct TransferSummary {
     pub unchanged: usize,
     /// Files that failed; each was reported by a [`TransferEvent::Failed`].
     pub failed: usize,
+    /// Local files that could not be read and were skipped ([`TransferEvent::Skipped`]).
+    pub skipped: usize,
     /// Original bytes copied.
     pub bytes: u64,
     /// Bytes stored for uploads (deltas or whole files).
@@ -149,31 +163,90 @@ fn safe_local_path(root: &Path, relative: &str) -> Option<PathBuf> {
     clean.then(|| root.join(relative))
 }
 
-/// Regular files below `dir`, with `/`-separated relative paths, filtered.
+/// A local file left out of a transfer, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Skip {
+    /// The path as displayed.
+    pub path: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// What a walk of a local tree found: the files to consider and the ones that cannot be read.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    pub entries: Vec<Entry>,
+    pub skipped: Vec<Skip>,
+}
+
+/// Regular files below `dir`, with `/`-separated relative paths, filtered; anything that
+/// cannot be read is skipped (for callers that only estimate, such as `analyze`).
 pub(crate) fn scan_local(dir: &Path, filters: &Filters) -> Result<Vec<Entry>> {
-    if !dir.is_dir() {
+    Ok(scan_local_tree(dir, filters, true)?.entries)
+}
+
+/// Walks `dir` like `aws s3` does: regular files (through symbolic links when
+/// `follow_symlinks`) that pass the filters are entries; a broken link, a FIFO, socket or
+/// device, a file that cannot be opened, a directory that cannot be listed or a link loop is
+/// skipped with its reason, and the walk goes on. Links are skipped silently when not
+/// followed, as `aws s3 --no-follow-symlinks` does.
+pub(crate) fn scan_local_tree(
+    dir: &Path,
+    filters: &Filters,
+    follow_symlinks: bool,
+) -> Result<Scan> {
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| Error::io(format!("cannot read directory {}", dir.display()), e))?;
+    if !meta.is_dir() {
         return Err(Error::io(
-            format!("{} is not a directory", dir.display()),
+            format!("cannot list {}", dir.display()),
             std::io::Error::from(std::io::ErrorKind::NotADirectory),
         ));
     }
-    let mut out = Vec::new();
+    let mut scan = Scan::default();
+    let skip = |scan: &mut Scan, path: &Path, reason: String| {
+        scan.skipped.push(Skip {
+            path: path.display().to_string(),
+            reason,
+        })
+    };
     for item in walkdir::WalkDir::new(dir)
-        .follow_links(true)
+        .follow_links(follow_symlinks)
         .sort_by_file_name()
     {
-        let item = item.map_err(|e| {
-            let path = e
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            Error::io(
-                format!("cannot read {path}"),
-                e.into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("file system loop")),
-            )
-        })?;
-        if !item.file_type().is_file() {
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                let excluded = path
+                    .strip_prefix(dir)
+                    .ok()
+                    .and_then(|r| r.to_str())
+                    .is_some_and(|r| !filters.accepts(&r.replace(std::path::MAIN_SEPARATOR, "/")));
+                if excluded {
+                    continue;
+                }
+                let reason = match (e.loop_ancestor(), e.io_error()) {
+                    (Some(ancestor), _) => {
+                        format!("File system loop: a link back to {}.", ancestor.display())
+                    }
+                    (None, Some(io)) if io.kind() == std::io::ErrorKind::NotFound => {
+                        "File does not exist.".to_string()
+                    }
+                    (None, Some(io)) => format!("File/Directory is not readable: {io}."),
+                    (None, None) => format!("{e}."),
+                };
+                skip(&mut scan, &path, reason);
+                continue;
+            }
+        };
+        let kind = item.file_type();
+        if kind.is_dir() || kind.is_symlink() {
+            // Directories are walked; a link is only seen here when links are not followed.
+            continue;
+        }
+        // A download's not-yet-published bytes (or a crashed one's), never data.
+        if crate::engine::is_download_temp_name(item.file_name()) {
             continue;
         }
         let rel = item
@@ -181,25 +254,97 @@ pub(crate) fn scan_local(dir: &Path, filters: &Filters) -> Result<Vec<Entry>> {
             .strip_prefix(dir)
             .expect("walkdir stays below its root");
         let Some(rel) = rel.to_str() else {
-            return Err(Error::Config(format!(
-                "{} is not valid UTF-8; S3 keys must be",
-                item.path().display()
-            )));
+            skip(
+                &mut scan,
+                item.path(),
+                "The name is not valid UTF-8 (S3 keys must be).".into(),
+            );
+            continue;
         };
         let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
         if !filters.accepts(&rel) {
             continue;
         }
-        let meta = item
-            .metadata()
-            .map_err(|e| Error::io(format!("cannot stat {}", item.path().display()), e.into()))?;
-        out.push(Entry {
+        if !kind.is_file() {
+            skip(
+                &mut scan,
+                item.path(),
+                "File is character special device, block special device, FIFO, or socket.".into(),
+            );
+            continue;
+        }
+        let meta = match item.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                skip(
+                    &mut scan,
+                    item.path(),
+                    format!("File is not readable: {e}."),
+                );
+                continue;
+            }
+        };
+        if let Err(e) = check_readable(item.path()) {
+            skip(
+                &mut scan,
+                item.path(),
+                format!("File is not readable: {e}."),
+            );
+            continue;
+        }
+        scan.entries.push(Entry {
             path: rel,
             size: meta.len(),
             modified: meta.modified().ok().map(Into::into),
         });
     }
-    Ok(out)
+    Ok(scan)
+}
+
+/// Opens the file for reading, as the upload will (`aws s3` checks the same way).
+fn check_readable(path: &Path) -> std::io::Result<()> {
+    // Test builds: `FAILPOINTS=transfer::scan-open=return(NAME)` makes the file named NAME
+    // unreadable, since tests run as root and `chmod 000` does not stop root.
+    fail::fail_point!("transfer::scan-open", |name: Option<String>| {
+        if name.as_deref() == path.file_name().and_then(|n| n.to_str()) {
+            Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+        } else {
+            open_for_reading(path)
+        }
+    });
+    open_for_reading(path)
+}
+
+fn open_for_reading(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a file swapped for a FIFO after the walk must not hang the scan.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map(drop)
+}
+
+/// Test builds: a step where a test can hold a transfer (`FAILPOINTS=NAME=sleep(60000)`) and
+/// interrupt it. The failpoint is evaluated off the async threads, so that the command still
+/// reacts to signals while it is held.
+async fn hold_point(name: &'static str) {
+    #[cfg(feature = "failpoints")]
+    {
+        let _ = tokio::task::spawn_blocking(move || fail::fail_point!(name)).await;
+    }
+    let _ = name;
+}
+
+/// Reports each skipped file as an event; returns how many.
+fn report_skipped(skipped: &[Skip], events: EventSink<'_>) -> usize {
+    for s in skipped {
+        events(&TransferEvent::Skipped {
+            path: s.path.clone(),
+            reason: s.reason.clone(),
+        });
+    }
+    skipped.len()
 }
 
 impl Engine {
@@ -237,7 +382,9 @@ impl Engine {
         if !self.store().bucket_exists(bucket).await? {
             return Err(Error::NoSuchBucket(bucket.to_string()));
         }
-        let local = scan_local(dir, &options.filters)?;
+        let scan = scan_local_tree(dir, &options.filters, options.follow_symlinks)?;
+        let skipped = report_skipped(&scan.skipped, events);
+        let local = scan.entries;
         let remote = if options.compare.always_copy && !options.compare.delete {
             Vec::new()
         } else {
@@ -245,7 +392,9 @@ impl Engine {
         };
         let actions = plan::plan(Direction::Upload, &local, &remote, options.compare);
         events(&planned(&actions, &local));
+        hold_point("transfer::planned").await;
         let mut summary = TransferSummary {
+            skipped,
             unchanged: local.len()
                 - actions
                     .iter()
@@ -349,6 +498,7 @@ impl Engine {
         };
         let actions = plan::plan(Direction::Upload, &source, &dest, options.compare);
         events(&planned(&actions, &source));
+        hold_point("transfer::planned").await;
         let (copies, deletes) = split(actions);
         let mut summary = TransferSummary {
             unchanged: source.len() - copies.len(),
@@ -405,14 +555,17 @@ impl Engine {
             return Err(Error::NoSuchBucket(bucket.to_string()));
         }
         let remote = self.scan_remote(bucket, &prefix, &options.filters).await?;
-        let local = if dir.exists() {
-            scan_local(dir, &options.filters)?
+        let (local, skipped) = if dir.exists() {
+            let scan = scan_local_tree(dir, &options.filters, options.follow_symlinks)?;
+            (scan.entries, report_skipped(&scan.skipped, events))
         } else {
-            Vec::new()
+            (Vec::new(), 0)
         };
         let actions = plan::plan(Direction::Download, &remote, &local, options.compare);
         events(&planned(&actions, &remote));
+        hold_point("transfer::planned").await;
         let mut summary = TransferSummary {
+            skipped,
             unchanged: remote.len()
                 - actions
                     .iter()
@@ -567,6 +720,7 @@ fn tally(summary: &mut TransferSummary, e: &TransferEvent) {
         TransferEvent::WouldCopy { .. } => summary.copied += 1,
         TransferEvent::Deleted { .. } | TransferEvent::WouldDelete { .. } => summary.deleted += 1,
         TransferEvent::Failed { .. } => summary.failed += 1,
+        TransferEvent::Skipped { .. } => summary.skipped += 1,
         TransferEvent::Planned { .. } => {}
     }
 }

@@ -1,0 +1,555 @@
+//! The lifecycle of a deltaspace's `reference.bin`: finding it, holding verified bytes of it,
+//! restoring it, and deleting it only when no delta can need it.
+//!
+//! No lock spans processes, so the rules (docs/format.md, "Lifecycle") are written for any
+//! interleaving of writers, deleters and crashes:
+//! - a writer never deletes a reference it made visible, even when its own upload fails;
+//! - after storing a delta, a writer checks that the reference it encoded against is still
+//!   there, and restores it (create-if-absent) from the verified bytes it holds if not;
+//! - a deleter first copies the reference to a *retired* copy under `.deltaglider/retired/`,
+//!   then deletes it, then looks for deltas again and restores it if any appeared; only then
+//!   does it remove the retired copy. A deleter that dies on the way leaves the retired copy,
+//!   which readers fall back on (by content hash) and `purge` puts back or collects.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::get::drain_into;
+use super::source::{PrivateFile, Source};
+use super::{Engine, blocking};
+use crate::deltaspace::{self, DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME};
+use crate::error::{Error, IoContext, Result};
+use crate::hashing::HashingWriter;
+use crate::metadata::{DgMetadata, UserMetadata};
+use crate::storage::{
+    CopyOptions, ListRequest, ObjectInfo, PutOptions, PutOutcome, PutSource, StorageProtection,
+};
+
+/// Where retired references wait: `.deltaglider/retired/<reference key>/<sha256>.<random>`.
+pub const RETIRED_PREFIX: &str = ".deltaglider/retired/";
+
+/// A reference as it is in the store now.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveReference {
+    /// Its recorded `dg-file-sha256`.
+    pub sha256: String,
+    /// Its metadata, to write it back exactly as it was.
+    pub metadata: UserMetadata,
+    /// Its storage class and encryption as the store reports them (never its ACL), kept
+    /// by its retired copy and by a restore that asks for nothing else.
+    pub protection: StorageProtection,
+}
+
+/// What `purge` did to references.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReferenceSweep {
+    /// References that no delta used, removed.
+    pub orphans_removed: Vec<String>,
+    /// References put back from a retired copy because deltas still needed them.
+    pub restored: Vec<String>,
+    /// Retired copies removed (no delta needed them, or the reference is back).
+    pub retired_removed: usize,
+    /// Retired copies kept because a delta still needs them and another reference took the
+    /// original's place; downloads of those deltas read the retired copy.
+    pub retired_kept: Vec<String>,
+}
+
+/// The stored key of a retired copy of `ref_key` with content `sha256`.
+fn retired_key(ref_key: &str, sha256: &str) -> String {
+    format!(
+        "{RETIRED_PREFIX}{ref_key}/{sha256}.{:016x}",
+        rand::random::<u64>()
+    )
+}
+
+/// `(reference key, sha256)` of a retired copy's key.
+fn parse_retired_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(RETIRED_PREFIX)?;
+    let (ref_key, leaf) = rest.rsplit_once('/')?;
+    let (sha, _) = leaf.split_once('.')?;
+    (deltaspace::file_name(ref_key) == REFERENCE_NAME && sha.len() == 64).then_some((ref_key, sha))
+}
+
+/// The listing prefixes (with delimiter `/`) that together hold exactly the keys of
+/// deltaspace `space`: `<space>/` for a named one; for the bucket root both the keys without
+/// any `/` and those whose only `/` leads (`/app.zip`: everything before its last `/` is
+/// empty, so it belongs to the root too).
+fn member_prefixes(space: &str) -> Vec<String> {
+    if space.is_empty() {
+        vec![String::new(), "/".to_string()]
+    } else {
+        vec![format!("{space}/")]
+    }
+}
+
+impl Engine {
+    /// The reference at `ref_key` now, `None` if there is none. A reference without a
+    /// recorded hash is refused: nothing can be built or verified against it.
+    pub(crate) async fn live_reference(
+        &self,
+        bucket: &str,
+        ref_key: &str,
+    ) -> Result<Option<LiveReference>> {
+        let Some(info) = self.store.head_object(bucket, ref_key).await? else {
+            return Ok(None);
+        };
+        let protection = info.protection;
+        let metadata = info.metadata.unwrap_or_default();
+        let sha256 =
+            DgMetadata::parse(&metadata)
+                .file_sha256
+                .ok_or_else(|| Error::InvalidMetadata {
+                    bucket: bucket.to_string(),
+                    key: ref_key.to_string(),
+                    reason: "reference has no dg-file-sha256; refusing to build deltas against it"
+                        .into(),
+                })?;
+        Ok(Some(LiveReference {
+            sha256,
+            metadata,
+            protection,
+        }))
+    }
+
+    /// A verified handle on the reference `ref_key` whose content must hash to `ref_sha`:
+    /// from the cache, or downloaded into it and checked before anything uses it. When the
+    /// reference is gone or holds other bytes, a retired copy with the right hash serves.
+    pub(crate) async fn reference_handle(
+        &self,
+        bucket: &str,
+        ref_key: &str,
+        ref_sha: &str,
+        needed_by: &str,
+    ) -> Result<File> {
+        if let Some(f) = self.cache.lookup(ref_sha)? {
+            tracing::debug!(%ref_key, "reference cache hit");
+            return Ok(f);
+        }
+        // Another process sharing a persistent cache may be filling this entry right now:
+        // wait for it (off the async threads), then look again before downloading.
+        let (cache, sha) = (self.cache.clone(), ref_sha.to_string());
+        let fill = blocking("cache lock", move || cache.lock_for_fill(&sha)).await?;
+        if fill.is_held()
+            && let Some(f) = self.cache.lookup(ref_sha)?
+        {
+            tracing::debug!(%ref_key, "reference filled by another process");
+            return Ok(f);
+        }
+        tracing::debug!(%ref_key, "reference cache miss: downloading");
+        let first = match self
+            .fetch_reference(bucket, ref_key, ref_sha, needed_by)
+            .await
+        {
+            Ok(f) => return Ok(f),
+            Err(e @ (Error::NotFound { .. } | Error::IntegrityMismatch { .. })) => e,
+            Err(e) => return Err(e),
+        };
+        for retired in self.retired_copies(bucket, ref_key, ref_sha).await? {
+            match self
+                .fetch_reference(bucket, &retired, ref_sha, needed_by)
+                .await
+            {
+                Ok(f) => {
+                    tracing::warn!(%ref_key, %retired, "reference read from its retired copy");
+                    return Ok(f);
+                }
+                Err(e) => tracing::warn!(%retired, "retired copy unusable: {e}"),
+            }
+        }
+        Err(match first {
+            Error::NotFound { .. } => Error::ReferenceMissing {
+                bucket: bucket.to_string(),
+                reference: ref_key.to_string(),
+                needed_by: needed_by.to_string(),
+            },
+            other => other,
+        })
+    }
+
+    async fn fetch_reference(
+        &self,
+        bucket: &str,
+        key: &str,
+        sha: &str,
+        needed_by: &str,
+    ) -> Result<File> {
+        let reader = self.store.get_object(bucket, key).await?;
+        let mut writer = self.cache.writer(sha)?;
+        drain_into(reader.body, &mut *writer)
+            .await
+            .ctx(|| format!("cannot download reference s3://{bucket}/{key}"))?;
+        writer.commit(&format!(
+            "reference s3://{bucket}/{key} (needed by {needed_by})"
+        ))
+    }
+
+    /// Keys of retired copies of `ref_key` with content `sha`.
+    async fn retired_copies(&self, bucket: &str, ref_key: &str, sha: &str) -> Result<Vec<String>> {
+        let request = ListRequest {
+            prefix: format!("{RETIRED_PREFIX}{ref_key}/{sha}."),
+            ..Default::default()
+        };
+        Ok(self
+            .store
+            .list_objects(bucket, &request)
+            .await?
+            .objects
+            .into_iter()
+            .map(|o| o.key)
+            .collect())
+    }
+
+    /// Puts a just-created reference's bytes into the cache, sparing the download that
+    /// would otherwise verify them. A cache that cannot take them only costs that download.
+    pub(crate) fn prime_cache(&self, source: &Source, ref_key: &str) {
+        let sha = source.sha256.as_str();
+        if matches!(self.cache.lookup(sha), Ok(Some(_))) {
+            return;
+        }
+        let result = (|| -> Result<File> {
+            let mut reader = source.reopen()?;
+            let mut writer = self.cache.writer(sha)?;
+            io::copy(&mut reader, &mut *writer).ctx(|| "cannot fill the cache".into())?;
+            writer.commit(&format!("new reference {ref_key}"))
+        })();
+        if let Err(e) = result {
+            tracing::debug!(%ref_key, "reference not cached: {e}");
+        }
+    }
+
+    /// After a delta against `expected` was stored: true if `ref_key` still holds those
+    /// bytes, restoring them from `bytes` (verified, held by the writer) when the reference
+    /// is gone; false if another reference took its place (the delta must be encoded again).
+    /// A restored reference gets its recorded metadata back, and the upload's `protection`
+    /// where it asks for any, else the reference's own.
+    pub(crate) async fn confirm_reference(
+        &self,
+        bucket: &str,
+        ref_key: &str,
+        expected: &LiveReference,
+        bytes: &File,
+        protection: &StorageProtection,
+    ) -> Result<bool> {
+        for _ in 0..3 {
+            match self.live_reference(bucket, ref_key).await? {
+                Some(now) => return Ok(now.sha256 == expected.sha256),
+                None => {
+                    tracing::warn!(%ref_key, "reference removed under a new delta; restoring it");
+                    let path = PrivateFile::path_of(bytes);
+                    self.create_reference(
+                        bucket,
+                        ref_key,
+                        PutSource::File(path),
+                        expected,
+                        protection,
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Puts `reference` back at `ref_key` (create-if-absent): its metadata as recorded, and
+    /// each of `protection`'s settings that is given, else the reference's own.
+    async fn create_reference(
+        &self,
+        bucket: &str,
+        ref_key: &str,
+        from: PutSource,
+        reference: &LiveReference,
+        protection: &StorageProtection,
+    ) -> Result<PutOutcome> {
+        self.store
+            .put_object(
+                bucket,
+                ref_key,
+                from,
+                PutOptions {
+                    metadata: reference.metadata.clone(),
+                    protection: protection.or(&reference.protection),
+                    if_none_match: true,
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+
+    /// True if any `.delta` belongs to deltaspace `space` (keys in deeper prefixes belong to
+    /// other deltaspaces).
+    async fn space_has_deltas(&self, bucket: &str, space: &str) -> Result<bool> {
+        Ok(!self.space_deltas(bucket, space, true).await?.is_empty())
+    }
+
+    /// The `.delta` objects of deltaspace `space`; with `first_only`, stops at the first.
+    async fn space_deltas(
+        &self,
+        bucket: &str,
+        space: &str,
+        first_only: bool,
+    ) -> Result<Vec<ObjectInfo>> {
+        let mut found = Vec::new();
+        for prefix in member_prefixes(space) {
+            let mut request = ListRequest {
+                prefix,
+                delimiter: Some("/".into()),
+                ..Default::default()
+            };
+            loop {
+                let page = self.store.list_objects(bucket, &request).await?;
+                for o in page.objects {
+                    if o.key.ends_with(DELTA_SUFFIX) && deltaspace::of_key(&o.key) == space {
+                        found.push(o);
+                        if first_only {
+                            return Ok(found);
+                        }
+                    }
+                }
+                match page.next_token {
+                    Some(t) => request.continuation_token = Some(t),
+                    None => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes `<space>/reference.bin` when no delta of the deltaspace is left, by the
+    /// deleter's rule (module docs): retire, delete, look again, restore if needed. A
+    /// restore gives the reference `protection` where it asks for any (an upload's
+    /// `--storage-class`, `--sse`, `--acl`), else the reference's own.
+    pub(crate) async fn remove_reference_if_unused(
+        &self,
+        bucket: &str,
+        space: &str,
+        protection: &StorageProtection,
+    ) -> Result<Option<String>> {
+        let ref_key = deltaspace::join(space, REFERENCE_NAME);
+        if self.space_has_deltas(bucket, space).await? {
+            return Ok(None);
+        }
+        fail::fail_point!("delete::after_check");
+        let Some(live) = self.live_reference(bucket, &ref_key).await? else {
+            return Ok(None);
+        };
+        let retired = retired_key(&ref_key, &live.sha256);
+        match self
+            .store
+            .copy_object(
+                bucket,
+                &ref_key,
+                bucket,
+                &retired,
+                // The retired copy is the reference's bytes: as encrypted and stored as it.
+                CopyOptions {
+                    replace: None,
+                    protection: live.protection.clone(),
+                },
+            )
+            .await
+        {
+            Ok(()) => {}
+            // another deleter was faster
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        fail::fail_point!("delete::after_retire");
+        // Narrow the window in which a reference that replaced this one could be deleted
+        // unretired (stores offer no delete-if-unchanged).
+        match self.live_reference(bucket, &ref_key).await? {
+            Some(now) if now.sha256 == live.sha256 => {}
+            _ => {
+                self.store.delete_object(bucket, &retired).await?;
+                return Ok(None);
+            }
+        }
+        self.store.delete_object(bucket, &ref_key).await?;
+        fail::fail_point!("delete::after_reference_delete", |_| Err(Error::io(
+            "failpoint delete::after_reference_delete",
+            io::Error::other("injected")
+        )));
+        if self.space_has_deltas(bucket, space).await? {
+            tracing::warn!(%ref_key, "a delta appeared while its reference was removed; restoring it");
+            if self
+                .restore_retired(bucket, &ref_key, &retired, &live, protection)
+                .await?
+            {
+                self.store.delete_object(bucket, &retired).await?;
+            }
+            return Ok(None);
+        }
+        self.store.delete_object(bucket, &retired).await?;
+        Ok(Some(ref_key))
+    }
+
+    /// Puts a retired copy back at `ref_key` (create-if-absent, after checking its hash).
+    /// True if `ref_key` now holds those bytes, so the retired copy is no longer needed.
+    async fn restore_retired(
+        &self,
+        bucket: &str,
+        ref_key: &str,
+        retired: &str,
+        reference: &LiveReference,
+        protection: &StorageProtection,
+    ) -> Result<bool> {
+        let reader = self.store.get_object(bucket, retired).await?;
+        let copy = PrivateFile::new()?;
+        let mut hashing = HashingWriter::new(io::BufWriter::new(copy.file()));
+        drain_into(reader.body, &mut hashing)
+            .await
+            .ctx(|| format!("cannot download s3://{bucket}/{retired}"))?;
+        let (sha, _, mut w) = hashing.into_parts();
+        w.flush().ctx(|| "cannot write a temporary file".into())?;
+        drop(w);
+        if sha != reference.sha256 {
+            return Err(Error::IntegrityMismatch {
+                what: format!("s3://{bucket}/{retired}"),
+                expected: reference.sha256.clone(),
+                actual: sha,
+            });
+        }
+        self.create_reference(
+            bucket,
+            ref_key,
+            PutSource::File(copy.path()),
+            reference,
+            protection,
+        )
+        .await?;
+        Ok(self
+            .live_reference(bucket, ref_key)
+            .await?
+            .is_some_and(|now| now.sha256 == reference.sha256))
+    }
+
+    /// Removes references no delta uses, and settles retired copies: put back where deltas
+    /// need them, removed where nothing does. Retired copies younger than `grace` are left
+    /// alone (their deleter may still be at work).
+    pub async fn sweep_references(&self, bucket: &str, grace: Duration) -> Result<ReferenceSweep> {
+        let mut sweep = ReferenceSweep::default();
+        let mut references = Vec::new();
+        let mut retired = Vec::new();
+        let mut request = ListRequest::default();
+        loop {
+            let page = self.store.list_objects(bucket, &request).await?;
+            for o in page.objects {
+                if o.key.starts_with(RETIRED_PREFIX) {
+                    retired.push(o);
+                } else if deltaspace::file_name(&o.key) == REFERENCE_NAME
+                    && !o.key.starts_with(INTERNAL_PREFIX)
+                {
+                    references.push(o.key);
+                }
+            }
+            match page.next_token {
+                Some(t) => request.continuation_token = Some(t),
+                None => break,
+            }
+        }
+        for ref_key in references {
+            if let Some(k) = self
+                .remove_reference_if_unused(
+                    bucket,
+                    deltaspace::of_key(&ref_key),
+                    &StorageProtection::default(),
+                )
+                .await?
+            {
+                sweep.orphans_removed.push(k);
+            }
+        }
+        let now = chrono::Utc::now();
+        for o in retired {
+            let Some((ref_key, sha)) = parse_retired_key(&o.key) else {
+                continue;
+            };
+            let space = deltaspace::of_key(ref_key);
+            let deltas = self.space_deltas(bucket, space, false).await?;
+            let live = self.live_reference(bucket, ref_key).await?;
+            let needed = if deltas.is_empty() || live.as_ref().is_some_and(|l| l.sha256 == sha) {
+                false
+            } else if live.is_none() {
+                // The retired copy carries the reference's metadata and protection.
+                let info = self.store.head_object(bucket, &o.key).await?;
+                let (metadata, protection) = info
+                    .map(|i| (i.metadata.unwrap_or_default(), i.protection))
+                    .unwrap_or_default();
+                let reference = LiveReference {
+                    sha256: sha.to_string(),
+                    metadata,
+                    protection,
+                };
+                if self
+                    .restore_retired(
+                        bucket,
+                        ref_key,
+                        &o.key,
+                        &reference,
+                        &StorageProtection::default(),
+                    )
+                    .await?
+                {
+                    sweep.restored.push(ref_key.to_string());
+                    false
+                } else {
+                    true
+                }
+            } else {
+                self.any_delta_uses(bucket, &deltas, sha).await?
+            };
+            let old = o
+                .last_modified
+                .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= grace);
+            if needed {
+                sweep.retired_kept.push(o.key);
+            } else if old {
+                self.store.delete_object(bucket, &o.key).await?;
+                sweep.retired_removed += 1;
+            }
+        }
+        Ok(sweep)
+    }
+
+    async fn any_delta_uses(&self, bucket: &str, deltas: &[ObjectInfo], sha: &str) -> Result<bool> {
+        for d in deltas {
+            let meta = match &d.metadata {
+                Some(m) => Some(m.clone()),
+                None => self
+                    .store
+                    .head_object(bucket, &d.key)
+                    .await?
+                    .and_then(|i| i.metadata),
+            };
+            if meta.is_some_and(|m| DgMetadata::parse(&m).ref_sha256.as_deref() == Some(sha)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retired_keys_name_their_reference_and_hash() {
+        let sha = "a".repeat(64);
+        for ref_key in ["reference.bin", "app/v1/reference.bin", "/reference.bin"] {
+            let k = retired_key(ref_key, &sha);
+            assert!(deltaspace::is_hidden(&k), "{k}");
+            assert_eq!(parse_retired_key(&k), Some((ref_key, sha.as_str())));
+        }
+        assert_eq!(parse_retired_key(".deltaglider/retired/x/y.z"), None);
+    }
+
+    #[test]
+    fn the_root_deltaspace_includes_keys_with_a_leading_slash() {
+        assert_eq!(deltaspace::of_key("/app-2.zip.delta"), "");
+        assert_eq!(member_prefixes(""), ["", "/"]);
+        assert_eq!(member_prefixes("a"), ["a/"]);
+    }
+}
