@@ -197,6 +197,7 @@ impl Dg {
                 metadata: reader.info.metadata.clone().unwrap_or_default(),
                 content_type: reader.info.content_type.clone(),
                 if_none_match: false,
+                ..Default::default()
             };
             let source = deltaglider::storage::PutSource::Bytes(change(bytes).into());
             self.store
