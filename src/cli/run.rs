@@ -227,7 +227,7 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 )));
             }
             if args.transfer.dryrun {
-                require_bucket(engine, &dest.bucket).await?;
+                engine.check_upload_target(&dest.bucket, &dest.key).await?;
                 p.line(format!(
                     "(dryrun) {}: - to s3://{}/{}",
                     p.verb("upload"),
@@ -273,15 +273,7 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 // Everything an upload checks before it writes, and nothing else.
                 std::fs::File::open(&src)
                     .with_context(|| format!("cannot read source file {}", src.display()))?;
-                if let Some(reason) = deltaglider::deltaspace::reserved_key_reason(&key) {
-                    return Err(deltaglider::Error::InvalidKey {
-                        bucket: dest.bucket.clone(),
-                        key,
-                        reason,
-                    }
-                    .into());
-                }
-                require_bucket(engine, &dest.bucket).await?;
+                engine.check_upload_target(&dest.bucket, &key).await?;
                 let to = format!("s3://{}/{key}", dest.bucket);
                 if p.json {
                     print_json(&TransferEvent::WouldCopy {
@@ -387,15 +379,7 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
             };
             if args.transfer.dryrun {
                 engine.head(&src.bucket, &src.key).await?;
-                if let Some(reason) = deltaglider::deltaspace::reserved_key_reason(&key) {
-                    return Err(deltaglider::Error::InvalidKey {
-                        bucket: dest.bucket.clone(),
-                        key,
-                        reason,
-                    }
-                    .into());
-                }
-                require_bucket(engine, &dest.bucket).await?;
+                engine.check_upload_target(&dest.bucket, &key).await?;
                 let to = format!("s3://{}/{key}", dest.bucket);
                 if p.json {
                     print_json(&TransferEvent::WouldCopy {
@@ -433,13 +417,6 @@ fn both_local(source: &str, destination: &str) -> anyhow::Error {
 }
 
 /// Fails with "bucket does not exist" (exit 3) unless it does.
-async fn require_bucket(engine: &Engine, bucket: &str) -> Result<()> {
-    if !engine.store().bucket_exists(bucket).await? {
-        return Err(deltaglider::Error::NoSuchBucket(bucket.to_string()).into());
-    }
-    Ok(())
-}
-
 /// AWS semantics: a destination ending in `/` (or a bare bucket) is a prefix to put the file
 /// under; anything else is the exact key.
 fn object_key_for_upload(dest: &S3Url, src: &Path) -> Result<String> {

@@ -144,7 +144,9 @@ impl Engine {
         self.put_source(bucket, key, &source, options).await
     }
 
-    pub(crate) async fn check_upload_target(&self, bucket: &str, key: &str) -> Result<()> {
+    /// What an upload to `s3://bucket/key` checks before it writes anything: the key is not
+    /// reserved, the bucket exists. Dry runs call it to fail as the real command would.
+    pub async fn check_upload_target(&self, bucket: &str, key: &str) -> Result<()> {
         if let Some(reason) = deltaspace::reserved_key_reason(key) {
             return Err(Error::InvalidKey {
                 bucket: bucket.to_string(),

@@ -411,6 +411,34 @@ fn lowercase_metadata(m: Option<&std::collections::HashMap<String, String>>) -> 
     .unwrap_or_default()
 }
 
+/// An [`ObjectInfo`] from a HeadObject or GetObject response: two SDK types with the same
+/// accessors, so one macro rather than two copies of the mapping.
+macro_rules! object_info {
+    ($key:expr, $out:expr) => {{
+        let out = &$out;
+        ObjectInfo {
+            key: $key.to_string(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: to_utc(out.last_modified()),
+            etag: out.e_tag().map(str::to_string),
+            metadata: Some(lowercase_metadata(out.metadata())),
+            content_type: out.content_type().map(str::to_string),
+            headers: ObjectHeaders {
+                cache_control: out.cache_control().map(str::to_string),
+                content_disposition: out.content_disposition().map(str::to_string),
+                content_encoding: out.content_encoding().map(str::to_string),
+                content_language: out.content_language().map(str::to_string),
+                expires: parse_http_date(out.expires_string()),
+            },
+            protection: reported_protection(
+                out.storage_class().map(|c| c.as_str()),
+                out.server_side_encryption().map(|e| e.as_str()),
+                out.ssekms_key_id(),
+            ),
+        }
+    }};
+}
+
 #[async_trait]
 impl ObjectStore for S3Store {
     fn describe(&self) -> String {
@@ -481,26 +509,7 @@ impl ObjectStore for S3Store {
             .send()
             .await
         {
-            Ok(out) => Ok(Some(ObjectInfo {
-                key: key.to_string(),
-                size: out.content_length().unwrap_or(0).max(0) as u64,
-                last_modified: to_utc(out.last_modified()),
-                etag: out.e_tag().map(str::to_string),
-                metadata: Some(lowercase_metadata(out.metadata())),
-                content_type: out.content_type().map(str::to_string),
-                headers: ObjectHeaders {
-                    cache_control: out.cache_control().map(str::to_string),
-                    content_disposition: out.content_disposition().map(str::to_string),
-                    content_encoding: out.content_encoding().map(str::to_string),
-                    content_language: out.content_language().map(str::to_string),
-                    expires: parse_http_date(out.expires_string()),
-                },
-                protection: reported_protection(
-                    out.storage_class().map(|c| c.as_str()),
-                    out.server_side_encryption().map(|e| e.as_str()),
-                    out.ssekms_key_id(),
-                ),
-            })),
+            Ok(out) => Ok(Some(object_info!(key, out))),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
             Err(e) => Err(storage_error("head", bucket, key, e)),
         }
@@ -515,26 +524,7 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| storage_error("download", bucket, key, e))?;
-        let info = ObjectInfo {
-            key: key.to_string(),
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            last_modified: to_utc(out.last_modified()),
-            etag: out.e_tag().map(str::to_string),
-            metadata: Some(lowercase_metadata(out.metadata())),
-            content_type: out.content_type().map(str::to_string),
-            headers: ObjectHeaders {
-                cache_control: out.cache_control().map(str::to_string),
-                content_disposition: out.content_disposition().map(str::to_string),
-                content_encoding: out.content_encoding().map(str::to_string),
-                content_language: out.content_language().map(str::to_string),
-                expires: parse_http_date(out.expires_string()),
-            },
-            protection: reported_protection(
-                out.storage_class().map(|c| c.as_str()),
-                out.server_side_encryption().map(|e| e.as_str()),
-                out.ssekms_key_id(),
-            ),
-        };
+        let info = object_info!(key, out);
         Ok(ObjectReader {
             info,
             body: Box::pin(out.body.into_async_read()),
