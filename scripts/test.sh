@@ -4,10 +4,10 @@
 # It installs what the tests need (scripts/install-deps.sh), fetches the test corpus
 # (scripts/corpus/fetch.sh), starts a local S3 server (scripts/s3-server.sh) and then runs
 #   cargo fmt --all -- --check
-#   cargo clippy --all-targets -- -D warnings
-#   cargo test --all-targets --no-fail-fast [ARGS]
-#   cargo test --lib --no-default-features --no-fail-fast [ARGS]   (no S3 backend)
-#   cargo test --doc --no-fail-fast [ARGS]          (only if the crate has a library)
+#   cargo clippy --workspace --all-targets -- -D warnings
+#   cargo test --workspace --all-targets --no-fail-fast [ARGS]
+#   cargo test -p deltaglider --lib --no-default-features --no-fail-fast [ARGS]   (no S3 backend)
+#   cargo test --workspace --doc --no-fail-fast [ARGS]
 #   scripts/fuzz.sh ${DG_FUZZ_SECONDS:-15}         (each fuzz target, from fuzz/seeds/)
 # with the integration tests required to run (DG_REQUIRE_S3=1: no skipping for want of a
 # server). The S3 server is stopped on the way out, whatever happens; DG_S3_KEEP=1 leaves
@@ -110,22 +110,22 @@ has_lib() {
 }
 
 step "cargo fmt --check" cargo fmt --all -- --check
-step "cargo clippy" cargo clippy --all-targets -- -D warnings
-step "cargo test --all-targets" cargo test --all-targets --no-fail-fast "$@"
+step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test --all-targets" cargo test --workspace --all-targets --no-fail-fast "$@"
 # The library's unit tests again without the S3 backend (the cargo feature `s3`), the way
 # the fuzz targets and local-only users build it.
-step "cargo test --lib --no-default-features" cargo test --lib --no-default-features --no-fail-fast "$@"
+step "cargo test --lib --no-default-features" cargo test -p deltaglider --lib --no-default-features --no-fail-fast "$@"
 run_examples() {
   local e
-  for e in examples/*.rs; do
+  for e in crates/deltaglider/examples/*.rs; do
     e=$(basename "$e" .rs)
     echo "example $e:" >&2
-    cargo run --quiet --example "$e" || return 1
+    cargo run --quiet -p deltaglider --example "$e" || return 1
   done
 }
 step "examples (run against the local store)" run_examples
 if has_lib; then
-  step "cargo test --doc" cargo test --doc --no-fail-fast "$@"
+  step "cargo test --doc" cargo test --workspace --doc --no-fail-fast "$@"
 else
   section "cargo test --doc: skipped (no library target)"
 fi
