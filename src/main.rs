@@ -36,14 +36,24 @@ fn init_logging(verbose: u8, configured: Option<&str>) {
 }
 
 /// One line: the error and its causes, escaped for the terminal (keys in messages can hold
-/// control characters); the exit code from `cli::exit::code`.
+/// control characters); the exit code from `cli::exit::code`. A storage error's own line
+/// already says what its backend reported (without the SDK's debug text), so the chain
+/// stops there.
 fn report(err: &anyhow::Error) -> ExitCode {
-    let mut line = err.to_string();
-    for cause in err.chain().skip(1) {
+    let mut line = String::new();
+    for cause in err.chain() {
         let c = cause.to_string();
         if !line.contains(&c) {
-            line.push_str(": ");
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
             line.push_str(&c);
+        }
+        if matches!(
+            cause.downcast_ref::<deltaglider::Error>(),
+            Some(deltaglider::Error::Storage { .. })
+        ) {
+            break;
         }
     }
     cli::output::err_line(&format!(
@@ -96,9 +106,9 @@ fn clap_exit(e: clap::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    // Test builds only: the failpoints named in the FAILPOINTS environment variable.
-    #[cfg(feature = "failpoints")]
-    let _failpoints = fail::FailScenario::setup();
+    // Test builds only (the library built with its failpoints): the failpoints named in
+    // the FAILPOINTS environment variable.
+    let _failpoints = deltaglider::testing::FAILPOINTS.then(fail::FailScenario::setup);
     // Like other Unix tools, end quietly when the reader of our output goes away
     // (`deltaglider ls | head`); results are printed only after work is complete.
     // SAFETY: setting a signal disposition before any thread starts.

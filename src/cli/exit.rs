@@ -43,7 +43,7 @@ pub fn code(err: &anyhow::Error) -> u8 {
             };
         }
         if let Some(e) = cause.downcast_ref::<deltaglider::Error>() {
-            return e.exit_code() as u8;
+            return library_code(e);
         }
         // Clap's own errors (bad flags) are reported by clap with its code 2; a value
         // refused after parsing is a usage error too.
@@ -52,6 +52,28 @@ pub fn code(err: &anyhow::Error) -> u8 {
         }
     }
     1
+}
+
+/// The exit code of a library error, as docs/cli.md's table has it.
+pub fn library_code(e: &deltaglider::Error) -> u8 {
+    use deltaglider::Error;
+    match e {
+        Error::InvalidUrl { .. }
+        | Error::InvalidBucketName { .. }
+        | Error::InvalidKey { .. }
+        | Error::InvalidArgument { .. }
+        | Error::Unsupported { .. }
+        | Error::Config(_) => 2,
+        Error::NotFound { .. } | Error::NoSuchBucket(_) | Error::ReferenceMissing { .. } => 3,
+        Error::IntegrityMismatch { .. }
+        | Error::InvalidMetadata { .. }
+        | Error::SizeMismatch { .. } => 4,
+        // A delta that does not decode (bad VCDIFF, adler32 mismatch) is corrupt data,
+        // not a failure of the machine running the decoder.
+        Error::Codec { operation, .. } if operation == "decode" => 4,
+        Error::OutputDiscarded { source, .. } => library_code(source),
+        _ => 1,
+    }
 }
 
 #[cfg(test)]

@@ -891,27 +891,19 @@ async fn rm_recursive(engine: &Engine, p: &Printer, args: RmArgs, filters: Filte
     if !engine.store().bucket_exists(&url.bucket).await? {
         return Err(deltaglider::Error::NoSuchBucket(url.bucket).into());
     }
-    let listing = engine.list(&url.bucket, &url.key, true).await?;
     let base = url.key.rfind('/').map_or(0, |i| i + 1);
-    let mut summary = TransferSummary::default();
+    let keys: Vec<String> = engine
+        .logical_keys(&url.bucket, &url.key)
+        .await?
+        .into_iter()
+        .filter(|k| filters.accepts(&k[base.min(k.len())..]))
+        .collect();
     let sink = event_printer(p);
-    for o in listing.objects {
-        if !filters.accepts(&o.key[base.min(o.key.len())..]) {
-            continue;
-        }
-        let target = format!("s3://{}/{}", url.bucket, o.key);
-        let event = if args.dryrun {
-            TransferEvent::WouldDelete { target }
-        } else {
-            match engine.delete(&url.bucket, &o.key).await {
-                Ok(_) => TransferEvent::Deleted { target },
-                Err(e) => TransferEvent::Failed {
-                    target,
-                    error: e.to_string(),
-                },
-            }
-        };
-        sink(&event);
+    let mut summary = TransferSummary::default();
+    for event in engine
+        .delete_with_events(&url.bucket, keys, args.dryrun, &sink)
+        .await
+    {
         match event {
             TransferEvent::Failed { .. } => summary.failed += 1,
             _ => summary.deleted += 1,
@@ -1043,7 +1035,10 @@ async fn mv_recursive(engine: &Engine, p: &Printer, args: MvArgs, filters: Filte
         if let Err(err) = removed {
             printer(&TransferEvent::Failed {
                 target,
-                error: format!("copied, but the source could not be removed: {err}"),
+                error: format!(
+                    "copied, but the source could not be removed: {}",
+                    deltaglider::error::chain(err.as_ref())
+                ),
             });
             summary.failed += 1;
         }

@@ -17,7 +17,7 @@ use super::output::{human_size, print_json};
 /// A bad flag value: exit code 2, like every bad argument.
 macro_rules! bail {
     ($($t:tt)*) => {
-        return Err(deltaglider::Error::Config(format!($($t)*)).into())
+        return Err(super::exit::usage(format!($($t)*)))
     };
 }
 
@@ -166,9 +166,7 @@ pub fn parse_metadata(s: &str) -> Result<UserMetadata> {
     let trimmed = s.trim();
     let pairs: Vec<(String, String)> = if trimmed.starts_with('{') {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(trimmed)
-            .map_err(|e| {
-                deltaglider::Error::Config(format!("--metadata: not a JSON object: {e}"))
-            })?;
+            .map_err(|e| super::exit::usage(format!("--metadata: not a JSON object: {e}")))?;
         map.into_iter()
             .map(|(k, v)| match v {
                 serde_json::Value::String(v) => Ok((k, v)),

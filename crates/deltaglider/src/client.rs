@@ -27,8 +27,8 @@ use crate::cache::ReferenceCache;
 use crate::codec::DeltaCodec;
 use crate::config::{Config, Overrides};
 use crate::engine::{
-    DeleteReport, Engine, GetReport, Listing, ObjectDetails, PresignedUrl, PurgeReport, PutReport,
-    PutRequestOptions,
+    DeleteReport, Engine, GetReport, KeyDeleted, Listing, ObjectDetails, PresignedUrl, PurgeReport,
+    PutReport, PutRequestOptions, VerifiedReader,
 };
 use crate::error::Result;
 use crate::stats::{BucketStats, StatsMode};
@@ -78,13 +78,16 @@ impl From<PathBuf> for Body {
     }
 }
 
-/// A downloaded object whose bytes were verified against their SHA-256 before this value
-/// existed. `body` reads from an anonymous temporary file.
+/// An object being downloaded: its description, and its bytes as they are rebuilt.
+#[derive(Debug)]
 pub struct VerifiedObject {
     /// What DeltaGlider knows about the object.
     pub details: ObjectDetails,
-    /// The verified bytes, positioned at the start; the file vanishes when dropped.
-    pub body: tokio::fs::File,
+    /// The bytes, streamed as they are rebuilt (memory stays bounded whatever the size).
+    /// Only a read that reaches the end with `Ok(0)` has verified them against the
+    /// recorded SHA-256; a mismatch is the last read's error instead (see
+    /// [`VerifiedReader`]).
+    pub body: VerifiedReader,
 }
 
 /// Builds a [`Client`]; anything not set comes from the environment and config file, as
@@ -143,17 +146,32 @@ impl ClientBuilder {
         self.cache = Some(cache);
         self
     }
+    /// Stores through this AWS SDK client, configured by the caller, with the default
+    /// multipart limits.
+    #[cfg(feature = "s3")]
+    pub fn s3_client(self, client: aws_sdk_s3::Client) -> Self {
+        let store = crate::storage::s3::S3Store::from_client(client, Default::default());
+        self.store(Arc::new(store))
+    }
 
-    /// Resolves the configuration and connects.
+    /// Resolves the configuration and opens what the caller did not supply: a caller's
+    /// store means no endpoint is resolved or connected to, a caller's cache means no cache
+    /// directory is created.
     pub async fn build(self) -> Result<Client> {
         let config = Config::from_env(&self.overrides)?;
-        let default = config.build_engine().await?;
-        let engine = Engine::new(
-            self.store.unwrap_or_else(|| default.store().clone()),
-            self.codec.unwrap_or_else(|| default.codec().clone()),
-            self.cache.unwrap_or_else(|| default.cache().clone()),
-            default.settings().clone(),
-        );
+        let store = match self.store {
+            Some(store) => store,
+            None => config.open_store().await?,
+        };
+        let codec = match self.codec {
+            Some(codec) => codec,
+            None => config.open_codec(),
+        };
+        let cache = match self.cache {
+            Some(cache) => cache,
+            None => config.open_cache()?,
+        };
+        let engine = Engine::new(store, codec, cache, config.engine_settings());
         Ok(Client { engine })
     }
 }
@@ -210,13 +228,10 @@ impl Client {
         self.engine.head(bucket, &report.key).await
     }
 
-    /// Downloads `s3://bucket/key`, verified before it is returned.
+    /// Downloads `s3://bucket/key` as a stream; reading it to its end verifies it.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<VerifiedObject> {
-        let (details, file) = self.engine.get_verified(bucket, key).await?;
-        Ok(VerifiedObject {
-            details,
-            body: tokio::fs::File::from_std(file),
-        })
+        let (details, body) = self.engine.get_stream(bucket, key).await?;
+        Ok(VerifiedObject { details, body })
     }
 
     /// Describes `s3://bucket/key` without downloading it.
@@ -239,26 +254,28 @@ impl Client {
         self.engine.delete(bucket, key).await
     }
 
-    /// Deletes several objects; each gets its own result.
-    pub async fn delete_objects(
-        &self,
-        bucket: &str,
-        keys: &[&str],
-    ) -> Vec<(String, Result<DeleteReport>)> {
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            out.push((key.to_string(), self.engine.delete(bucket, key).await));
-        }
-        out
+    /// Deletes several logical objects in batches (S3 `DeleteObjects`, 1,000 stored keys per
+    /// request); each key gets its own result, and references no delta needs any more go
+    /// too. `Err` when a request failed as a whole.
+    pub async fn delete_objects(&self, bucket: &str, keys: &[&str]) -> Result<Vec<KeyDeleted>> {
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        self.engine.delete_keys(bucket, &keys).await
     }
 
-    /// Deletes every logical object under `prefix`; returns how many.
+    /// Deletes every logical object under `prefix`, in batches; returns how many were
+    /// deleted, or the first key that could not be.
     pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize> {
-        let listing = self.engine.list(bucket, prefix, true).await?;
-        for o in &listing.objects {
-            self.engine.delete(bucket, &o.key).await?;
+        let keys = self.engine.logical_keys(bucket, prefix).await?;
+        let mut deleted = 0;
+        for batch in keys.chunks(crate::storage::DELETE_BATCH / 2) {
+            for r in self.engine.delete_keys(bucket, batch).await? {
+                if let Some(error) = r.error {
+                    return Err(error);
+                }
+                deleted += 1;
+            }
         }
-        Ok(listing.objects.len())
+        Ok(deleted)
     }
 
     /// Copies a logical object (deltas rebuilt against the destination's reference).
@@ -351,5 +368,40 @@ impl Client {
     /// Empties the reference cache (for long-running processes).
     pub fn clear_cache(&self) -> Result<()> {
         self.engine.cache().clear()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::local::LocalStore;
+
+    /// A caller's store is used as it is: the configured endpoint is never opened (here an
+    /// S3 URL, which a build without the `s3` feature could not open at all).
+    #[tokio::test]
+    async fn a_callers_store_is_used_without_opening_the_configured_endpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::new(dir.path().join("store")).unwrap());
+        store.create_bucket("bkt").await.unwrap();
+        let client = Client::builder()
+            .endpoint_url("http://127.0.0.1:1")
+            .config_file("/dev/null")
+            .store(store)
+            .build()
+            .await
+            .expect("a client over the caller's store");
+        let stored = client
+            .put_object(
+                "bkt",
+                "app/app-1.0.zip",
+                b"zip bytes".to_vec(),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored.size, 9);
+        assert!(dir.path().join("store/bkt").is_dir());
+        let listed = client.list_objects("bkt", "app/", true).await.unwrap();
+        assert_eq!(listed.objects.len(), 1);
     }
 }

@@ -11,6 +11,7 @@ use crate::cache::keys::{CacheKey, default_key_file};
 use crate::cache::memory::MemoryCache;
 use crate::cache::persistent::{self, PersistentCache, PersistentOptions};
 use crate::cache::{ReferenceCache, disabled::NoCache, ephemeral::EphemeralCache};
+use crate::codec::DeltaCodec;
 use crate::codec::xdelta3::Xdelta3Codec;
 use crate::deltaspace::DeltaPolicy;
 use crate::engine::{Engine, EngineSettings};
@@ -684,21 +685,30 @@ impl Config {
         })
     }
 
+    /// The configured delta codec.
+    pub fn open_codec(&self) -> Arc<dyn DeltaCodec> {
+        match self.codec {
+            CodecChoice::Xdelta3 => Arc::new(Xdelta3Codec::new(self.xdelta3.clone())),
+            CodecChoice::Native => Arc::new(crate::codec::native::NativeCodec::default()),
+        }
+    }
+
+    /// The engine's settings from this configuration.
+    pub fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            policy: self.policy.clone(),
+            max_ratio: self.max_ratio,
+            ..EngineSettings::default()
+        }
+    }
+
     /// Builds an engine from this configuration.
     pub async fn build_engine(&self) -> Result<Engine> {
-        let store = self.open_store().await?;
         Ok(Engine::new(
-            store,
-            match self.codec {
-                CodecChoice::Xdelta3 => Arc::new(Xdelta3Codec::new(self.xdelta3.clone())),
-                CodecChoice::Native => Arc::new(crate::codec::native::NativeCodec::default()),
-            },
+            self.open_store().await?,
+            self.open_codec(),
             self.open_cache()?,
-            EngineSettings {
-                policy: self.policy.clone(),
-                max_ratio: self.max_ratio,
-                ..EngineSettings::default()
-            },
+            self.engine_settings(),
         ))
     }
 }

@@ -1,4 +1,8 @@
-//! Typed errors of the library. The CLI adds context and prints them as one line.
+//! Typed errors of the library. Each variant names what is wrong; the error that caused it
+//! (an I/O error, the S3 SDK's error) is kept as its [`source`](std::error::Error::source)
+//! and is not repeated in its message, so a caller that prints the chain prints each part
+//! once. Which process exit code an error gets is the command line's business, not this
+//! crate's.
 
 use std::io;
 
@@ -7,6 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in DeltaGlider's library.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A string that should have been `s3://bucket[/key]` was not.
     #[error("invalid S3 URL '{url}': {reason}")]
@@ -141,19 +146,25 @@ pub enum Error {
     #[error("{}", storage_message(operation, bucket, key, detail))]
     Storage {
         /// What was being done, as a verb phrase (`upload`, `list buckets`, `copy to`).
-        operation: String,
+        operation: &'static str,
         /// Bucket involved; empty for operations on no bucket, and then the message shows
         /// neither bucket nor key.
         bucket: String,
         /// Key (or listing prefix) involved; empty for bucket operations.
         key: String,
-        /// The backend's explanation (S3: the server's code and message, or what failed on
-        /// the way to it).
+        /// The backend's explanation in one line (S3: the server's code and message, or what
+        /// failed on the way to it), without the SDK's debug text.
         detail: String,
+        /// The S3 error code (`AccessDenied`, `SlowDown`, ...), when the server sent one.
+        code: Option<Box<str>>,
+        /// The backend's own error (for S3, the SDK's `SdkError`), for callers that need
+        /// more than the code; `None` when the backend has no error value of its own.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// A local file operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done, usually naming the path.
         context: String,
@@ -162,9 +173,28 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// Configuration that cannot be used.
+    /// Configuration that cannot be used: settings, keys, TLS, the cache's location.
     #[error("configuration: {0}")]
     Config(String),
+
+    /// An argument of a call that no valid request has (a malformed content hash, a
+    /// presign expiry out of range, a bad filter pattern, a foreign continuation token).
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// The argument, as the user would name it (`filter pattern '*.[z'`).
+        what: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// The store cannot do this at all (a presigned URL from the local store).
+    #[error("{operation}: {reason}")]
+    Unsupported {
+        /// What was asked, naming the object.
+        operation: String,
+        /// Why this store cannot do it, and what can.
+        reason: String,
+    },
 
     /// A local file changed while it was being stored.
     #[error("{path} changed while it was being uploaded; nothing was stored")]
@@ -200,24 +230,62 @@ impl Error {
         }
     }
 
-    /// Process exit code for this error, documented in the README.
-    pub fn exit_code(&self) -> i32 {
+    /// The S3 error code the server sent (`AccessDenied`, `SlowDown`, ...), if this is a
+    /// storage error that carried one.
+    pub fn s3_code(&self) -> Option<&str> {
         match self {
-            Error::InvalidUrl { .. }
-            | Error::InvalidBucketName { .. }
-            | Error::InvalidKey { .. }
-            | Error::Config(_) => 2,
-            Error::NotFound { .. } | Error::NoSuchBucket(_) | Error::ReferenceMissing { .. } => 3,
-            Error::IntegrityMismatch { .. }
-            | Error::InvalidMetadata { .. }
-            | Error::SizeMismatch { .. } => 4,
-            // A delta that does not decode (bad VCDIFF, adler32 mismatch) is corrupt data,
-            // not a failure of the machine running the decoder.
-            Error::Codec { operation, .. } if operation == "decode" => 4,
-            Error::OutputDiscarded { source, .. } => source.exit_code(),
-            _ => 1,
+            Error::Storage { code, .. } => code.as_deref(),
+            Error::OutputDiscarded { source, .. } => source.s3_code(),
+            _ => None,
         }
     }
+
+    /// A storage error without an error value of the backend's own.
+    pub(crate) fn storage(
+        operation: &'static str,
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Error::Storage {
+            operation,
+            bucket: bucket.into(),
+            key: key.into(),
+            detail: detail.into(),
+            code: None,
+            source: None,
+        }
+    }
+
+    /// An invalid argument (see [`Error::InvalidArgument`]).
+    pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// An error and its causes on one line, `what: why: why`, each part once: what logs and
+/// per-file warnings print. A storage error's line already summarizes its backend's error,
+/// so the chain stops there (the SDK's own text is debug output, not a message).
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut cause = Some(err);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        if matches!(c.downcast_ref::<Error>(), Some(Error::Storage { .. })) {
+            break;
+        }
+        cause = c.source();
+    }
+    line
 }
 
 /// Extension to attach context to `io::Result`.
@@ -229,5 +297,48 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::io(context(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_leaves_the_source_to_the_chain() {
+        let e = Error::io(
+            "cannot open /x",
+            io::Error::new(io::ErrorKind::NotFound, "no such file"),
+        );
+        assert_eq!(e.to_string(), "cannot open /x");
+        assert_eq!(chain(&e), "cannot open /x: no such file");
+        let nested = Error::OutputDiscarded {
+            destination: "stdout".into(),
+            source: Box::new(e),
+        };
+        assert!(
+            chain(&nested).ends_with("must be discarded: no such file"),
+            "{}",
+            chain(&nested)
+        );
+    }
+
+    #[test]
+    fn storage_errors_keep_their_code_and_source_but_print_one_line() {
+        let backend = io::Error::other("raw backend text");
+        let e = Error::Storage {
+            operation: "upload",
+            bucket: "b".into(),
+            key: "k".into(),
+            detail: "SlowDown: reduce your request rate".into(),
+            code: Some("SlowDown".into()),
+            source: Some(Box::new(backend)),
+        };
+        assert_eq!(e.s3_code(), Some("SlowDown"));
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(
+            chain(&e),
+            "upload s3://b/k: SlowDown: reduce your request rate"
+        );
     }
 }

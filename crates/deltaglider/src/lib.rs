@@ -41,6 +41,7 @@ pub mod metadata;
 pub mod stats;
 pub mod storage;
 mod task;
+pub mod testing;
 pub mod transfer;
 pub mod url;
 

@@ -13,7 +13,7 @@ use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::metadata::DgMetadata;
-use crate::storage::ListRequest;
+use crate::storage::{ListRequest, ObjectStoreExt};
 
 /// How original sizes are obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,12 +91,12 @@ impl Engine {
         }
         let mut spaces: BTreeMap<String, DeltaspaceStats> = BTreeMap::new();
         let mut deltas: BTreeMap<String, Vec<DeltaRef>> = BTreeMap::new();
-        let mut request = ListRequest {
+        let request = ListRequest {
             prefix: prefix.to_string(),
             ..Default::default()
         };
-        loop {
-            let page = self.store().list_objects(bucket, &request).await?;
+        let mut pages = self.store().list_pages(bucket, request);
+        while let Some(page) = pages.try_next().await? {
             for o in page.objects {
                 if o.key.starts_with(deltaspace::INTERNAL_PREFIX)
                     || o.key.contains("/.deltaglider/")
@@ -129,10 +129,6 @@ impl Engine {
                     space.whole += 1;
                     space.original_bytes += o.size;
                 }
-            }
-            match page.next_token {
-                Some(t) => request.continuation_token = Some(t),
-                None => break,
             }
         }
 

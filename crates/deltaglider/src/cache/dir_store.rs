@@ -233,7 +233,7 @@ impl Inner {
         self.own.note(&rec);
         for name in [sha, rec.as_str()] {
             if let Err(e) = leaf.unlink(name) {
-                tracing::warn!(path = %leaf.display(name).display(), "cannot remove cache file: {e}");
+                tracing::warn!(path = %leaf.display(name).display(), "cannot remove cache file: {}", crate::error::chain(&e));
             }
         }
     }
@@ -242,7 +242,9 @@ impl Inner {
         match self.leaf(sha, false) {
             Ok(Some(leaf)) => self.remove_in(&leaf, sha),
             Ok(None) => {}
-            Err(e) => tracing::warn!(sha256 = %sha, "cannot reach cache entry to remove it: {e}"),
+            Err(e) => {
+                tracing::warn!(sha256 = %sha, "cannot reach cache entry to remove it: {}", crate::error::chain(&e))
+            }
         }
     }
 
@@ -283,7 +285,7 @@ impl Inner {
             Ok(Some(l)) => l,
             Ok(None) => return Ok(None),
             Err(e) => {
-                tracing::warn!(target: "security", sha256 = %sha, "cache directory unusable: {e}");
+                tracing::warn!(target: "security", sha256 = %sha, "cache directory unusable: {}", crate::error::chain(&e));
                 return Ok(None);
             }
         };
@@ -298,10 +300,15 @@ impl Inner {
                 return Ok(None);
             }
             Err(e) if planted(&e) => {
-                return self.reject(&leaf, sha, &rec_name, &format!("cannot open record: {e}"));
+                return self.reject(
+                    &leaf,
+                    sha,
+                    &rec_name,
+                    &format!("cannot open record: {}", crate::error::chain(&e)),
+                );
             }
             Err(e) => {
-                tracing::warn!(sha256 = %sha, "cannot open cache record (treated as a miss): {e}");
+                tracing::warn!(sha256 = %sha, "cannot open cache record (treated as a miss): {}", crate::error::chain(&e));
                 return Ok(None);
             }
         };
@@ -321,10 +328,15 @@ impl Inner {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(None),
             Err(e) if planted(&e) => {
-                return self.reject(&leaf, sha, sha, &format!("cannot open: {e}"));
+                return self.reject(
+                    &leaf,
+                    sha,
+                    sha,
+                    &format!("cannot open: {}", crate::error::chain(&e)),
+                );
             }
             Err(e) => {
-                tracing::warn!(sha256 = %sha, "cannot open cache entry (treated as a miss): {e}");
+                tracing::warn!(sha256 = %sha, "cannot open cache entry (treated as a miss): {}", crate::error::chain(&e));
                 return Ok(None);
             }
         };
@@ -363,7 +375,7 @@ impl Inner {
         let top = match self.root.names() {
             Ok(n) => n,
             Err(e) => {
-                tracing::warn!(root = %self.root.path().display(), "cannot list the cache: {e}");
+                tracing::warn!(root = %self.root.path().display(), "cannot list the cache: {}", crate::error::chain(&e));
                 return out;
             }
         };
@@ -375,10 +387,10 @@ impl Inner {
                         != rustix::fs::FileType::Directory
                 });
                 if repair && planted {
-                    tracing::warn!(target: "security", "removing {}: {e}", parent.display(name).display());
+                    tracing::warn!(target: "security", "removing {}: {}", crate::error::chain(&e), parent.display(name).display());
                     let _ = parent.unlink(name);
                 } else {
-                    tracing::warn!(target: "security", "skipping cache directory: {e}");
+                    tracing::warn!(target: "security", "skipping cache directory: {}", crate::error::chain(&e));
                 }
                 None
             }
@@ -645,7 +657,7 @@ impl EntryStore for DirStore {
         }) {
             Ok(fd) => fd,
             Err(e) => {
-                tracing::warn!(target: "security", sha256, "cannot use the cache fill lock: {e}");
+                tracing::warn!(target: "security", sha256, "cannot use the cache fill lock: {}", crate::error::chain(&e));
                 return Ok(FillLock::default());
             }
         };
@@ -656,7 +668,11 @@ impl EntryStore for DirStore {
                 Ok(()) => return Ok(FillLock(Some(fd))),
                 Err(rustix::io::Errno::WOULDBLOCK) => {}
                 Err(e) => {
-                    tracing::warn!(sha256, "cannot take the cache fill lock: {e}");
+                    tracing::warn!(
+                        sha256,
+                        "cannot take the cache fill lock: {}",
+                        crate::error::chain(&e)
+                    );
                     return Ok(FillLock::default());
                 }
             }
@@ -778,12 +794,12 @@ impl PendingEntry for DirPending {
                 if self.store.opts.max_bytes.is_some_and(|max| total > max)
                     && let Err(e) = self.store.maintain(Some(&self.sha))
                 {
-                    tracing::warn!("cannot trim the cache: {e}");
+                    tracing::warn!("cannot trim the cache: {}", crate::error::chain(&e));
                 }
             }
             Err(e) => {
                 // The bytes were verified by the layer above; serve them unnamed.
-                tracing::warn!(path = %self.leaf.display(&self.sha).display(), "cannot publish cache entry ({e}); using it uncached");
+                tracing::warn!(path = %self.leaf.display(&self.sha).display(), "cannot publish cache entry ({}); using it uncached", crate::error::chain(&e));
                 let _ = self.leaf.unlink(&self.temp);
             }
         }

@@ -89,8 +89,9 @@ impl EntryStore for Encrypted {
 
     fn create(&self, sha256: &str) -> Result<Box<dyn PendingEntry>> {
         let mut sha = [0u8; 32];
-        hex::decode_to_slice(sha256, &mut sha)
-            .map_err(|_| crate::error::Error::Config(format!("'{sha256}' is not a SHA-256")))?;
+        hex::decode_to_slice(sha256, &mut sha).map_err(|_| {
+            crate::error::Error::invalid(format!("content hash '{sha256}'"), "not a SHA-256")
+        })?;
         let inner = self.inner.create(sha256)?;
         let plain =
             secure_fs::memfd("dg-reference").ctx(|| "cannot create a memory file".into())?;

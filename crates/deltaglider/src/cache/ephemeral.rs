@@ -203,7 +203,7 @@ fn remove_stale_dirs(tmp: &Path) {
                     tracing::info!(path = %path.display(), "removed a private cache left by a killed process")
                 }
                 Err(e) => {
-                    tracing::debug!(path = %path.display(), "cannot remove stale private cache: {e}")
+                    tracing::debug!(path = %path.display(), "cannot remove stale private cache: {}", crate::error::chain(&e))
                 }
             }
         }

@@ -166,7 +166,7 @@ pub fn remove_legacy_caches(found: &[LegacyCache]) -> Vec<Removal> {
             Removal {
                 path: c.path.clone(),
                 removed: result.is_ok(),
-                error: result.err().map(|e| e.to_string()),
+                error: result.err().map(|e| crate::error::chain(&e)),
             }
         })
         .collect()

@@ -87,7 +87,7 @@ impl IntegrityMonitor {
             let event = match res {
                 Ok(e) => e,
                 Err(e) => {
-                    tracing::warn!(target: "security", "cache integrity monitor error: {e}");
+                    tracing::warn!(target: "security", "cache integrity monitor error: {}", crate::error::chain(&e));
                     return;
                 }
             };

@@ -111,7 +111,10 @@ impl PersistentCache {
             match IntegrityMonitor::start(store.clone()) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    tracing::warn!("cache integrity monitor not running: {e}");
+                    tracing::warn!(
+                        "cache integrity monitor not running: {}",
+                        crate::error::chain(&e)
+                    );
                     None
                 }
             }

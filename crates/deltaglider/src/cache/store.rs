@@ -270,7 +270,8 @@ impl ReferenceCache for StoreCache {
                 // A cache that cannot store never blocks a download: fall back to an
                 // anonymous file (in memory if the cache encrypts), verified the same way.
                 tracing::warn!(
-                    "cannot store in the reference cache ({e}); not caching this reference"
+                    "cannot store in the reference cache ({}); not caching this reference",
+                    crate::error::chain(&e)
                 );
                 let file = if self.encrypted {
                     secure_fs::memfd("dg-reference")
@@ -326,7 +327,7 @@ impl ReferenceCache for StoreCache {
                 Ok(Some(_)) => summary.valid += 1,
                 Ok(None) => summary.removed += 1,
                 Err(e) => {
-                    tracing::warn!(sha256 = %sha, "cannot verify cache entry: {e}");
+                    tracing::warn!(sha256 = %sha, "cannot verify cache entry: {}", crate::error::chain(&e));
                     self.store.remove(&sha);
                     summary.removed += 1;
                 }

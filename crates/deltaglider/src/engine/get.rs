@@ -93,7 +93,7 @@ pub struct ObjectDetails {
 }
 
 impl ObjectDetails {
-    fn new(bucket: &str, key: &str, r: &Resolved) -> Self {
+    pub(super) fn new(bucket: &str, key: &str, r: &Resolved) -> Self {
         let size = match r.stored_as {
             StoredAs::Delta => r.meta.file_size.unwrap_or(r.info.size),
             _ => r.info.size,
@@ -301,12 +301,17 @@ impl Engine {
             }
             StoredAs::Direct | StoredAs::Plain | StoredAs::Whole => {
                 let reader = self.store.get_object(bucket, &resolved.stored_key).await?;
-                let mut capped = output(out);
-                drain_into(reader.body, &mut capped)
-                    .await
-                    .ctx(|| format!("cannot download {what}"))
-                    .map_err(too_long)?;
-                finish(capped, None)
+                // The writes are synchronous (files, hashers, a channel that waits for its
+                // reader): they run on a blocking thread, never on the runtime's.
+                super::blocking("download", move || {
+                    let mut capped = output(out);
+                    let mut body = tokio_util::io::SyncIoBridge::new(reader.body);
+                    io::copy(&mut body, &mut capped)
+                        .ctx(|| format!("cannot download {what}"))
+                        .map_err(too_long)?;
+                    finish(capped, None)
+                })
+                .await
             }
         }
     }
@@ -373,7 +378,7 @@ impl Engine {
         self.stream(bucket, key, resolved, out, destination).await
     }
 
-    async fn stream<W: Write + Send + 'static>(
+    pub(super) async fn stream<W: Write + Send + 'static>(
         &self,
         bucket: &str,
         key: &str,
@@ -393,7 +398,13 @@ impl Engine {
                 mut out,
                 ..
             } = rebuilt;
-            out.flush().ctx(|| format!("cannot write {destination}"))?;
+            // The last bytes go out only now, after the check: on a blocking thread, as
+            // every write to `out` (it may wait for a slow reader).
+            let destination = destination.to_string();
+            super::blocking("download", move || {
+                out.flush().ctx(|| format!("cannot write {destination}"))
+            })
+            .await?;
             Ok((sha256, size, verified))
         }
         .await;

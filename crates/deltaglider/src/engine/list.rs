@@ -11,7 +11,7 @@ use super::{Engine, StoredAs};
 use crate::deltaspace::{self, DELTA_SUFFIX};
 use crate::error::Result;
 use crate::metadata::DgMetadata;
-use crate::storage::{ListRequest, ObjectInfo};
+use crate::storage::{ListRequest, ObjectInfo, ObjectStoreExt};
 
 /// One logical object in a listing.
 #[derive(Debug, Clone, Serialize)]
@@ -52,7 +52,7 @@ impl Engine {
     /// delta; they run `list_concurrency` at a time. Stores that return metadata with the
     /// listing (the local store) need none.
     pub async fn list(&self, bucket: &str, prefix: &str, recursive: bool) -> Result<Listing> {
-        let mut request = ListRequest {
+        let request = ListRequest {
             prefix: prefix.to_string(),
             delimiter: (!recursive).then(|| "/".to_string()),
             ..Default::default()
@@ -60,8 +60,8 @@ impl Engine {
         let mut raw: Vec<ObjectInfo> = Vec::new();
         let mut prefixes = Vec::new();
         let mut reference_bytes = 0u64;
-        loop {
-            let page = self.store.list_objects(bucket, &request).await?;
+        let mut pages = self.store.list_pages(bucket, request);
+        while let Some(page) = pages.try_next().await? {
             for o in page.objects {
                 if deltaspace::file_name(&o.key) == deltaspace::REFERENCE_NAME {
                     reference_bytes += o.size;
@@ -74,10 +74,6 @@ impl Engine {
                     .into_iter()
                     .filter(|p| !deltaspace::is_hidden(p)),
             );
-            match page.next_token {
-                Some(t) => request.continuation_token = Some(t),
-                None => break,
-            }
         }
 
         // Deltas need a HEAD for their original size when the listing has no metadata, and so

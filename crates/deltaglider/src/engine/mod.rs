@@ -11,19 +11,21 @@ mod presign;
 mod put;
 mod reference;
 mod source;
+mod stream;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use delete::DeleteReport;
+pub use delete::{DeleteReport, KeyDeleted};
 pub use destination::{TEMP_SUFFIX as DOWNLOAD_TEMP_SUFFIX, is_download_temp_name};
 pub use get::{GetReport, ObjectDetails, VerifyReport};
 pub use list::{ListEntry, Listing};
 pub use presign::{PresignedUrl, PurgeReport, REHYDRATED_PREFIX};
 pub use put::{PutReport, PutRequestOptions};
 pub use reference::{RETIRED_PREFIX, ReferenceSweep};
+pub use stream::VerifiedReader;
 
 use crate::cache::ReferenceCache;
 use crate::codec::DeltaCodec;

@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use serde::Serialize;
 
 use super::{Engine, StoredAs, now};
 use crate::deltaspace::{self, INTERNAL_PREFIX};
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::{self, UserMetadata};
-use crate::storage::{ListRequest, PutOptions, PutSource};
+use crate::storage::{ListRequest, ObjectStoreExt, PutOptions, PutSource};
 
 /// Where rehydrated copies live.
 pub const REHYDRATED_PREFIX: &str = ".deltaglider/tmp/";
@@ -66,7 +67,7 @@ impl Engine {
         let name = deltaspace::file_name(key);
         let expires_at = now()
             + chrono::Duration::from_std(expires_in)
-                .map_err(|_| Error::Config("expiry too long".into()))?;
+                .map_err(|_| Error::invalid("presign expiry", "too long"))?;
         if resolved.stored_as != StoredAs::Delta {
             let url = self
                 .store
@@ -88,9 +89,10 @@ impl Engine {
             .presign_get(bucket, &served_key, expires_in, Some(name))
             .await
             .map_err(|e| match e {
-                Error::Config(why) => {
-                    Error::Config(format!("cannot presign s3://{bucket}/{key}: {why}"))
-                }
+                Error::Unsupported { reason, .. } => Error::Unsupported {
+                    operation: format!("cannot presign s3://{bucket}/{key}"),
+                    reason,
+                },
                 other => other,
             })?;
         let reusable = match self.store.head_object(bucket, &served_key).await? {
@@ -154,13 +156,13 @@ impl Engine {
             return Err(Error::NoSuchBucket(bucket.to_string()));
         }
         let mut report = PurgeReport::default();
-        let mut request = ListRequest {
+        let request = ListRequest {
             prefix: REHYDRATED_PREFIX.to_string(),
             ..Default::default()
         };
         let now = now();
-        loop {
-            let page = self.store.list_objects(bucket, &request).await?;
+        let mut pages = self.store.list_pages(bucket, request);
+        while let Some(page) = pages.try_next().await? {
             for o in page.objects {
                 report.examined += 1;
                 let meta = match o.metadata {
@@ -177,10 +179,6 @@ impl Engine {
                 } else {
                     report.kept += 1;
                 }
-            }
-            match page.next_token {
-                Some(t) => request.continuation_token = Some(t),
-                None => break,
             }
         }
         debug_assert!(REHYDRATED_PREFIX.starts_with(INTERNAL_PREFIX));

@@ -43,9 +43,10 @@ pub(super) fn with_user_metadata(
             && k.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
-            return Err(Error::Config(format!(
-                "metadata key '{k}': use ASCII letters, digits, '-' and '_'"
-            )));
+            return Err(Error::invalid(
+                format!("metadata key '{k}'"),
+                "use ASCII letters, digits, '-' and '_'",
+            ));
         }
         meta.insert(
             format!("{}{}", crate::metadata::USER_PREFIX, k.to_ascii_lowercase()),
@@ -201,12 +202,12 @@ impl Engine {
             }
             tracing::warn!(%key, "a concurrent upload of {key} removed this one's object; storing it again");
         }
-        Err(Error::Storage {
-            operation: "store".into(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            detail: "concurrent uploads of the same key kept replacing this one".into(),
-        })
+        Err(Error::storage(
+            "store",
+            bucket,
+            key,
+            "concurrent uploads of the same key kept replacing this one",
+        ))
     }
 
     /// After `ours` is stored: removes the logical object's other form if the read rule
@@ -348,7 +349,7 @@ impl Engine {
                 )
                 .await
             {
-                tracing::warn!(%key, "could not remove the reference this failed upload made: {e}");
+                tracing::warn!(%key, "could not remove the reference this failed upload made: {}", crate::error::chain(&e));
             }
         }
         result
@@ -454,12 +455,12 @@ impl Engine {
                 direct_reason: None,
             });
         }
-        Err(Error::Storage {
-            operation: "store".into(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            detail: format!("reference {ref_key} kept changing while the delta was written"),
-        })
+        Err(Error::storage(
+            "store",
+            bucket,
+            key,
+            format!("reference {ref_key} kept changing while the delta was written"),
+        ))
     }
 
     /// Encodes the snapshot against a verified reference into a private temporary file.

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use serde::Serialize;
 
 use super::get::drain_into;
@@ -25,7 +26,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::hashing::HashingWriter;
 use crate::metadata::{DgMetadata, UserMetadata};
 use crate::storage::{
-    CopyOptions, ListRequest, ObjectInfo, PutOptions, PutOutcome, PutSource, StorageProtection,
+    CopyOptions, ListRequest, ObjectInfo, ObjectStoreExt, PutOptions, PutOutcome, PutSource,
+    StorageProtection,
 };
 
 /// Where retired references wait: `.deltaglider/retired/<reference key>/<sha256>.<random>`.
@@ -156,7 +158,9 @@ impl Engine {
                     tracing::warn!(%ref_key, %retired, "reference read from its retired copy");
                     return Ok(f);
                 }
-                Err(e) => tracing::warn!(%retired, "retired copy unusable: {e}"),
+                Err(e) => {
+                    tracing::warn!(%retired, "retired copy unusable: {}", crate::error::chain(&e))
+                }
             }
         }
         Err(match first {
@@ -192,14 +196,12 @@ impl Engine {
             prefix: format!("{RETIRED_PREFIX}{ref_key}/{sha}."),
             ..Default::default()
         };
-        Ok(self
-            .store
-            .list_objects(bucket, &request)
-            .await?
-            .objects
-            .into_iter()
-            .map(|o| o.key)
-            .collect())
+        let mut keys = Vec::new();
+        let mut pages = self.store.list_pages(bucket, request);
+        while let Some(page) = pages.try_next().await? {
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+        }
+        Ok(keys)
     }
 
     /// Puts a just-created reference's bytes into the cache, sparing the download that
@@ -216,7 +218,7 @@ impl Engine {
             writer.commit(&format!("new reference {ref_key}"))
         })();
         if let Err(e) = result {
-            tracing::debug!(%ref_key, "reference not cached: {e}");
+            tracing::debug!(%ref_key, "reference not cached: {}", crate::error::chain(&e));
         }
     }
 
@@ -293,13 +295,13 @@ impl Engine {
     ) -> Result<Vec<ObjectInfo>> {
         let mut found = Vec::new();
         for prefix in member_prefixes(space) {
-            let mut request = ListRequest {
+            let request = ListRequest {
                 prefix,
                 delimiter: Some("/".into()),
                 ..Default::default()
             };
-            loop {
-                let page = self.store.list_objects(bucket, &request).await?;
+            let mut pages = self.store.list_pages(bucket, request);
+            while let Some(page) = pages.try_next().await? {
                 for o in page.objects {
                     if o.key.ends_with(DELTA_SUFFIX) && deltaspace::of_key(&o.key) == space {
                         found.push(o);
@@ -307,10 +309,6 @@ impl Engine {
                             return Ok(found);
                         }
                     }
-                }
-                match page.next_token {
-                    Some(t) => request.continuation_token = Some(t),
-                    None => break,
                 }
             }
         }
@@ -432,9 +430,9 @@ impl Engine {
         let mut sweep = ReferenceSweep::default();
         let mut references = Vec::new();
         let mut retired = Vec::new();
-        let mut request = ListRequest::default();
-        loop {
-            let page = self.store.list_objects(bucket, &request).await?;
+        let request = ListRequest::default();
+        let mut pages = self.store.list_pages(bucket, request);
+        while let Some(page) = pages.try_next().await? {
             for o in page.objects {
                 if o.key.starts_with(RETIRED_PREFIX) {
                     retired.push(o);
@@ -443,10 +441,6 @@ impl Engine {
                 {
                     references.push(o.key);
                 }
-            }
-            match page.next_token {
-                Some(t) => request.continuation_token = Some(t),
-                None => break,
             }
         }
         for ref_key in references {

@@ -6,6 +6,7 @@
 
 mod headers;
 pub mod local;
+mod pages;
 #[cfg(feature = "s3")]
 pub mod s3;
 
@@ -13,6 +14,7 @@ pub use headers::{
     Encryption, MetadataDirective, ObjectHeaders, ObjectSettings, StorageProtection,
     guess_content_type,
 };
+pub use pages::ObjectStoreExt;
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -140,6 +142,18 @@ pub enum PutOutcome {
     AlreadyExists,
 }
 
+/// Most keys S3 deletes in one `DeleteObjects` request.
+pub const DELETE_BATCH: usize = 1000;
+
+/// A key a batch delete left in place, and why.
+#[derive(Debug)]
+pub struct DeleteFailure {
+    /// The stored key.
+    pub key: String,
+    /// What the store said about it.
+    pub error: crate::Error,
+}
+
 /// A streaming object body.
 pub type ObjectBody = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -184,6 +198,10 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage>;
     /// Deletes one object; deleting an absent object is not an error.
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<()>;
+    /// Deletes many objects, at most [`DELETE_BATCH`] per request (S3 `DeleteObjects`);
+    /// absent keys are not errors. `Ok` lists the keys that could not be deleted, each with
+    /// why; `Err` means a request failed as a whole (its keys may or may not be gone).
+    async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<DeleteFailure>>;
     /// A URL that lets anyone holding it download the object until `expires_in` passes.
     async fn presign_get(
         &self,

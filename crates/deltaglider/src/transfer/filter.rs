@@ -29,7 +29,7 @@ impl Filters {
             .into_iter()
             .map(|(kind, pattern)| {
                 let glob = Glob::new(&pattern).map_err(|e| {
-                    Error::Config(format!("invalid filter pattern '{pattern}': {e}"))
+                    Error::invalid(format!("filter pattern '{pattern}'"), e.to_string())
                 })?;
                 Ok((kind, pattern, glob.compile_matcher()))
             })

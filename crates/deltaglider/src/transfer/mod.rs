@@ -419,7 +419,7 @@ impl Engine {
                         },
                         Err(err) => TransferEvent::Failed {
                             target: local_path.display().to_string(),
-                            error: err.to_string(),
+                            error: crate::error::chain(&err),
                         },
                     }
                 };
@@ -448,23 +448,54 @@ impl Engine {
         dry_run: bool,
         events: EventSink<'_>,
     ) -> Vec<TransferEvent> {
-        let mut out = Vec::new();
-        for path in paths {
-            let key = format!("{prefix}{path}");
-            let target = format!("s3://{bucket}/{key}");
-            let e = if dry_run {
-                TransferEvent::WouldDelete { target }
+        let keys: Vec<String> = paths.iter().map(|p| format!("{prefix}{p}")).collect();
+        self.delete_with_events(bucket, keys, dry_run, events).await
+    }
+
+    /// Deletes the logical objects `keys` in batches (or, with `dry_run`, only says it
+    /// would), one event per key as each batch ends; a request that fails as a whole fails
+    /// the keys of its batch, and the next batch is tried.
+    pub async fn delete_with_events(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+        dry_run: bool,
+        events: EventSink<'_>,
+    ) -> Vec<TransferEvent> {
+        let target = |k: &str| format!("s3://{bucket}/{k}");
+        let mut out = Vec::with_capacity(keys.len());
+        // Two stored forms per logical key: one store request per batch.
+        for batch in keys.chunks(crate::storage::DELETE_BATCH / 2) {
+            let start = out.len();
+            if dry_run {
+                out.extend(
+                    batch
+                        .iter()
+                        .map(|k| TransferEvent::WouldDelete { target: target(k) }),
+                );
             } else {
-                match self.delete(bucket, &key).await {
-                    Ok(_) => TransferEvent::Deleted { target },
-                    Err(err) => TransferEvent::Failed {
-                        target,
-                        error: err.to_string(),
-                    },
+                match self.delete_keys(bucket, batch).await {
+                    Ok(results) => out.extend(results.into_iter().map(|r| match r.error {
+                        None => TransferEvent::Deleted {
+                            target: target(&r.key),
+                        },
+                        Some(err) => TransferEvent::Failed {
+                            target: target(&r.key),
+                            error: crate::error::chain(&err),
+                        },
+                    })),
+                    Err(err) => {
+                        let error = crate::error::chain(&err);
+                        out.extend(batch.iter().map(|k| TransferEvent::Failed {
+                            target: target(k),
+                            error: error.clone(),
+                        }));
+                    }
                 }
-            };
-            events(&e);
-            out.push(e);
+            }
+            for e in &out[start..] {
+                events(e);
+            }
         }
         out
     }
@@ -523,7 +554,7 @@ impl Engine {
                     },
                     Err(err) => TransferEvent::Failed {
                         target: format!("s3://{src_bucket}/{from}"),
-                        error: err.to_string(),
+                        error: crate::error::chain(&err),
                     },
                 }
             };
@@ -612,12 +643,12 @@ impl Engine {
                             Ok(report) => TransferEvent::Downloaded { report },
                             Err(err) => TransferEvent::Failed {
                                 target: format!("s3://{bucket}/{prefix}{path}"),
-                                error: err.to_string(),
+                                error: crate::error::chain(&err),
                             },
                         },
                         Err(err) => TransferEvent::Failed {
                             target: local_path.display().to_string(),
-                            error: err.to_string(),
+                            error: crate::error::chain(&err),
                         },
                     }
                 }
@@ -627,7 +658,7 @@ impl Engine {
                     },
                     Err(err) => TransferEvent::Failed {
                         target: local_path.display().to_string(),
-                        error: err.to_string(),
+                        error: crate::error::chain(&err),
                     },
                 },
             };

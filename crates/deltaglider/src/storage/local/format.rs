@@ -42,11 +42,13 @@ impl Header {
 
 /// Reads the header of an object file; leaves the file positioned at the object's bytes.
 pub(super) fn read_info(f: &mut File, key: &str) -> Result<(ObjectInfo, Header)> {
-    let corrupt = |why: &str| Error::Storage {
-        operation: "read".into(),
-        bucket: String::new(),
-        key: key.to_string(),
-        detail: format!("local object file is corrupt: {why}"),
+    let corrupt = |why: &str| {
+        Error::storage(
+            "read",
+            "",
+            key,
+            format!("local object file is corrupt: {why}"),
+        )
     };
     let meta = f.metadata().ctx(|| format!("cannot stat object {key}"))?;
     let mut fixed = [0u8; 12];

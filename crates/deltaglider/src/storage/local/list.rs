@@ -31,7 +31,10 @@ impl Token {
         match s.split_at_checked(2) {
             Some(("k:", k)) => Ok(Token::Key(k.to_string())),
             Some(("p:", p)) => Ok(Token::Prefix(p.to_string())),
-            _ => Err(Error::Config(format!("invalid continuation token '{s}'"))),
+            _ => Err(Error::invalid(
+                format!("continuation token '{s}'"),
+                "not one this store issued",
+            )),
         }
     }
     fn render(&self) -> String {

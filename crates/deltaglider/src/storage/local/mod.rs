@@ -28,8 +28,8 @@ use rustix::io::Errno;
 use tokio::io::AsyncReadExt;
 
 use super::{
-    BucketInfo, CopyOptions, ListPage, ListRequest, ObjectInfo, ObjectReader, ObjectStore,
-    PutOptions, PutOutcome, PutSource,
+    BucketInfo, CopyOptions, DeleteFailure, ListPage, ListRequest, ObjectInfo, ObjectReader,
+    ObjectStore, PutOptions, PutOutcome, PutSource,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::url::validate_bucket_name;
@@ -124,7 +124,7 @@ impl LocalStore {
     }
 
     /// The object file of `key`, checked to be a regular file; `None` if absent.
-    fn open_object(&self, operation: &str, bucket: &str, key: &str) -> Result<Option<File>> {
+    fn open_object(&self, operation: &'static str, bucket: &str, key: &str) -> Result<Option<File>> {
         let bucket_fd = self.bucket_fd(bucket)?;
         let kp = key_path(bucket, key)?;
         let fault = |f: Fault| f.into_error(operation, bucket, key);
@@ -402,9 +402,10 @@ impl ObjectStore for LocalStore {
         _expires_in: std::time::Duration,
         _download_name: Option<&str>,
     ) -> Result<String> {
-        Err(Error::Config(
-            "presigned URLs need an S3 endpoint; the local store serves no HTTP".into(),
-        ))
+        Err(Error::Unsupported {
+            operation: "presign".into(),
+            reason: "presigned URLs need an S3 endpoint; the local store serves no HTTP".into(),
+        })
     }
 
     async fn copy_object(
@@ -429,6 +430,21 @@ impl ObjectStore for LocalStore {
         let this = self.clone();
         let (bucket, key) = (bucket.to_string(), key.to_string());
         blocking(move || this.delete_sync(&bucket, &key)).await
+    }
+
+    async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<DeleteFailure>> {
+        let this = self.clone();
+        let (bucket, keys) = (bucket.to_string(), keys.to_vec());
+        blocking(move || {
+            Ok(keys
+                .into_iter()
+                .filter_map(|key| match this.delete_sync(&bucket, &key) {
+                    Ok(()) => None,
+                    Err(error) => Some(DeleteFailure { key, error }),
+                })
+                .collect())
+        })
+        .await
     }
 }
 

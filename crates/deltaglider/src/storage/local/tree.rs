@@ -58,20 +58,20 @@ impl Fault {
     }
 
     /// The crate error for this fault, naming what was being done to which object.
-    pub(super) fn into_error(self, operation: &str, bucket: &str, key: &str) -> Error {
+    pub(super) fn into_error(self, operation: &'static str, bucket: &str, key: &str) -> Error {
         match self {
             Fault::Refused {
                 path,
                 found,
                 expected,
-            } => Error::Storage {
-                operation: operation.to_string(),
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                detail: format!(
+            } => Error::storage(
+                operation,
+                bucket,
+                key,
+                format!(
                     "the local store holds {found} at {path}, where {expected} belongs; refusing to use it"
                 ),
-            },
+            ),
             Fault::Io { path, source } => Error::io(
                 format!("cannot {operation} s3://{bucket}/{key} (local store entry {path})"),
                 source,

@@ -368,7 +368,7 @@ pub(super) fn sweep(dir: BorrowedFd<'_>, shown: &str) {
         }
         match unlink_if_same(dir, &name, &f) {
             Ok(()) => tracing::debug!("removed {path}, left by a writer that is gone"),
-            Err(e) => tracing::debug!("cannot remove {path}: {e}"),
+            Err(e) => tracing::debug!("cannot remove {path}: {}", crate::error::chain(&e)),
         }
     }
 }

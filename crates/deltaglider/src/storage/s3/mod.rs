@@ -14,8 +14,9 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
-    BucketInfo, CopyOptions, Encryption, ListPage, ListRequest, ObjectHeaders, ObjectInfo,
-    ObjectReader, ObjectStore, PutOptions, PutOutcome, PutSource, StorageProtection,
+    BucketInfo, CopyOptions, DELETE_BATCH, DeleteFailure, Encryption, ListPage, ListRequest,
+    ObjectHeaders, ObjectInfo, ObjectReader, ObjectStore, PutOptions, PutOutcome, PutSource,
+    StorageProtection,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::UserMetadata;
@@ -132,6 +133,19 @@ impl S3Store {
             limits: settings.limits.unwrap_or_default(),
             page_size: client.page_size,
         })
+    }
+
+    /// A store over a client the caller configured (credentials, endpoint, retries, HTTP
+    /// client): used as it is. S3-compatible servers other than AWS usually want
+    /// path-style addressing and checksums only when required, as [`S3Store::connect`] sets.
+    pub fn from_client(client: Client, limits: TransferLimits) -> Self {
+        S3Store {
+            client,
+            // The SDK's configuration does not say which endpoint it resolved to.
+            endpoint: None,
+            limits,
+            page_size: None,
+        }
     }
 
     /// The underlying SDK client, for operations outside the storage trait.
@@ -272,7 +286,7 @@ const COPY_SOURCE_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_
 
 /// Turns an SDK error into a typed error, keeping the server's code and message.
 fn storage_error<E>(
-    operation: &str,
+    operation: &'static str,
     bucket: &str,
     key: &str,
     err: SdkError<E, HttpResponse>,
@@ -295,10 +309,12 @@ where
         _ => {}
     }
     Error::Storage {
-        operation: operation.to_string(),
+        operation,
         bucket: bucket.to_string(),
         key: key.to_string(),
         detail: describe_sdk_error(&err),
+        code: err.code().map(Box::from),
+        source: Some(Box::new(err)),
     }
 }
 
@@ -643,7 +659,7 @@ impl ObjectStore for S3Store {
         download_name: Option<&str>,
     ) -> Result<String> {
         let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
-            .map_err(|e| Error::Config(format!("presign expiry: {e}")))?;
+            .map_err(|e| Error::invalid("presign expiry", e.to_string()))?;
         let mut req = self.client.get_object().bucket(bucket).key(key);
         if let Some(name) = download_name {
             let escaped = name.replace('"', "");
@@ -709,5 +725,59 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| storage_error("delete", bucket, key, e))?;
         Ok(())
+    }
+
+    async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<DeleteFailure>> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let mut failures = Vec::new();
+        for chunk in keys.chunks(DELETE_BATCH) {
+            let first = &chunk[0];
+            let build_error = |e: aws_sdk_s3::error::BuildError| {
+                Error::storage(
+                    "delete",
+                    bucket,
+                    first,
+                    format!("cannot build the request: {e}"),
+                )
+            };
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(build_error)?;
+            // Quiet: the answer lists only the keys that failed.
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(build_error)?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| storage_error("delete", bucket, first, e))?;
+            for e in out.errors() {
+                let key = e.key().unwrap_or_default().to_string();
+                let code = e.code().map(Box::from);
+                let detail = match (e.code(), e.message()) {
+                    (Some(c), Some(m)) => format!("{c}: {m}"),
+                    (Some(c), None) => c.to_string(),
+                    (None, m) => m.unwrap_or("the server did not say why").to_string(),
+                };
+                let error = Error::Storage {
+                    operation: "delete",
+                    bucket: bucket.to_string(),
+                    key: key.clone(),
+                    detail,
+                    code,
+                    source: None,
+                };
+                failures.push(DeleteFailure { key, error });
+            }
+        }
+        Ok(failures)
     }
 }
