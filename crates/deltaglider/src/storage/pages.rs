@@ -44,11 +44,11 @@ mod tests {
     async fn pages_follow_tokens_to_the_end_and_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path()).unwrap();
-        store.create_bucket("b").await.unwrap();
+        store.create_bucket("bkt").await.unwrap();
         for i in 0..7 {
             let src = PutSource::Bytes(bytes::Bytes::from_static(b"x"));
             store
-                .put_object("b", &format!("k{i}"), src, PutOptions::default())
+                .put_object("bkt", &format!("k{i}"), src, PutOptions::default())
                 .await
                 .unwrap();
         }
@@ -56,7 +56,11 @@ mod tests {
             max_keys: Some(3),
             ..Default::default()
         };
-        let pages: Vec<ListPage> = store.list_pages("b", request).try_collect().await.unwrap();
+        let pages: Vec<ListPage> = store
+            .list_pages("bkt", request)
+            .try_collect()
+            .await
+            .unwrap();
         let sizes: Vec<usize> = pages.iter().map(|p| p.objects.len()).collect();
         assert_eq!(sizes, [3, 3, 1]);
         let keys: Vec<&str> = pages

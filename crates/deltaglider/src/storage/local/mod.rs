@@ -124,7 +124,12 @@ impl LocalStore {
     }
 
     /// The object file of `key`, checked to be a regular file; `None` if absent.
-    fn open_object(&self, operation: &'static str, bucket: &str, key: &str) -> Result<Option<File>> {
+    fn open_object(
+        &self,
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<File>> {
         let bucket_fd = self.bucket_fd(bucket)?;
         let kp = key_path(bucket, key)?;
         let fault = |f: Fault| f.into_error(operation, bucket, key);
