@@ -29,7 +29,7 @@ fn init_logging(verbose: u8, configured: Option<&str>) {
     .unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(cli::output::LogWriter)
         .with_ansi(colour_logs())
         .with_target(false)
         .init();

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cli_support::support::{edited, noise, write_file};
-use cli_support::{Dg, lines, pty};
+use cli_support::{Dg, lines, pty, screen};
 
 /// The command fails with `code` and one error line containing `needle`.
 fn fails(dg: &Dg, code: i32, args: &[&str], needle: &str) {
@@ -272,70 +272,6 @@ fn write_errors_on_stdout_are_one_line_and_exit_1() {
     let status = child.wait().unwrap();
     assert!(stderr.is_empty(), "{stderr}");
     assert_ne!(status.code(), Some(101), "no panic");
-}
-
-/// What a terminal shows after `bytes`: enough of VT100 for progress bars (CR, LF, cursor
-/// up/down, erase line and screen).
-fn screen(bytes: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
-    let (mut row, mut col) = (0usize, 0usize);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => col = 0,
-            '\n' => {
-                row += 1;
-                if rows.len() <= row {
-                    rows.push(Vec::new());
-                }
-            }
-            '\x1b' if chars.peek() == Some(&'[') => {
-                chars.next();
-                let mut params = String::new();
-                let mut last = ' ';
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() || c == '~' {
-                        last = c;
-                        break;
-                    }
-                    params.push(c);
-                }
-                let n: usize = params.trim_start_matches('?').parse().unwrap_or(0);
-                match last {
-                    'A' => row = row.saturating_sub(n.max(1)),
-                    'B' => row += n.max(1),
-                    'G' => col = n.saturating_sub(1),
-                    'K' if n == 2 => rows[row].clear(),
-                    'K' => rows[row].truncate(col),
-                    'J' => {
-                        rows[row].truncate(col);
-                        rows.truncate(row + 1);
-                    }
-                    _ => {}
-                }
-                while rows.len() <= row {
-                    rows.push(Vec::new());
-                }
-            }
-            c if c.is_control() => {}
-            c => {
-                let line = &mut rows[row];
-                while line.len() < col {
-                    line.push(' ');
-                }
-                if col < line.len() {
-                    line[col] = c;
-                } else {
-                    line.push(c);
-                }
-                col += 1;
-            }
-        }
-    }
-    rows.into_iter()
-        .map(|r| r.into_iter().collect::<String>().trim_end().to_string())
-        .collect()
 }
 
 #[test]

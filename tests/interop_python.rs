@@ -742,6 +742,39 @@ async fn we_write_python_reads() {
     );
 }
 
+/// Wheels are delta-eligible here (not in the Python tool): the deltas we write for them are
+/// ones Python reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_reads_our_wheel_deltas() {
+    let Some((endpoint, py, b)) = python_and_bucket().await else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let first = support::noise(2 * MIB, 41);
+    let second = support::edited(&first, 42);
+    for (name, bytes) in [
+        ("p-1.0-py3-none-any.whl", &first),
+        ("p-1.1-py3-none-any.whl", &second),
+    ] {
+        let path = support::write_file(src.path(), name, bytes);
+        dg(&endpoint, &["cp", path.to_str().unwrap(), &b.url("whl/")]);
+    }
+    let raw = b.raw_keys("").await;
+    assert!(
+        raw.contains_key("whl/p-1.1-py3-none-any.whl.delta")
+            && raw["whl/p-1.1-py3-none-any.whl.delta"] < 64 * 1024,
+        "{raw:?}"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let back = out.path().join("back.whl");
+    py.ok(&[
+        "cp",
+        &b.url("whl/p-1.1-py3-none-any.whl"),
+        back.to_str().unwrap(),
+    ]);
+    assert_same_file(&back, &second, "python download of our wheel delta");
+}
+
 fn run_xdelta3(args: &[&Path], what: &str) {
     let mut cmd = Command::new("xdelta3");
     cmd.args(["-d", "-D", "-s"]).args(args);

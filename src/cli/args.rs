@@ -520,6 +520,12 @@ pub struct AnalyzeArgs {
     /// Files encoded per deltaspace (besides the reference).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub sample: u64,
+    /// Deltaspaces listed, those that would store the most first (`--json` has them all).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// List every deltaspace.
+    #[arg(long, conflicts_with = "top")]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

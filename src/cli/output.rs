@@ -133,6 +133,51 @@ pub fn register_progress(bar: &indicatif::ProgressBar) {
     *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
 }
 
+/// Runs `f` (which writes to the terminal) with the progress bar taken off the screen, and
+/// draws it again afterwards: log lines never overlap a bar frame.
+pub fn suspend_progress<R>(f: impl FnOnce() -> R) -> R {
+    let bar = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match bar {
+        Some(bar) => bar.suspend(f),
+        None => f(),
+    }
+}
+
+/// Standard error for log lines: each event is collected, then written in one piece with
+/// the progress bar suspended (see [`suspend_progress`]).
+pub struct LogWriter;
+
+/// One log event on its way to standard error.
+pub struct LogLine(Vec<u8>);
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        use std::io::Write;
+        if !self.0.is_empty() {
+            suspend_progress(|| {
+                let _ = std::io::stderr().lock().write_all(&self.0);
+            });
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
 /// Clears the progress bar (on Ctrl-C: no frame is left on the terminal).
 pub fn clear_progress() {
     if let Some(bar) = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).take() {

@@ -11,11 +11,11 @@ use serde_json::json;
 use deltaglider::transfer::filter::{FilterKind, Filters};
 use deltaglider::transfer::plan::CompareOptions;
 use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use super::args::{
-    AnalyzeArgs, BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs,
-    PurgeArgs, RbArgs, RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
+    BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs, PurgeArgs, RbArgs,
+    RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
 };
 use super::exit::usage;
 use super::output::{
@@ -29,8 +29,12 @@ struct Printer {
     quiet: bool,
     /// Progress on stderr; hidden unless stderr is a terminal and output is for people.
     progress: ProgressBar,
+    /// What the engine reports goes to `progress` through it.
+    reporter: std::sync::Arc<super::progress::BarProgress>,
     /// `mv`: transfer lines say `move`.
     moving: bool,
+    /// Why uploads saved little, told once per cause at the end.
+    advice: super::advice::Advice,
 }
 
 impl Printer {
@@ -51,8 +55,10 @@ impl Printer {
         Printer {
             json,
             quiet,
+            reporter: std::sync::Arc::new(super::progress::BarProgress::new(progress.clone())),
             progress,
             moving: false,
+            advice: Default::default(),
         }
     }
 
@@ -75,23 +81,29 @@ impl Printer {
             .enable_steady_tick(std::time::Duration::from_millis(120));
     }
 
-    /// Turns the spinner into a bar over `files` files.
+    /// Turns the spinner into a bar over the `bytes` of `files` files.
     fn planned(&self, files: usize, bytes: u64) {
-        self.progress.disable_steady_tick();
-        self.progress.set_length(files as u64);
-        self.progress.set_position(0);
-        self.progress.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} files {msg} [{elapsed_precise}]")
-                .expect("valid template"),
-        );
-        self.progress
-            .set_message(format!("({})", human_size(bytes)));
+        self.reporter.planned(files, bytes);
         self.progress
             .enable_steady_tick(std::time::Duration::from_millis(250));
     }
 
     fn done(&self) {
         self.progress.finish_and_clear();
+    }
+
+    /// Notes why an upload or copy saved little (see `advice`).
+    fn note(&self, report: &PutReport) {
+        self.advice.note(report);
+    }
+
+    /// The causes of poor savings, one line each on stderr (not with `-q`).
+    fn advise(&self) {
+        if !self.quiet {
+            for line in self.advice.lines() {
+                self.warn(line);
+            }
+        }
     }
 }
 
@@ -158,6 +170,11 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -
         cli.global.connection.no_progress,
     );
     printer.moving = matches!(cli.command, Command::Mv(_));
+    let engine = if printer.progress.is_hidden() {
+        engine
+    } else {
+        engine.with_progress(printer.reporter.clone())
+    };
     let filters = Filters::new(filters)?;
     match cli.command {
         Command::Cp(args) if args.recursive => cp_recursive(&engine, &printer, args, filters).await,
@@ -169,7 +186,21 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -
         }
         Command::Stats(args) => stats(&engine, &printer, args).await,
         Command::Presign(args) => presign(&engine, &printer, args).await,
-        Command::Analyze(args) => analyze(&engine, &printer, args).await,
+        Command::Analyze(args) => {
+            let limit = (!args.all).then_some(args.top);
+            let report = super::analyze::run(&engine, &printer.progress, &args).await?;
+            if printer.json {
+                print_json(&report);
+            } else if !printer.quiet {
+                for line in super::analyze::summary(&report, limit) {
+                    printer.line(line);
+                }
+                for line in super::analyze::warnings(&report) {
+                    printer.warn(line);
+                }
+            }
+            Ok(())
+        }
         Command::Purge(args) => purge(&engine, &printer, args).await,
         Command::Completions(_) | Command::Cache(_) => {
             unreachable!("handled before the engine is built")
@@ -256,6 +287,8 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 report.key,
                 describe_put(&report)
             ));
+            p.note(&report);
+            p.advise();
         }
         (false, true) => {
             let src = PathBuf::from(&args.source);
@@ -306,6 +339,8 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 report.key,
                 describe_put(&report)
             ));
+            p.note(&report);
+            p.advise();
         }
         (true, false) => {
             let src = parse_s3(&args.source)?;
@@ -403,6 +438,8 @@ async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
                 key,
                 describe_put(&report)
             ));
+            p.note(&report);
+            p.advise();
         }
         (false, false) => return Err(both_local(&args.source, &args.destination)),
     }
@@ -685,7 +722,17 @@ fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
             }
             return;
         }
-        p.progress.inc(1);
+        match e {
+            TransferEvent::Uploaded { report, .. } | TransferEvent::Copied { report, .. } => {
+                p.note(report);
+                p.reporter
+                    .file_done(Some(&report.key), report.original_size)
+            }
+            TransferEvent::Downloaded { report } => {
+                p.reporter.file_done(Some(&report.key), report.size)
+            }
+            _ => p.reporter.file_done(None, 0),
+        }
         if p.json {
             print_json(e);
             return;
@@ -785,6 +832,7 @@ fn finish(p: &Printer, what: &str, dry_run: bool, s: &TransferSummary) -> Result
         }
         p.warn(line);
     }
+    p.advise();
     if s.failed > 0 {
         bail!("{} of the files failed (see the lines above)", s.failed);
     }
@@ -1303,52 +1351,6 @@ pub fn completions(shell: clap_complete::Shell) {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "deltaglider", &mut script);
     super::output::out_bytes(&script);
-}
-
-async fn analyze(engine: &Engine, p: &Printer, args: AnalyzeArgs) -> Result<()> {
-    use deltaglider::analyze::AnalyzeSource;
-    let url = S3Url::is_s3(&args.target)
-        .then(|| parse_s3(&args.target))
-        .transpose()?;
-    let source = match &url {
-        Some(u) => AnalyzeSource::Bucket {
-            bucket: &u.bucket,
-            prefix: &u.key,
-        },
-        None => AnalyzeSource::Local(Path::new(&args.target)),
-    };
-    p.working(format!("analyzing {} (encoding a sample)", args.target));
-    let report = engine.analyze(source, args.sample as usize).await;
-    p.done();
-    let report = report?;
-    if p.json {
-        print_json(&report);
-        return Ok(());
-    }
-    for d in &report.deltaspaces {
-        let name = if d.deltaspace.is_empty() {
-            "(root)"
-        } else {
-            d.deltaspace.as_str()
-        };
-        p.line(format!(
-            "{name}: {} files ({} eligible, {} encoded), {} -> ~{}",
-            d.files,
-            d.eligible,
-            d.sampled,
-            human_size(d.original_bytes),
-            human_size(d.estimated_stored_bytes)
-        ));
-    }
-    p.line(format!(
-        "{}: {} files, {} would be stored as about {} ({}% saved)",
-        report.source,
-        report.files,
-        human_size(report.original_bytes),
-        human_size(report.estimated_stored_bytes),
-        pct(report.estimated_savings_percent)
-    ));
-    Ok(())
 }
 
 /// `deltaglider cache ...`: works on the configured cache without connecting to storage.

@@ -33,6 +33,13 @@ pub struct DeltaspaceEstimate {
     /// would miss `max_ratio`), the unsampled rest scaled by the sample's ratio, and
     /// ineligible files at full size.
     pub estimated_stored_bytes: u64,
+    /// The products of the eligible files ([`deltaspace::product_stem`] of their names), when
+    /// there is more than one: every file would be a delta against the first, and deltas
+    /// between products are large. Empty when the deltaspace holds one product.
+    pub mixed_products: Vec<String>,
+    /// Eligible files compressed as one stream (`.tgz`, `.gz`, `.xz`, …): a small change
+    /// alters most of their bytes, so their deltas are large.
+    pub compressed_files: usize,
 }
 
 /// Estimate for a directory or prefix.
@@ -50,6 +57,10 @@ pub struct AnalyzeReport {
     pub estimated_savings_percent: f64,
     /// In deltaspace name order.
     pub deltaspaces: Vec<DeltaspaceEstimate>,
+    /// Deltaspaces whose files are of more than one product.
+    pub mixed_deltaspaces: usize,
+    /// Sum of [`DeltaspaceEstimate::compressed_files`].
+    pub compressed_files: usize,
 }
 
 /// Where the files to analyze are.
@@ -122,6 +133,19 @@ impl Engine {
                         .is_eligible(deltaspace::file_name(&e.path))
             });
             est.eligible = eligible.len();
+            let products: std::collections::BTreeSet<String> = eligible
+                .iter()
+                .map(|e| deltaspace::product_stem(&e.path))
+                .collect();
+            if products.len() > 1 {
+                est.mixed_products = products.into_iter().collect();
+                report.mixed_deltaspaces += 1;
+            }
+            est.compressed_files = eligible
+                .iter()
+                .filter(|e| crate::engine::reason::is_compressed_stream(&e.path))
+                .count();
+            report.compressed_files += est.compressed_files;
             for e in &whole {
                 est.original_bytes += e.size;
                 est.estimated_stored_bytes += e.size;

@@ -8,9 +8,24 @@ pub const DELTA_SUFFIX: &str = ".delta";
 pub const INTERNAL_PREFIX: &str = ".deltaglider/";
 
 /// Extensions the Python tool delta-compresses, matched case-insensitively as suffixes.
-pub const DEFAULT_DELTA_EXTENSIONS: &[&str] = &[
+pub const PYTHON_DELTA_EXTENSIONS: &[&str] = &[
     ".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar",
     ".dmg", ".iso", ".pkg", ".deb", ".rpm", ".apk", ".jar", ".war", ".ear",
+];
+
+/// Package formats that are zip or tar archives under another name (wheels, NuGet, Rust
+/// crates, Ruby gems, VS Code extensions, Android libraries): consecutive releases share most
+/// of their bytes, as `.zip` and `.jar` releases do. Eligibility only decides how this tool
+/// writes; reading never depends on it, so buckets written by the Python tool (which stores
+/// these whole) read as before.
+pub const PACKAGE_DELTA_EXTENSIONS: &[&str] =
+    &[".whl", ".nupkg", ".crate", ".gem", ".vsix", ".aar"];
+
+/// The default eligible extensions: the Python tool's list and the package formats.
+pub const DEFAULT_DELTA_EXTENSIONS: &[&str] = &[
+    ".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar",
+    ".dmg", ".iso", ".pkg", ".deb", ".rpm", ".apk", ".jar", ".war", ".ear", ".whl", ".nupkg",
+    ".crate", ".gem", ".vsix", ".aar",
 ];
 
 /// The deltaspace of a key: everything before its last `/` (empty for the bucket root).
@@ -65,6 +80,41 @@ pub fn reserved_key_reason(key: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// The product a file name belongs to: the name up to its first segment that starts with a
+/// digit (a version), segments being separated by `-`, `_`, `.` or `+`, lowercased, `_` read
+/// as `-` (wheels write `ansible_core` for `ansible-core`). `botocore-1.44.2.zip`,
+/// `botocore-1.44.3-py3-none-any.whl` → `botocore`; `app-v2.zip` → `app`. Versions of one
+/// product share a stem; a deltaspace whose files do not mixes products, and deltas between
+/// them are large.
+pub fn product_stem(name: &str) -> String {
+    let mut name = file_name(name).to_lowercase().replace('_', "-");
+    // Extensions first (`.tar.gz` is two): alphabetic, short, after a dot.
+    for _ in 0..2 {
+        match name.rfind('.') {
+            Some(dot)
+                if dot > 0
+                    && (1..=6).contains(&(name.len() - dot - 1))
+                    && name[dot + 1..].bytes().all(|b| b.is_ascii_alphabetic()) =>
+            {
+                name.truncate(dot)
+            }
+            _ => break,
+        }
+    }
+    let mut stem: Vec<&str> = Vec::new();
+    for segment in name.split(['-', '.', '+']) {
+        let versionish = segment.starts_with(|c: char| c.is_ascii_digit())
+            || (segment.len() > 1
+                && segment.starts_with('v')
+                && segment[1..].starts_with(|c: char| c.is_ascii_digit()));
+        if versionish && !stem.is_empty() {
+            break;
+        }
+        stem.push(segment);
+    }
+    stem.join("-")
 }
 
 /// Which file names are stored as deltas.
@@ -136,6 +186,20 @@ mod tests {
     }
 
     #[test]
+    fn product_stems() {
+        assert_eq!(product_stem("botocore-1.44.2.zip"), "botocore");
+        assert_eq!(product_stem("botocore-1.44.3-py3-none-any.whl"), "botocore");
+        assert_eq!(product_stem("ansible_core-2.17.0.tar.gz"), "ansible-core");
+        assert_eq!(product_stem("ansible-core-2.17.1.tar.gz"), "ansible-core");
+        assert_eq!(product_stem("rel/App-v2.zip"), "app");
+        assert_eq!(product_stem("setup.zip"), "setup");
+        assert_ne!(
+            product_stem("ansible-9.0.zip"),
+            product_stem("botocore-1.0.zip")
+        );
+    }
+
+    #[test]
     fn hidden_keys() {
         assert!(is_hidden("reference.bin"));
         assert!(is_hidden("x/reference.bin"));
@@ -153,16 +217,32 @@ mod tests {
     }
 
     #[test]
-    fn eligibility_matches_python_list() {
+    fn eligibility_is_python_list_and_packages() {
         let p = DeltaPolicy::default();
         for n in ["a.zip", "A.ZIP", "x.tar.gz", "x.jar", "y.tgz", "z.deb"] {
             assert!(p.is_eligible(n), "{n}");
         }
-        for n in ["a.whl", "a.txt", "zip", "a.zip.txt"] {
+        for n in [
+            "b-1.0-py3-none-any.whl",
+            "N.1.0.nupkg",
+            "c-0.1.0.crate",
+            "g-1.gem",
+            "e.VSIX",
+            "l.aar",
+        ] {
+            assert!(p.is_eligible(n), "{n}");
+        }
+        for n in ["a.txt", "zip", "a.zip.txt", "a.whl.sig"] {
             assert!(!p.is_eligible(n), "{n}");
         }
-        let custom = DeltaPolicy::parse("+whl");
-        assert!(custom.is_eligible("a.whl") && custom.is_eligible("a.zip"));
+        let both: Vec<&str> = PYTHON_DELTA_EXTENSIONS
+            .iter()
+            .chain(PACKAGE_DELTA_EXTENSIONS)
+            .copied()
+            .collect();
+        assert_eq!(DEFAULT_DELTA_EXTENSIONS, both.as_slice());
+        let custom = DeltaPolicy::parse("+bin");
+        assert!(custom.is_eligible("a.bin") && custom.is_eligible("a.whl"));
         let only = DeltaPolicy::parse(".bin, img");
         assert!(only.is_eligible("x.img") && !only.is_eligible("x.zip"));
     }

@@ -23,6 +23,20 @@ pub trait DeltaCodec: Send + Sync + std::fmt::Debug {
     /// their start.
     fn encode(&self, reference: &File, target: &File, out: &mut dyn Write) -> Result<()>;
 
+    /// [`encode`](Self::encode), calling `progress` with how many bytes of the target are
+    /// encoded so far, as the encoder gets through them. Codecs that cannot tell report
+    /// nothing until the end.
+    fn encode_reporting(
+        &self,
+        reference: &File,
+        target: &File,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        let _ = progress;
+        self.encode(reference, target, out)
+    }
+
     /// Applies `delta` to `reference` and writes the reconstructed bytes to `out`.
     fn decode(&self, reference: &File, delta: &File, out: &mut dyn Write) -> Result<()>;
 

@@ -69,6 +69,8 @@ impl Engine {
                 stored_size: resolved.info.size,
                 sha256: resolved.meta.file_sha256.clone(),
                 direct_reason: None,
+                reason: None,
+                reference_name: None,
             });
         }
         self.check_upload_target(dst_bucket, dst_key).await?;

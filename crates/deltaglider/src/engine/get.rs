@@ -341,8 +341,14 @@ impl Engine {
                 return Ok(report);
             }
         };
+        let progress = self.progress_for(key);
+        progress.start(
+            super::progress::Phase::Rebuilding,
+            recorded_size(&resolved).unwrap_or(resolved.info.size),
+        );
+        let progress = Arc::new(OutputProgress::reporting(progress));
         let rebuilt = self
-            .reconstruct(bucket, &resolved, pending.file()?, Default::default())
+            .reconstruct(bucket, &resolved, pending.file()?, progress)
             .await?;
         let verified = self.check(bucket, key, &resolved, &rebuilt)?;
         let Rebuilt { sha256, size, .. } = rebuilt;

@@ -85,9 +85,19 @@ pub(crate) fn require_complete_metadata(bucket: &str, r: &Resolved) -> Result<()
 pub(crate) struct OutputProgress {
     written: AtomicU64,
     exceeded: AtomicBool,
+    /// Where the bytes written are reported (the caller's progress display).
+    reporter: super::progress::KeyProgress,
 }
 
 impl OutputProgress {
+    /// Counts as [`Default`] does, and reports each write to `reporter`.
+    pub(crate) fn reporting(reporter: super::progress::KeyProgress) -> Self {
+        OutputProgress {
+            reporter,
+            ..Default::default()
+        }
+    }
+
     /// Bytes passed on to the output so far.
     pub(crate) fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
@@ -137,6 +147,7 @@ impl<W: Write> Write for CappedWriter<W> {
         let n = self.inner.write(buf)?;
         self.written += n as u64;
         self.progress.written.store(self.written, Ordering::Relaxed);
+        self.progress.reporter.advance(n as u64);
         Ok(n)
     }
 

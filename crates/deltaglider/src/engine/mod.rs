@@ -8,7 +8,9 @@ mod get;
 mod integrity;
 mod list;
 mod presign;
+pub mod progress;
 mod put;
+pub mod reason;
 mod reference;
 mod source;
 mod stream;
@@ -23,7 +25,9 @@ pub use destination::{TEMP_SUFFIX as DOWNLOAD_TEMP_SUFFIX, is_download_temp_name
 pub use get::{GetReport, ObjectDetails, VerifyReport};
 pub use list::{ListEntry, Listing};
 pub use presign::{PresignedUrl, PurgeReport, REHYDRATED_PREFIX};
+pub use progress::{Phase, Progress};
 pub use put::{PutReport, PutRequestOptions};
+pub use reason::StoreReason;
 pub use reference::{RETIRED_PREFIX, ReferenceSweep};
 pub use stream::VerifiedReader;
 
@@ -75,6 +79,8 @@ pub struct Engine {
     codec: Arc<dyn DeltaCodec>,
     cache: Arc<dyn ReferenceCache>,
     settings: EngineSettings,
+    /// Where byte progress goes, if anywhere.
+    progress: Option<Arc<dyn Progress>>,
 }
 
 impl Engine {
@@ -91,7 +97,19 @@ impl Engine {
             codec,
             cache,
             settings,
+            progress: None,
         }
+    }
+
+    /// The same engine, reporting the byte progress of uploads and downloads to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Progress reporting for `key`.
+    pub(crate) fn progress_for(&self, key: &str) -> progress::KeyProgress {
+        progress::KeyProgress::new(self.progress.as_ref(), key)
     }
 
     /// The storage backend.

@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::io::AsyncRead;
 
+use super::progress::{KeyProgress, Phase};
+use super::reason::{StoreReason, poor_delta_reason};
 use super::source::{PrivateFile, Source};
 use super::{Engine, StoredAs, blocking, now};
 use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
@@ -79,6 +81,11 @@ pub struct PutReport {
     /// Why the file was stored whole, when it was eligible for a delta.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_reason: Option<String>,
+    /// Why the file was stored whole or saved little, as a code (`null` for a good delta).
+    pub reason: Option<StoreReason>,
+    /// The name the deltaspace's reference was made from, when a delta was encoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_name: Option<String>,
 }
 
 /// Which of a logical object's two stored forms a write produced.
@@ -109,6 +116,13 @@ pub(crate) fn replaces_other_form(
 
 const ATTEMPTS: usize = 3;
 
+/// Why an upload is stored whole: the text shown after the size, and the code.
+struct Whole {
+    why: Option<String>,
+    reason: StoreReason,
+    reference_name: Option<String>,
+}
+
 impl Engine {
     /// Stores the local file `path` as the logical object `s3://bucket/key`. The file is
     /// read once into a private snapshot, and what is stored is exactly what was read; a file
@@ -122,7 +136,11 @@ impl Engine {
     ) -> Result<PutReport> {
         self.check_upload_target(bucket, key).await?;
         let (path, name) = (path.to_path_buf(), deltaspace::file_name(key).to_string());
-        let source = blocking("snapshot", move || Source::from_file(&path, &name)).await?;
+        let progress = self.progress_for(key);
+        let source = blocking("snapshot", move || {
+            Source::from_file(&path, &name, &progress)
+        })
+        .await?;
         self.put_source(bucket, key, &source, options).await
     }
 
@@ -173,14 +191,20 @@ impl Engine {
     ) -> Result<PutReport> {
         let eligible = self.settings.policy.is_eligible(&source.name);
         for _ in 0..ATTEMPTS {
+            let whole = |why: Option<&str>, reason| Whole {
+                why: why.map(str::to_string),
+                reason,
+                reference_name: None,
+            };
             let report = if !eligible {
-                self.put_direct(bucket, key, source, options, None).await?
+                let why = whole(None, StoreReason::NotEligible);
+                self.put_direct(bucket, key, source, options, why).await?
             } else if options.no_delta {
-                self.put_direct(bucket, key, source, options, Some("--no-delta".into()))
-                    .await?
+                let why = whole(Some("--no-delta"), StoreReason::NoDelta);
+                self.put_direct(bucket, key, source, options, why).await?
             } else if source.size == 0 {
-                self.put_direct(bucket, key, source, options, Some("empty file".into()))
-                    .await?
+                let why = whole(Some("empty file"), StoreReason::Empty);
+                self.put_direct(bucket, key, source, options, why).await?
             } else {
                 self.put_delta(bucket, key, source, options).await?
             };
@@ -250,10 +274,12 @@ impl Engine {
         key: &str,
         source: &Source,
         options: &PutRequestOptions,
-        direct_reason: Option<String>,
+        why: Whole,
     ) -> Result<PutReport> {
         let created = now();
         let meta = DgMetadata::for_direct(&source.name, &source.sha256, source.size, created);
+        let progress = self.progress_for(key);
+        progress.start(Phase::Uploading, source.size);
         self.store
             .put_object(
                 bucket,
@@ -266,6 +292,7 @@ impl Engine {
                 ),
             )
             .await?;
+        progress.advance(source.size);
         fail::fail_point!("put::after_direct_write");
         self.remove_other_form(
             bucket,
@@ -284,7 +311,9 @@ impl Engine {
             original_size: source.size,
             stored_size: source.size,
             sha256: Some(source.sha256.clone()),
-            direct_reason,
+            direct_reason: why.why,
+            reason: Some(why.reason),
+            reference_name: why.reference_name,
         })
     }
 
@@ -374,20 +403,40 @@ impl Engine {
             let reference = self
                 .reference_handle(bucket, &ref_key, &live.sha256, &what)
                 .await?;
-            let delta = self.encode(&reference, source).await?;
+            let progress = self.progress_for(key);
+            let delta = self.encode(&reference, source, &progress).await?;
             let delta_size = delta.file().metadata().map_or(0, |m| m.len());
 
             let max_ratio = options.max_ratio.unwrap_or(self.settings.max_ratio);
             let zero_diff = live.sha256 == source.sha256;
+            let reference_name = DgMetadata::parse(&live.metadata).source_name;
+            let poor = |stored_whole| {
+                poor_delta_reason(
+                    &source.name,
+                    reference_name.as_deref(),
+                    delta_size,
+                    source.size,
+                    stored_whole,
+                )
+            };
             if !zero_diff && delta_size as f64 >= max_ratio * source.size as f64 {
-                let reason = format!(
-                    "delta is {:.1}% of the file, not below --max-ratio {max_ratio}",
-                    100.0 * delta_size as f64 / source.size as f64
-                );
-                return self
-                    .put_direct(bucket, key, source, options, Some(reason))
-                    .await;
+                let why = Whole {
+                    why: Some(format!(
+                        "delta is {:.1}% of the file, not below --max-ratio {max_ratio}",
+                        100.0 * delta_size as f64 / source.size as f64
+                    )),
+                    reason: poor(true).unwrap_or(StoreReason::DeltaTooLarge),
+                    reference_name: reference_name.clone(),
+                };
+                return self.put_direct(bucket, key, source, options, why).await;
             }
+            let reason = if *created_reference {
+                Some(StoreReason::NewReference)
+            } else if zero_diff {
+                None
+            } else {
+                poor(false)
+            };
 
             let created_at = now();
             let stored_key = format!("{key}{DELTA_SUFFIX}");
@@ -405,6 +454,7 @@ impl Engine {
                 compression: None,
                 ..DgMetadata::for_direct(&source.name, &source.sha256, source.size, created_at)
             };
+            progress.start(Phase::Uploading, delta_size);
             self.store
                 .put_object(
                     bucket,
@@ -417,6 +467,7 @@ impl Engine {
                     ),
                 )
                 .await?;
+            progress.advance(delta_size);
             fail::fail_point!("put::after_delta_write");
             // The delta is visible. Its reference must still be the one it was encoded
             // against: a deleter that saw no delta may have removed it in the meantime (we
@@ -453,6 +504,8 @@ impl Engine {
                 stored_size: delta_size + if *created_reference { source.size } else { 0 },
                 sha256: Some(source.sha256.clone()),
                 direct_reason: None,
+                reason,
+                reference_name,
             });
         }
         Err(Error::storage(
@@ -464,16 +517,28 @@ impl Engine {
     }
 
     /// Encodes the snapshot against a verified reference into a private temporary file.
-    async fn encode(&self, reference: &std::fs::File, source: &Source) -> Result<PrivateFile> {
+    async fn encode(
+        &self,
+        reference: &std::fs::File,
+        source: &Source,
+        progress: &KeyProgress,
+    ) -> Result<PrivateFile> {
         let reference = reference
             .try_clone()
             .map_err(|e| Error::io("cannot reopen the reference", e))?;
         let target = source.reopen()?;
         let codec = self.codec.clone();
+        let (progress, size) = (progress.clone(), source.size);
+        progress.start(Phase::Encoding, size);
         blocking("encoder", move || {
             let delta = PrivateFile::new()?;
             let mut w = io::BufWriter::with_capacity(1 << 20, delta.file());
-            codec.encode(&reference, &target, &mut w)?;
+            let mut done = 0u64;
+            codec.encode_reporting(&reference, &target, &mut w, &mut |position| {
+                progress.advance(position.saturating_sub(done));
+                done = done.max(position);
+            })?;
+            progress.advance(size.saturating_sub(done));
             w.into_inner()
                 .map_err(|e| Error::io("cannot write the delta", e.into_error()))?;
             Ok(delta)

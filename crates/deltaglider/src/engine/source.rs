@@ -106,7 +106,11 @@ const CHUNK: usize = 1 << 20;
 impl Source {
     /// Snapshots the local file `path` (blocking). Refuses anything but a regular file, and
     /// a file that changed while it was copied.
-    pub(crate) fn from_file(path: &Path, name: &str) -> Result<Source> {
+    pub(crate) fn from_file(
+        path: &Path,
+        name: &str,
+        progress: &super::progress::KeyProgress,
+    ) -> Result<Source> {
         let display = path.display().to_string();
         let mut file = File::open(path).ctx(|| format!("cannot read {display}"))?;
         let before = file.metadata().ctx(|| format!("cannot read {display}"))?;
@@ -117,6 +121,7 @@ impl Source {
             ));
         }
         let snapshot = PrivateFile::new()?;
+        progress.start(super::progress::Phase::Hashing, before.len());
         let mut out = HashingWriter::new(io::BufWriter::with_capacity(CHUNK, snapshot.file()));
         let mut buf = vec![0u8; CHUNK];
         let mut first = true;
@@ -129,9 +134,18 @@ impl Source {
             }
             out.write_all(&buf[..n])
                 .ctx(|| "cannot write the upload's snapshot".into())?;
+            progress.advance(n as u64);
             if first {
                 first = false;
-                fail::fail_point!("put::snapshot_first_chunk");
+                // Test builds: `return` makes the source change here, mid-read, as a writer
+                // racing the upload would (other actions and callbacks as for any failpoint).
+                #[cfg(feature = "failpoints")]
+                fail::eval("put::snapshot_first_chunk", |_| {
+                    let _ = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(path)
+                        .and_then(|mut f| f.write_all(b"changed during the upload"));
+                });
             }
         }
         let (sha256, size, writer) = out.into_parts();
@@ -220,7 +234,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.zip");
         std::fs::write(&path, b"hello world").unwrap();
-        let s = Source::from_file(&path, "a.zip").unwrap();
+        let s = Source::from_file(&path, "a.zip", &Default::default()).unwrap();
         assert_eq!(s.size, 11);
         assert_eq!(s.sha256, crate::hashing::sha256_hex(b"hello world"));
         // the source may change now: the snapshot does not
@@ -234,7 +248,7 @@ mod tests {
     #[test]
     fn a_directory_is_not_a_source() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Source::from_file(dir.path(), "x").unwrap_err();
+        let err = Source::from_file(dir.path(), "x", &Default::default()).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 

@@ -163,6 +163,19 @@ pub fn encode_releasing(
     opts: &EncodeOptions,
     release: &dyn Fn(),
 ) -> Result<EncodeSummary, NativeError> {
+    encode_with_progress(reference, target, out, opts, release, &mut |_| {})
+}
+
+/// [`encode_releasing`], calling `progress` with the end of each target window written (the
+/// bytes of the target encoded so far).
+pub fn encode_with_progress(
+    reference: &[u8],
+    target: &[u8],
+    out: &mut dyn Write,
+    opts: &EncodeOptions,
+    release: &dyn Fn(),
+    progress: &mut dyn FnMut(u64),
+) -> Result<EncodeSummary, NativeError> {
     let window_size = opts.window_size.clamp(1 << 10, MAX_WINDOW);
     let started = Instant::now();
     let index = ReferenceIndex::build_releasing(reference, opts.sample_step, release);
@@ -236,6 +249,8 @@ pub fn encode_releasing(
         });
         let mut buf = Vec::new();
         let mut data_stream = BlockStream::default();
+        // Windows arrive in order: the n-th written ends where the n-th window does.
+        let mut window_ends = windows.iter().map(|&(_, we)| we as u64);
         for (encoded, match_time) in rx {
             summary.match_time += match_time;
             for mut w in encoded {
@@ -262,6 +277,9 @@ pub fn encode_releasing(
                 out.write_all(&buf)?;
                 summary.bytes_written += buf.len() as u64;
                 summary.windows += 1;
+                if let Some(end) = window_ends.next() {
+                    progress(end);
+                }
             }
             release();
         }

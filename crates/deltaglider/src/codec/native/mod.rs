@@ -38,7 +38,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 
 pub use decoder::{DecodeOptions, DecodeSummary, decode, decode_slices, decode_slices_limited};
-pub use encoder::{EncodeOptions, EncodeSummary, encode, encode_releasing};
+pub use encoder::{EncodeOptions, EncodeSummary, encode, encode_releasing, encode_with_progress};
 
 use super::DeltaCodec;
 use crate::error::{Error, Result};
@@ -212,6 +212,16 @@ impl DeltaCodec for NativeCodec {
     }
 
     fn encode(&self, reference: &File, target: &File, out: &mut dyn Write) -> Result<()> {
+        self.encode_reporting(reference, target, out, &mut |_| {})
+    }
+
+    fn encode_reporting(
+        &self,
+        reference: &File,
+        target: &File,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
         let r = Mapped::new(reference).map_err(|e| Error::io("cannot map the reference", e))?;
         let t = Mapped::new(target).map_err(|e| Error::io("cannot map the target", e))?;
         let mut w = io::BufWriter::with_capacity(1 << 20, out);
@@ -219,8 +229,15 @@ impl DeltaCodec for NativeCodec {
             r.release_resident();
             t.release_resident();
         };
-        encode_releasing(r.bytes(), t.bytes(), &mut w, &self.encode_options, &release)
-            .map_err(|e| codec_error("encode", e))?;
+        encode_with_progress(
+            r.bytes(),
+            t.bytes(),
+            &mut w,
+            &self.encode_options,
+            &release,
+            progress,
+        )
+        .map_err(|e| codec_error("encode", e))?;
         w.flush()
             .map_err(|e| Error::io("cannot write the encode output", e))?;
         Ok(())
