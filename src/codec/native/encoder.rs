@@ -174,12 +174,8 @@ pub fn encode_releasing(
 ) -> Result<EncodeSummary, NativeError> {
     let window_size = opts.window_size.clamp(1 << 10, MAX_WINDOW);
     let started = Instant::now();
-    let index = ReferenceIndex::build_releasing(
-        reference,
-        opts.sample_step,
-        opts.max_index_bytes,
-        release,
-    );
+    let index =
+        ReferenceIndex::build_releasing(reference, opts.sample_step, opts.max_index_bytes, release);
     let mut summary = EncodeSummary {
         index_bytes: index.memory(),
         index_time: started.elapsed(),
@@ -229,8 +225,7 @@ pub fn encode_releasing(
                 let encoded: Vec<EncodedWindow> = chunk
                     .par_iter()
                     .map(|&(ws, we)| {
-                        let instrs =
-                            find_matches(reference, index, target, ws, we, opts, budget);
+                        let instrs = find_matches(reference, index, target, ws, we, opts, budget);
                         let mut w = encode_window(&instrs, target, ws, we, opts.checksum);
                         let data = &w.sections[0];
                         if opts.lzma_preset.is_some()

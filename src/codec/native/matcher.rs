@@ -382,7 +382,7 @@ pub(crate) mod tests {
             .count();
         assert!(found > sampled.count() * 3 / 4, "{found}");
         // Within the budget, the step stays.
-        let idx = ReferenceIndex::build(&reference[..200_000], 4, budget);
+        let idx = ReferenceIndex::build(&reference[..60_000], 4, budget);
         assert_eq!(idx.step, 4);
     }
 
