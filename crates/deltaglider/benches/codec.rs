@@ -62,6 +62,9 @@ fn worker(args: &[String]) {
     if let Some(v) = env("DG_BENCH_LZMA_PRESET") {
         options.lzma_preset = options.lzma_preset.map(|_| v as u32);
     }
+    if let Some(v) = env("DG_BENCH_INDEX_MIB") {
+        options.max_index_bytes = v << 20;
+    }
     if let Some(v) = env("DG_BENCH_WINDOW") {
         options.window_size = v;
     }

@@ -20,7 +20,7 @@ use super::decoder::{
 };
 use super::lzma::{BlockStream, CompressedBlock, SectionEncoder, compress_block};
 use super::matcher::{
-    HASH_LEN, ReferenceIndex, TargetIndex, common_prefix, common_suffix, load_u64,
+    HASH_LEN, MAX_INDEX_BYTES, ReferenceIndex, TargetIndex, common_prefix, common_suffix, load_u64,
 };
 use super::varint;
 
@@ -32,6 +32,9 @@ const MAX_SEGMENT_PLUS_WINDOW: u64 = (1 << 32) - 1;
 const PREFETCH_DISTANCE: usize = 8;
 /// Data sections are compressed in independent LZMA2 blocks of this many bytes.
 const DATA_BLOCK: usize = 1 << 20;
+/// Most windows matched in parallel (each holds up to about twice its size while encoded);
+/// their data sections are still compressed on every core, 1 MiB block by block.
+const MAX_PARALLEL_WINDOWS: usize = 8;
 /// Sections shorter than this are stored without secondary compression (as xdelta3).
 const SECONDARY_MIN_INPUT: usize = 10;
 
@@ -46,8 +49,11 @@ pub struct EncodeOptions {
     /// LZMA preset of the data section (compressed per window, in parallel), used when
     /// `lzma_preset` is set.
     pub data_lzma_preset: u32,
-    /// The reference is indexed at every `sample_step`-th byte.
+    /// The reference is indexed at every `sample_step`-th byte (or more sparsely, to keep
+    /// the index within `max_index_bytes`).
     pub sample_step: usize,
+    /// Memory budget of the reference's hash index (see [`MAX_INDEX_BYTES`]).
+    pub max_index_bytes: usize,
     /// Shortest COPY found through the indexes.
     pub min_match: usize,
     /// Write adler32 window checksums.
@@ -74,6 +80,7 @@ impl Default for EncodeOptions {
             lzma_preset: Some(1),
             data_lzma_preset: 0,
             sample_step: 4,
+            max_index_bytes: MAX_INDEX_BYTES,
             min_match: 8,
             checksum: true,
             accel_after: 256,
@@ -152,16 +159,18 @@ pub fn encode(
     encode_releasing(reference, target, out, opts, &|| {})
 }
 
-/// [`encode`], calling `release` after each 64 MiB of the reference is indexed and after
-/// each batch of windows is written. With mapped inputs, the caller can drop their pages
-/// from memory there, so the resident set stays near the index and one batch of windows
-/// whatever the input sizes.
+/// [`encode`], calling `release` after each 16 MiB of the reference is indexed, whenever
+/// the matchers have read about [`MATCH_RELEASE_EVERY`] bytes' worth of pages of the
+/// reference, and after each batch of windows is written. With mapped inputs, the caller
+/// can drop their pages from memory there, so the resident set stays near the index and
+/// one batch of windows whatever the input sizes. `release` may be called from any of the
+/// encoder's threads.
 pub fn encode_releasing(
     reference: &[u8],
     target: &[u8],
     out: &mut dyn Write,
     opts: &EncodeOptions,
-    release: &dyn Fn(),
+    release: &(dyn Fn() + Sync),
 ) -> Result<EncodeSummary, NativeError> {
     encode_with_progress(reference, target, out, opts, release, &mut |_| {})
 }
@@ -178,7 +187,8 @@ pub fn encode_with_progress(
 ) -> Result<EncodeSummary, NativeError> {
     let window_size = opts.window_size.clamp(1 << 10, MAX_WINDOW);
     let started = Instant::now();
-    let index = ReferenceIndex::build_releasing(reference, opts.sample_step, release);
+    let index =
+        ReferenceIndex::build_releasing(reference, opts.sample_step, opts.max_index_bytes, release);
     let mut summary = EncodeSummary {
         index_bytes: index.memory(),
         index_time: started.elapsed(),
@@ -214,10 +224,13 @@ pub fn encode_with_progress(
     }
     // Windows are matched and encoded in parallel by a producer, a batch at a time (so
     // memory stays bounded), while this thread compresses and writes the previous batch.
-    let batch = rayon::current_num_threads().max(1);
+    // A batch holds at most MAX_PARALLEL_WINDOWS windows, so the windows' memory does not
+    // grow with the core count.
+    let batch = rayon::current_num_threads().clamp(1, MAX_PARALLEL_WINDOWS);
     let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<EncodedWindow>, Duration)>(1);
     let index = &index;
     let windows = &windows;
+    let budget = &ReleaseBudget::new(release);
     std::thread::scope(|scope| -> Result<(), NativeError> {
         scope.spawn(move || {
             for chunk in windows.chunks(batch) {
@@ -225,7 +238,7 @@ pub fn encode_with_progress(
                 let encoded: Vec<EncodedWindow> = chunk
                     .par_iter()
                     .map(|&(ws, we)| {
-                        let instrs = find_matches(reference, index, target, ws, we, opts);
+                        let instrs = find_matches(reference, index, target, ws, we, opts, budget);
                         let mut w = encode_window(&instrs, target, ws, we, opts.checksum);
                         let data = &w.sections[0];
                         if opts.lzma_preset.is_some()
@@ -288,6 +301,47 @@ pub fn encode_with_progress(
     Ok(summary)
 }
 
+/// Reference bytes the matchers may read (pages they may bring into memory, by the
+/// estimate of [`ReleaseBudget`]) between two calls of the `release` hook.
+pub const MATCH_RELEASE_EVERY: usize = 8 << 20;
+/// Memory one read at a new place of the reference may map: its page cache folio and the
+/// kernel's fault-around (measured: about 96 KiB per random 8-byte read on Linux 6.x).
+const READ_AT_NEW_PLACE: usize = 128 << 10;
+/// Bytes a matcher counts locally before adding them to the shared [`ReleaseBudget`].
+const SPEND_QUANTUM: usize = 512 << 10;
+
+/// Counts what the matchers read of the reference and calls `release` once every
+/// [`MATCH_RELEASE_EVERY`] bytes of it. Index candidates point anywhere in the reference:
+/// without this, a target unlike the reference would bring a page around every candidate
+/// whose tag matched, i.e. most of a large reference, into memory within one window.
+struct ReleaseBudget<'a> {
+    release: &'a (dyn Fn() + Sync),
+    spent: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> ReleaseBudget<'a> {
+    fn new(release: &'a (dyn Fn() + Sync)) -> Self {
+        ReleaseBudget {
+            release,
+            spent: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Adds `bytes` read; the thread that crosses the budget releases.
+    fn spend(&self, bytes: usize) {
+        use std::sync::atomic::Ordering;
+        let before = self.spent.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes >= MATCH_RELEASE_EVERY
+            && self
+                .spent
+                .compare_exchange(before + bytes, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            (self.release)();
+        }
+    }
+}
+
 /// Finds the instructions for `target[ws..we]`.
 fn find_matches(
     reference: &[u8],
@@ -296,6 +350,7 @@ fn find_matches(
     ws: usize,
     we: usize,
     opts: &EncodeOptions,
+    budget: &ReleaseBudget,
 ) -> Vec<Instr> {
     let win = &target[ws..we];
     let n = win.len();
@@ -314,7 +369,13 @@ fn find_matches(
     // without a match, back to 1 at the next match.
     let mut stride = 1usize;
     let mut misses_until_wider = accel_after;
+    // Reference bytes read since the last report to `budget`.
+    let mut read = 0usize;
     while p + HASH_LEN <= n {
+        if read >= SPEND_QUANTUM {
+            budget.spend(read);
+            read = 0;
+        }
         let ahead = p + PREFETCH_DISTANCE * stride;
         if ahead + HASH_LEN <= n {
             let w = load_u64(win, ahead);
@@ -330,6 +391,7 @@ fn find_matches(
             if r >= 0 && (r as usize) < reference.len() {
                 let r = r as usize;
                 let f = common_prefix(&win[p..], &reference[r..]);
+                read += f + HASH_LEN;
                 if f >= 4 {
                     best = Some((p, Some(r as u64), 0, f));
                     best_len = f;
@@ -339,10 +401,14 @@ fn find_matches(
         if best_len < 64 {
             if let Some(r) = index.candidate(word)
                 && r + HASH_LEN <= reference.len()
-                && load_u64(reference, r) == word
+                && {
+                    read += READ_AT_NEW_PLACE;
+                    load_u64(reference, r) == word
+                }
             {
                 let f = common_prefix(&win[p..], &reference[r..]);
                 let b = common_suffix(win, p, reference, r, p - lit);
+                read += f + b;
                 if f + b >= min_match && f + b > best_len {
                     best = Some((p - b, Some((r - b) as u64), 0, f + b));
                     best_len = f + b;
@@ -412,6 +478,7 @@ fn find_matches(
             misses_until_wider = accel_after;
         }
     }
+    budget.spend(read);
     if n > lit {
         out.push(Instr::Add {
             at: ws + lit,
@@ -662,4 +729,34 @@ fn byte_entropy(data: &[u8]) -> f64 {
             -p * p.log2()
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::native::matcher::tests::splitmix_bytes;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A target unlike the reference still reads the reference at every candidate whose
+    /// tag matches: the hook runs while matching, not only once per batch of windows.
+    #[test]
+    fn matching_an_unrelated_target_releases_the_reference_as_it_goes() {
+        let reference = splitmix_bytes(8 << 20, 1);
+        let target = splitmix_bytes(4 << 20, 2);
+        let calls = AtomicUsize::new(0);
+        let release = || {
+            calls.fetch_add(1, Ordering::Relaxed);
+        };
+        let opts = EncodeOptions::default();
+        let mut out = Vec::new();
+        let summary = encode_releasing(&reference, &target, &mut out, &opts, &release).unwrap();
+        // One call per 16 MiB indexed (one here) and one per batch (one window).
+        let fixed = 2;
+        assert_eq!(summary.windows, 1);
+        assert!(
+            calls.load(Ordering::Relaxed) > fixed + 2,
+            "{} calls",
+            calls.load(Ordering::Relaxed)
+        );
+    }
 }

@@ -110,40 +110,52 @@ fn prefetch<T>(slot: &T) {
 /// Hash index of the reference: two slots per `step` reference bytes (rounded up to a
 /// power of two), each holding the first sampled position with that hash: about
 /// `8 * len / step` bytes of memory whatever the reference's content, and never more than
-/// [`MAX_INDEX_BYTES`] (the step grows for references above 256 MiB).
+/// the build's budget ([`MAX_INDEX_BYTES`] by default). A reference with more samples than
+/// the budget has slots is sampled more sparsely (the step doubles), so the index, like the
+/// rest of the encoder's memory, stays bounded whatever the reference's size.
 pub struct ReferenceIndex {
     table: Vec<u32>,
     layout: SlotLayout,
     step: usize,
 }
 
-/// Largest index: 256 MiB, two slots for each of 32 Mi samples. Blocks of a larger
-/// reference are sampled more sparsely; moved blocks are found as long as they span a
-/// few samples.
-pub const MAX_INDEX_BYTES: usize = 256 << 20;
+/// Default budget of the index: 64 MiB, 16 Mi slots. References up to 64 MiB keep the
+/// configured step (at least one slot per sample); a larger one is sampled more sparsely,
+/// which still finds every moved block that spans a few samples (matches are extended
+/// backwards from the sample that found them), e.g. blocks of a few hundred bytes in a
+/// 1 GiB reference.
+pub const MAX_INDEX_BYTES: usize = 64 << 20;
 
 /// Reference bytes indexed between two calls of the build's `release` hook.
-const BUILD_CHUNK: usize = 64 << 20;
+const BUILD_CHUNK: usize = 16 << 20;
 
 impl ReferenceIndex {
     /// Indexes every `step`-th position of `reference`; `step` grows if the index would
-    /// exceed [`MAX_INDEX_BYTES`]. Threads each fill one part of the table (by hash), so
-    /// the result does not depend on the thread count.
-    pub fn build(reference: &[u8], step: usize) -> ReferenceIndex {
-        Self::build_releasing(reference, step, &|| {})
+    /// exceed `max_bytes` (at least 4 KiB). Threads each fill one part of the table (by
+    /// hash), so the result does not depend on the thread count.
+    pub fn build(reference: &[u8], step: usize, max_bytes: usize) -> ReferenceIndex {
+        Self::build_releasing(reference, step, max_bytes, &|| {})
     }
 
-    /// [`build`](Self::build), calling `release` after each 64 MiB of the reference (the
+    /// [`build`](Self::build), calling `release` after each 16 MiB of the reference (the
     /// caller may drop those pages of a mapping from memory).
-    pub fn build_releasing(reference: &[u8], step: usize, release: &dyn Fn()) -> ReferenceIndex {
-        let max_samples = MAX_INDEX_BYTES / 4 / 2;
+    pub fn build_releasing(
+        reference: &[u8],
+        step: usize,
+        max_bytes: usize,
+        release: &dyn Fn(),
+    ) -> ReferenceIndex {
+        // The largest power-of-two table within the budget.
+        let max_bits = (usize::BITS - 1 - (max_bytes / 4).max(1 << 10).leading_zeros()).min(30);
+        let max_slots = 1usize << max_bits;
         let mut step = step.max(1);
-        while reference.len() / step >= max_samples {
+        while reference.len() / step >= max_slots {
             step *= 2;
         }
         let samples = reference.len() / step + 1;
-        // Two slots per sample keeps most samples despite collisions.
-        let bits = (samples.next_power_of_two().trailing_zeros() + 1).clamp(10, 30);
+        // Two slots per sample keeps most samples despite collisions; at the budget, a
+        // fuller table still keeps most of them (and memory bounded).
+        let bits = (samples.next_power_of_two().trailing_zeros() + 1).clamp(10, max_bits);
         let layout = SlotLayout::new(bits, samples);
         let mut table = Vec::with_capacity(1usize << bits);
         super::prefer_huge_pages(&table);
@@ -356,9 +368,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_reference_beyond_the_budget_is_sampled_more_sparsely() {
+        let reference = splitmix_bytes(1 << 20, 3);
+        // 16 Ki slots: 256 Ki samples at step 4 would not fit.
+        let budget = 64 << 10;
+        let idx = ReferenceIndex::build(&reference, 4, budget);
+        assert!(idx.memory() <= budget, "{}", idx.memory());
+        assert_eq!(idx.step, 128);
+        let sampled = (0..reference.len() - 8).step_by(idx.step);
+        let found = sampled
+            .clone()
+            .filter(|&pos| idx.candidate(load_u64(&reference, pos)) == Some(pos))
+            .count();
+        assert!(found > sampled.count() * 3 / 4, "{found}");
+        // Within the budget, the step stays.
+        let idx = ReferenceIndex::build(&reference[..60_000], 4, budget);
+        assert_eq!(idx.step, 4);
+    }
+
+    #[test]
     fn finds_sampled_positions() {
         let reference = splitmix_bytes(100_000, 1);
-        let idx = ReferenceIndex::build(&reference, 8);
+        let idx = ReferenceIndex::build(&reference, 8, MAX_INDEX_BYTES);
         let mut found = 0;
         for pos in (0..reference.len() - 8).step_by(8) {
             if idx.candidate(load_u64(&reference, pos)) == Some(pos) {

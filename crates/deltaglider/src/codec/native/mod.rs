@@ -3,7 +3,9 @@
 //! - [`decoder`]: RFC 3284 plus xdelta3's LZMA secondary compression, adler32 window
 //!   checksums and application header; streaming, memory bounded by the window sizes.
 //! - [`encoder`]: deltas `xdelta3 -d` decodes, matching anywhere in the reference through
-//!   a sampled index, windows encoded in parallel.
+//!   a sampled index, windows encoded in parallel; memory bounded whatever the reference's
+//!   size: the index within [`matcher::MAX_INDEX_BYTES`] (sparser sampling of larger
+//!   references) and mapped pages released as the encoder goes ([`Mapped::release_resident`]).
 //!
 //! What the encoder writes: RFC 3284 windows of at most 8 MiB (xdelta3 refuses more than
 //! 16 MiB), each with one `VCD_SOURCE` segment spanning its copies, the default code table,
@@ -131,8 +133,8 @@ impl Mapped {
     /// cache and are faulted in again from it on the next access, so a codec that streams
     /// over a large file keeps a small footprint.
     ///
-    /// Mappings smaller than [`RELEASE_ABOVE`] are left alone: their pages cost little,
-    /// while dropping them costs page faults and TLB shootdowns on every core.
+    /// Mappings of at most [`RELEASE_ABOVE`] bytes are left alone: their pages are bounded
+    /// by that size, while dropping them costs page faults and TLB shootdowns on every core.
     pub fn release_resident(&self) {
         if let Some(map) = self.map.as_ref().filter(|m| m.len() as u64 > RELEASE_ABOVE) {
             // SAFETY: a shared, read-only mapping of a file nothing modifies (see `new`):
@@ -143,8 +145,9 @@ impl Mapped {
     }
 }
 
-/// Smallest mapping whose pages [`Mapped::release_resident`] drops.
-const RELEASE_ABOVE: u64 = 256 << 20;
+/// Mappings larger than this have their pages dropped by [`Mapped::release_resident`]:
+/// the most of a mapped file the codec keeps resident between two releases.
+pub const RELEASE_ABOVE: u64 = 64 << 20;
 
 /// Output bytes between two [`Mapped::release_resident`] calls while decoding.
 const DECODE_RELEASE_EVERY: u64 = 64 << 20;
