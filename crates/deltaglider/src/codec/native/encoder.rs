@@ -182,7 +182,7 @@ pub fn encode_with_progress(
     target: &[u8],
     out: &mut dyn Write,
     opts: &EncodeOptions,
-    release: &dyn Fn(),
+    release: &(dyn Fn() + Sync),
     progress: &mut dyn FnMut(u64),
 ) -> Result<EncodeSummary, NativeError> {
     let window_size = opts.window_size.clamp(1 << 10, MAX_WINDOW);
