@@ -1,0 +1,44 @@
+//! `mb` and `rb`.
+
+use super::*;
+
+pub(super) fn bucket_only(s: &str) -> Result<String> {
+    let url = parse_s3(s)?;
+    if !url.key.is_empty() {
+        return Err(usage(format!(
+            "'{s}' names an object; expected s3://bucket"
+        )));
+    }
+    Ok(url.bucket)
+}
+
+pub(super) async fn mb(engine: &Engine, p: &Printer, args: BucketArgs) -> Result<()> {
+    let bucket = bucket_only(&args.bucket)?;
+    engine.store().create_bucket(&bucket).await?;
+    if p.json {
+        print_json(&json!({ "bucket": bucket, "created": true }));
+    }
+    p.line(format!("make_bucket: {bucket}"));
+    Ok(())
+}
+
+pub(super) async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()> {
+    let bucket = bucket_only(&args.bucket)?;
+    if args.force {
+        let removed = engine.delete_everything(&bucket).await?;
+        p.line(format!("deleted {removed} objects from {bucket}"));
+    }
+    match engine.store().delete_bucket(&bucket).await {
+        Ok(()) => {}
+        Err(deltaglider::Error::BucketNotEmpty(_)) => bail!(
+            "bucket '{bucket}' is not empty; `deltaglider rb --force s3://{bucket}` deletes \
+             everything in it, then the bucket"
+        ),
+        Err(e) => return Err(e.into()),
+    }
+    if p.json {
+        print_json(&json!({ "bucket": bucket, "removed": true }));
+    }
+    p.line(format!("remove_bucket: {bucket}"));
+    Ok(())
+}

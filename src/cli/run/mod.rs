@@ -1,0 +1,128 @@
+//! Runs one parsed command against the library: the dispatch here, each command in a file
+//! of its own.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use deltaglider::config::{CacheOverrides, Config, Overrides};
+use deltaglider::engine::{PutReport, PutRequestOptions};
+use deltaglider::{Engine, S3Url, StoredAs};
+use serde_json::json;
+
+use deltaglider::transfer::filter::{FilterKind, Filters};
+use deltaglider::transfer::plan::CompareOptions;
+use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
+use indicatif::ProgressBar;
+
+use super::args::{
+    BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs, PurgeArgs, RbArgs,
+    RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
+};
+use super::exit::usage;
+use super::output::{
+    err_line, escape, human_size, listing_time, out_line, pct, percent, print_json, saved,
+};
+use super::upload_options;
+
+mod bucket;
+mod cache;
+mod cp;
+mod ls;
+mod migrate;
+mod mv;
+mod presign;
+mod printer;
+mod rm;
+mod settings;
+mod stats;
+mod sync;
+mod verify;
+
+use bucket::*;
+pub use cache::cache;
+use cp::*;
+use ls::*;
+use migrate::*;
+use mv::*;
+use presign::*;
+use printer::*;
+use rm::*;
+pub use settings::{config, ordered_filters};
+use stats::*;
+use sync::*;
+use verify::*;
+
+/// Runs the command.
+pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -> Result<()> {
+    let mut printer = Printer::new(
+        cli.global.json,
+        cli.global.quiet,
+        cli.global.connection.no_progress,
+    );
+    printer.moving = matches!(cli.command, Command::Mv(_));
+    let engine = if printer.progress.is_hidden() {
+        engine
+    } else {
+        engine.with_progress(printer.reporter.clone())
+    };
+    let filters = Filters::new(filters)?;
+    match cli.command {
+        Command::Cp(args) if args.recursive => cp_recursive(&engine, &printer, args, filters).await,
+        Command::Cp(args) => cp(&engine, &printer, args).await,
+        Command::Sync(args) => sync(&engine, &printer, args, filters).await,
+        Command::Mv(args) => mv(&engine, &printer, args, filters).await,
+        Command::Head(args) => {
+            upload_options::head(&engine, cli.global.json, cli.global.quiet, args).await
+        }
+        Command::Stats(args) => stats(&engine, &printer, args).await,
+        Command::Presign(args) => presign(&engine, &printer, args).await,
+        Command::Analyze(args) => {
+            let limit = (!args.all).then_some(args.top);
+            let report = super::analyze::run(&engine, &printer.progress, &args).await?;
+            if printer.json {
+                print_json(&report);
+            } else if !printer.quiet {
+                for line in super::analyze::summary(&report, limit) {
+                    printer.line(line);
+                }
+                for line in super::analyze::warnings(&report) {
+                    printer.warn(line);
+                }
+            }
+            Ok(())
+        }
+        Command::Purge(args) => purge(&engine, &printer, args).await,
+        Command::Completions(_) | Command::Cache(_) => {
+            unreachable!("handled before the engine is built")
+        }
+        Command::Migrate(args) => migrate(&engine, &printer, args, filters).await,
+        Command::Ls(args) => ls(&engine, &printer, args).await,
+        Command::Rm(args) if args.recursive => rm_recursive(&engine, &printer, args, filters).await,
+        Command::Rm(args) => rm(&engine, &printer, args).await,
+        Command::Verify(args) => verify(&engine, &printer, args).await,
+        Command::Mb(args) => mb(&engine, &printer, args).await,
+        Command::Rb(args) => rb(&engine, &printer, args).await,
+    }
+}
+
+fn parse_s3(s: &str) -> Result<S3Url> {
+    Ok(S3Url::parse(s)?)
+}
+
+/// `BUCKET`, `s3://bucket` or `s3://bucket/prefix`.
+fn bucket_and_prefix(target: &str) -> Result<S3Url> {
+    if S3Url::is_s3(target) {
+        parse_s3(target)
+    } else {
+        parse_s3(&format!("s3://{target}"))
+    }
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    // Into memory first: clap_complete panics on a write error, we report it.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "deltaglider", &mut script);
+    super::output::out_bytes(&script);
+}

@@ -1,0 +1,98 @@
+//! `rm`: one object, or every object under a prefix (`rm -r`), in batches.
+
+use super::*;
+
+pub(super) async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()> {
+    let url = parse_s3(&args.target)?;
+    if url.is_dir_like() {
+        return Err(usage(format!(
+            "{url} names a prefix, not an object (use --recursive)"
+        )));
+    }
+    if deltaglider::deltaspace::file_name(&url.key) == deltaglider::deltaspace::REFERENCE_NAME {
+        return Err(deltaglider::Error::InvalidKey {
+            bucket: url.bucket,
+            key: url.key,
+            reason: "references are removed automatically with their last delta".into(),
+        }
+        .into());
+    }
+    if args.dryrun {
+        let exists = match engine.head(&url.bucket, &url.key).await {
+            Ok(_) => true,
+            Err(deltaglider::Error::NotFound { .. }) if !args.fail_if_missing => false,
+            Err(e) => return Err(e.into()),
+        };
+        if p.json {
+            print_json(&json!({
+                "event": "would-delete",
+                "target": url.to_string(),
+                "exists": exists,
+            }));
+        }
+        p.line(format!(
+            "(dryrun) delete: {url}{}",
+            if exists { "" } else { " (does not exist)" }
+        ));
+        return Ok(());
+    }
+    let report = match engine.delete(&url.bucket, &url.key).await {
+        Ok(r) => r,
+        // `aws s3 rm` of a missing key succeeds: the object is gone either way.
+        Err(deltaglider::Error::NotFound { .. }) if !args.fail_if_missing => {
+            if p.json {
+                print_json(&deltaglider::engine::DeleteReport {
+                    bucket: url.bucket.clone(),
+                    key: url.key.clone(),
+                    deleted: Vec::new(),
+                    reference_removed: None,
+                });
+            }
+            p.line(format!("delete: {url} (did not exist)"));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if p.json {
+        print_json(&report);
+    }
+    p.line(format!("delete: s3://{}/{}", report.bucket, report.key));
+    if let Some(r) = &report.reference_removed {
+        p.line(format!(
+            "delete: s3://{}/{r} (reference no longer used)",
+            report.bucket
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn rm_recursive(
+    engine: &Engine,
+    p: &Printer,
+    args: RmArgs,
+    filters: Filters,
+) -> Result<()> {
+    let url = parse_s3(&args.target)?;
+    if !engine.store().bucket_exists(&url.bucket).await? {
+        return Err(deltaglider::Error::NoSuchBucket(url.bucket).into());
+    }
+    let base = url.key.rfind('/').map_or(0, |i| i + 1);
+    let keys: Vec<String> = engine
+        .logical_keys(&url.bucket, &url.key)
+        .await?
+        .into_iter()
+        .filter(|k| filters.accepts(&k[base.min(k.len())..]))
+        .collect();
+    let sink = event_printer(p);
+    let mut summary = TransferSummary::default();
+    for event in engine
+        .delete_with_events(&url.bucket, keys, args.dryrun, &sink)
+        .await
+    {
+        match event {
+            TransferEvent::Failed { .. } => summary.failed += 1,
+            _ => summary.deleted += 1,
+        }
+    }
+    finish(p, "rm", args.dryrun, &summary)
+}
