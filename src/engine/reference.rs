@@ -238,6 +238,10 @@ impl Engine {
             let what = format!("new reference {ref_key}");
             blocking("reference cache", move || {
                 let mut writer = slot.writer()?;
+                if !writer.is_cached() {
+                    // The cache failed (and said so): a copy nobody keeps is of no use.
+                    return Ok(());
+                }
                 io::copy(&mut reader, &mut writer).ctx(|| "cannot fill the cache".into())?;
                 writer.commit(&what).map(drop)
             })
