@@ -27,12 +27,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use deltaglider::cache::ReferenceCache;
-use deltaglider::cache::ephemeral::EphemeralCache;
 use deltaglider::cache::keys::CacheKey;
-use deltaglider::cache::persistent::{PersistentCache, PersistentOptions};
+use deltaglider::cache::persistent::PersistentOptions;
 use deltaglider::cache::record::Record;
 use deltaglider::cache::signed::RecordSigner;
+use deltaglider::cache::store::StoreCache;
+use deltaglider::cache::{FillSlot, Lookup, ReferenceCache};
 use deltaglider::codec::xdelta3::Xdelta3Codec;
 use deltaglider::engine::PutRequestOptions;
 use deltaglider::hashing::sha256_hex;
@@ -524,10 +524,21 @@ fn replace_object_bytes(file: &Path, bytes: &[u8]) {
     fs::rename(&tmp, file).unwrap();
 }
 
-fn fill(cache: &dyn ReferenceCache, bytes: &[u8]) -> File {
-    let mut w = cache.writer(&sha256_hex(bytes)).unwrap();
+/// Writes `bytes` into `slot` and commits them: the handle on what was committed.
+fn commit_into(slot: &mut FillSlot, bytes: &[u8]) -> File {
+    let mut w = slot.writer().unwrap();
     w.write_all(bytes).unwrap();
     w.commit("attack test").unwrap()
+}
+
+/// Fills the (missing) entry of `bytes` as the engine does.
+fn fill(cache: &dyn ReferenceCache, bytes: &[u8]) -> File {
+    let mut slot = cache
+        .reference(&sha256_hex(bytes))
+        .unwrap()
+        .miss()
+        .expect("not cached yet");
+    commit_into(&mut slot, bytes)
 }
 
 fn read_all(mut f: File) -> Vec<u8> {
@@ -615,7 +626,7 @@ fn toctou_racing_thread_swapping_the_entry_never_changes_handed_out_bytes() {
     let original = noise(512 << 10, 11);
     let sha = sha256_hex(&original);
     let persistent = |name: &str, encryption_key: Option<CacheKey>| {
-        PersistentCache::open(PersistentOptions {
+        StoreCache::persistent(PersistentOptions {
             root: t.path().join(name),
             max_bytes: None,
             ttl: None,
@@ -626,12 +637,12 @@ fn toctou_racing_thread_swapping_the_entry_never_changes_handed_out_bytes() {
         })
         .unwrap()
     };
-    let ephemeral = EphemeralCache::new().unwrap();
-    let ephemeral_entry = ephemeral.entry_path(&sha);
+    let ephemeral = StoreCache::private(None).unwrap();
+    let ephemeral_entry = ephemeral.dir_store().unwrap().entry_path(&sha);
     let plain = persistent("plain", None);
-    let plain_entry = plain.dir_store().entry_path(&sha);
+    let plain_entry = plain.dir_store().unwrap().entry_path(&sha);
     let encrypted = persistent("encrypted", Some(CacheKey::per_process()));
-    let encrypted_entry = encrypted.dir_store().entry_path(&sha);
+    let encrypted_entry = encrypted.dir_store().unwrap().entry_path(&sha);
     let cases: Vec<(&str, Box<dyn ReferenceCache>, PathBuf)> = vec![
         ("ephemeral", Box::new(ephemeral), ephemeral_entry),
         ("persistent", Box::new(plain), plain_entry),
@@ -669,17 +680,17 @@ fn toctou_racing_thread_swapping_the_entry_never_changes_handed_out_bytes() {
         while start.elapsed() < Duration::from_secs(10)
             && (start.elapsed() < Duration::from_millis(700) || hits == 0 || refills == 0)
         {
-            match cache.lookup(&sha).unwrap() {
-                Some(f) => {
+            match cache.reference(&sha).unwrap() {
+                Lookup::Hit(f) => {
                     std::thread::sleep(Duration::from_millis(2));
                     assert!(
                         read_all(f) == original,
-                        "{name}: bytes behind a handle from lookup() changed after verification"
+                        "{name}: bytes behind a handle from a hit changed after verification"
                     );
                     hits += 1;
                 }
-                None => {
-                    let f = fill(&*cache, &original);
+                Lookup::Miss(mut slot) => {
+                    let f = commit_into(&mut slot, &original);
                     std::thread::sleep(Duration::from_millis(2));
                     assert!(
                         read_all(f) == original,
@@ -708,7 +719,7 @@ fn toctou_racing_thread_rewriting_the_entry_in_place_never_yields_wrong_bytes() 
     let store = Arc::new(LocalStore::new(t.path().join("store")).unwrap());
     rt.block_on(store.create_bucket("bkt")).unwrap();
     let cache = Arc::new(
-        PersistentCache::open(PersistentOptions {
+        StoreCache::persistent(PersistentOptions {
             root: t.path().join("cache"),
             max_bytes: None,
             ttl: None,
@@ -742,7 +753,7 @@ fn toctou_racing_thread_rewriting_the_entry_in_place_never_yields_wrong_bytes() 
     fs::create_dir(&out).unwrap();
     rt.block_on(engine.get_to_file("bkt", "rel/v2.zip", &out.join("warm")))
         .unwrap();
-    let entry = cache.dir_store().entry_path(&sha256_hex(&v1));
+    let entry = cache.dir_store().unwrap().entry_path(&sha256_hex(&v1));
     assert!(entry.exists());
 
     let stop = Arc::new(AtomicBool::new(false));

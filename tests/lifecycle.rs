@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deltaglider::cache::ephemeral::EphemeralCache;
+use deltaglider::cache::store::StoreCache;
 use deltaglider::codec::native::NativeCodec;
 use deltaglider::storage::ObjectStore;
 use deltaglider::storage::local::LocalStore;
@@ -77,7 +77,7 @@ fn engine(store: Arc<dyn ObjectStore>) -> Engine {
     Engine::new(
         store,
         Arc::new(NativeCodec::default()),
-        Arc::new(EphemeralCache::new().unwrap()),
+        Arc::new(StoreCache::private(None).unwrap()),
         EngineSettings::default(),
     )
 }

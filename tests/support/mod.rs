@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use deltaglider::cache::ephemeral::EphemeralCache;
+use deltaglider::cache::store::StoreCache;
 use deltaglider::codec::xdelta3::Xdelta3Codec;
 use deltaglider::storage::ObjectStore;
 use deltaglider::storage::local::LocalStore;
@@ -105,7 +105,7 @@ pub fn engine_over(store: Arc<dyn ObjectStore>) -> Engine {
     Engine::new(
         store,
         Arc::new(Xdelta3Codec::default()),
-        Arc::new(EphemeralCache::new().expect("cache")),
+        Arc::new(StoreCache::private(None).expect("cache")),
         EngineSettings::default(),
     )
 }

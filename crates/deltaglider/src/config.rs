@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cache::keys::{CacheKey, default_key_file};
-use crate::cache::memory::MemoryCache;
-use crate::cache::persistent::{self, PersistentCache, PersistentOptions};
-use crate::cache::{ReferenceCache, disabled::NoCache, ephemeral::EphemeralCache};
+use crate::cache::persistent::{self, PersistentOptions};
+use crate::cache::store::StoreCache;
+use crate::cache::{ReferenceCache, disabled::NoCache};
 use crate::codec::DeltaCodec;
 use crate::codec::xdelta3::Xdelta3Codec;
 use crate::deltaspace::DeltaPolicy;
@@ -651,14 +651,12 @@ impl Config {
         let s = &self.cache_settings;
         Ok(match self.cache {
             CacheMode::Disabled => Arc::new(NoCache),
-            CacheMode::Ephemeral => {
-                Arc::new(EphemeralCache::with_encryption(s.encrypt.then(|| {
-                    s.encryption_key
-                        .clone()
-                        .unwrap_or_else(CacheKey::per_process)
-                }))?)
-            }
-            CacheMode::Memory => Arc::new(MemoryCache::new(
+            CacheMode::Ephemeral => Arc::new(StoreCache::private(s.encrypt.then(|| {
+                s.encryption_key
+                    .clone()
+                    .unwrap_or_else(CacheKey::per_process)
+            }))?),
+            CacheMode::Memory => Arc::new(StoreCache::memory(
                 s.memory_budget_bytes,
                 s.encryption_key.clone(),
             )),
@@ -672,7 +670,7 @@ impl Config {
                         ));
                     }
                 };
-                Arc::new(PersistentCache::open(PersistentOptions {
+                Arc::new(StoreCache::persistent(PersistentOptions {
                     root: s.dir.clone().expect("resolved for persistent mode"),
                     max_bytes: Some(s.max_bytes),
                     ttl: s.ttl,

@@ -649,7 +649,7 @@ impl EntryStore for DirStore {
 
     fn lock_for_fill(&self, sha256: &str) -> Result<FillLock> {
         if !self.inner.opts.fill_locks || !is_sha(sha256) {
-            return Ok(FillLock::default());
+            return Ok(FillLock::none());
         }
         let fd = match self.inner.leaf(sha256, true).and_then(|leaf| match leaf {
             Some(leaf) => leaf.open_lock(LOCK_NAME),
@@ -658,14 +658,14 @@ impl EntryStore for DirStore {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::warn!(target: "security", sha256, "cannot use the cache fill lock: {}", crate::error::chain(&e));
-                return Ok(FillLock::default());
+                return Ok(FillLock::none());
             }
         };
         let start = Instant::now();
         let mut told = false;
         loop {
             match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Ok(FillLock(Some(fd))),
+                Ok(()) => return Ok(FillLock::held(fd)),
                 Err(rustix::io::Errno::WOULDBLOCK) => {}
                 Err(e) => {
                     tracing::warn!(
@@ -673,7 +673,7 @@ impl EntryStore for DirStore {
                         "cannot take the cache fill lock: {}",
                         crate::error::chain(&e)
                     );
-                    return Ok(FillLock::default());
+                    return Ok(FillLock::none());
                 }
             }
             if start.elapsed() > FILL_LOCK_WAIT {
@@ -681,7 +681,7 @@ impl EntryStore for DirStore {
                     sha256,
                     "gave up waiting for another process filling the same cache entry"
                 );
-                return Ok(FillLock::default());
+                return Ok(FillLock::none());
             }
             if !told {
                 tracing::info!(
@@ -969,15 +969,20 @@ mod tests {
         let sha = sha256_hex(b"z");
         std::os::unix::fs::symlink(outside.path(), s.root().join(&sha[..2])).unwrap();
         assert!(c.lookup(&sha).unwrap().is_none());
-        // Writing falls back to an uncached handle instead of writing through the link.
-        let mut w = c.writer(&sha).unwrap();
+        // Filling falls back to an uncached handle instead of writing through the link.
+        let mut slot = c.reference(&sha).unwrap().miss().unwrap();
+        let mut w = slot.writer().unwrap();
+        assert!(!w.is_cached());
         w.write_all(b"z").unwrap();
         assert_eq!(read(w.commit("t").unwrap()), b"z");
+        drop(slot);
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
         // Housekeeping removes the planted link; the level works again.
         s.maintain().unwrap();
         assert!(std::fs::symlink_metadata(s.root().join(&sha[..2])).is_err());
-        let mut w = c.writer(&sha).unwrap();
+        let mut slot = c.reference(&sha).unwrap().miss().unwrap();
+        let mut w = slot.writer().unwrap();
+        assert!(w.is_cached());
         w.write_all(b"z").unwrap();
         w.commit("t").unwrap();
         assert!(c.lookup(&sha).unwrap().is_some());

@@ -42,6 +42,9 @@ impl Encrypted {
     }
 }
 
+// A wrapper states every method: a forgotten one would silently drop what the layer below
+// does (its fill lock, its housekeeping).
+#[deny(clippy::missing_trait_methods)]
 impl EntryStore for Encrypted {
     fn describe(&self) -> String {
         format!("{} (encrypted, XChaCha20-Poly1305)", self.inner.describe())
@@ -165,7 +168,6 @@ impl PendingEntry for EncryptedPending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::ReferenceCache;
     use crate::cache::dir_store::{DirStore, DirStoreOptions};
     use crate::cache::signed::Signed;
     use crate::cache::store::StoreCache;

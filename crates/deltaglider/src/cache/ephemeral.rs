@@ -11,9 +11,8 @@
 //! process that was killed (`SIGKILL`, power loss) has no lock holder: the next cache created
 //! removes such directories of ours once they have been idle for a minute.
 
-use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,6 @@ use super::encrypted::Encrypted;
 use super::keys::CacheKey;
 use super::secure_fs::{self, Policy, SecureDir};
 use super::store::{EntryStore, StoreCache};
-use super::{CacheInfo, CacheWriter, FillLock, ReferenceCache, VerifySummary};
 use crate::error::{Error, Result};
 
 /// Name prefix of private cache directories in the temp dir.
@@ -32,23 +30,15 @@ pub const EPHEMERAL_PREFIX: &str = "deltaglider-rs-";
 /// A private directory nobody holds a lock on is removed after this much idleness.
 const STALE_AFTER: Duration = Duration::from_secs(60);
 
-/// Process-private reference cache.
+/// A private cache's directory, removed when dropped.
 #[derive(Debug)]
-pub struct EphemeralCache {
-    cache: StoreCache,
-    store: DirStore,
-    // Dropped last: removes the directory.
-    dir: tempfile::TempDir,
-}
+pub(crate) struct PrivateDir(tempfile::TempDir);
 
-impl EphemeralCache {
-    /// Creates a fresh private directory under the system temp dir (`$TMPDIR` honoured).
-    pub fn new() -> Result<Self> {
-        EphemeralCache::with_encryption(None)
-    }
-
-    /// As [`EphemeralCache::new`], storing entries encrypted under `key` if given.
-    pub fn with_encryption(key: Option<CacheKey>) -> Result<Self> {
+impl StoreCache {
+    /// The default cache: a fresh private directory under the system temp dir (`$TMPDIR`
+    /// honoured), removed when the cache is dropped; entries are encrypted under `key` if
+    /// given.
+    pub fn private(key: Option<CacheKey>) -> Result<StoreCache> {
         remove_stale_dirs(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
             .prefix(EPHEMERAL_PREFIX)
@@ -92,31 +82,24 @@ impl EphemeralCache {
             Some(k) => Arc::new(Encrypted::new(Arc::new(store.clone()), k)),
             None => Arc::new(store.clone()),
         };
-        Ok(EphemeralCache {
-            cache: StoreCache::new(stack, None, "ephemeral", false),
-            store,
-            dir,
-        })
-    }
-
-    /// The private directory (for diagnostics and tests).
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Where an entry's bytes are (for diagnostics and tests; never opened by name).
-    pub fn entry_path(&self, sha256: &str) -> PathBuf {
-        self.store.entry_path(sha256)
+        let description = format!(
+            "process-private directory {} (removed on exit)",
+            dir.path().display()
+        );
+        Ok(StoreCache::new(stack, None, "ephemeral", false)
+            .described(description)
+            .with_dir(store)
+            .with_private_dir(PrivateDir(dir)))
     }
 }
 
-impl Drop for EphemeralCache {
+impl Drop for PrivateDir {
     fn drop(&mut self) {
         // Another process of this user writing into the directory while it is removed can
         // make one pass fail (a file appears after its directory was listed); a few more
         // passes win that race. The `TempDir` field then finds nothing left to remove.
         for _ in 0..20 {
-            match std::fs::remove_dir_all(self.dir.path()) {
+            match std::fs::remove_dir_all(self.0.path()) {
                 Ok(()) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -124,37 +107,8 @@ impl Drop for EphemeralCache {
         }
         tracing::warn!(
             "could not remove the private cache directory {}",
-            self.dir.path().display()
+            self.0.path().display()
         );
-    }
-}
-
-impl ReferenceCache for EphemeralCache {
-    fn describe(&self) -> String {
-        format!(
-            "process-private directory {} (removed on exit)",
-            self.dir.path().display()
-        )
-    }
-    fn lookup(&self, sha256: &str) -> Result<Option<File>> {
-        self.cache.lookup(sha256)
-    }
-    fn writer(&self, sha256: &str) -> Result<Box<dyn CacheWriter>> {
-        self.cache.writer(sha256)
-    }
-    fn clear(&self) -> Result<()> {
-        self.cache.clear()
-    }
-    fn info(&self) -> Result<CacheInfo> {
-        let mut info = self.cache.info()?;
-        info.description = self.describe();
-        Ok(info)
-    }
-    fn verify_all(&self) -> Result<VerifySummary> {
-        self.cache.verify_all()
-    }
-    fn lock_for_fill(&self, sha256: &str) -> Result<FillLock> {
-        self.cache.lock_for_fill(sha256)
     }
 }
 
@@ -217,25 +171,43 @@ mod tests {
     use std::fs;
     use std::io::{Read, Write};
 
-    fn fill(cache: &EphemeralCache, bytes: &[u8]) -> String {
+    use crate::cache::ReferenceCache;
+    use std::fs::File;
+    use std::path::PathBuf;
+
+    fn fill(cache: &StoreCache, bytes: &[u8]) -> String {
         let sha = sha256_hex(bytes);
-        let mut w = cache.writer(&sha).unwrap();
+        let mut slot = cache.reference(&sha).unwrap().miss().expect("a miss");
+        let mut w = slot.writer().unwrap();
+        assert!(w.is_cached());
         w.write_all(bytes).unwrap();
         w.commit("test").unwrap();
         sha
     }
 
+    fn lookup(cache: &StoreCache, sha: &str) -> Option<File> {
+        cache.reference(sha).unwrap().hit()
+    }
+
+    fn path(cache: &StoreCache) -> PathBuf {
+        cache.root().unwrap().to_path_buf()
+    }
+
+    fn entry_path(cache: &StoreCache, sha: &str) -> PathBuf {
+        cache.dir_store().unwrap().entry_path(sha)
+    }
+
     #[test]
     fn private_directory_is_0700_and_removed_on_drop() {
-        let cache = EphemeralCache::new().unwrap();
-        let path = cache.path().to_path_buf();
+        let cache = StoreCache::private(None).unwrap();
+        let path = path(&cache);
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o700
         );
         let sha = fill(&cache, b"x");
         assert_eq!(
-            fs::metadata(cache.entry_path(&sha))
+            fs::metadata(entry_path(&cache, &sha))
                 .unwrap()
                 .permissions()
                 .mode()
@@ -248,11 +220,10 @@ mod tests {
 
     #[test]
     fn directory_lives_under_tmpdir() {
-        let cache = EphemeralCache::new().unwrap();
-        assert!(cache.path().starts_with(std::env::temp_dir()));
+        let cache = StoreCache::private(None).unwrap();
+        assert!(path(&cache).starts_with(std::env::temp_dir()));
         assert!(
-            cache
-                .path()
+            path(&cache)
                 .file_name()
                 .unwrap()
                 .to_string_lossy()
@@ -262,41 +233,47 @@ mod tests {
 
     #[test]
     fn hit_returns_verified_bytes() {
-        let cache = EphemeralCache::new().unwrap();
+        let cache = StoreCache::private(None).unwrap();
         let sha = fill(&cache, b"reference bytes");
-        let mut f = cache.lookup(&sha).unwrap().unwrap();
+        let mut f = lookup(&cache, &sha).unwrap();
         let mut s = String::new();
         f.read_to_string(&mut s).unwrap();
         assert_eq!(s, "reference bytes");
         // Upper-case hex from foreign metadata names the same entry.
-        assert!(cache.lookup(&sha.to_uppercase()).unwrap().is_some());
+        assert!(lookup(&cache, &sha.to_uppercase()).is_some());
     }
 
     #[test]
     fn wrong_bytes_are_rejected_and_not_published() {
-        let cache = EphemeralCache::new().unwrap();
+        let cache = StoreCache::private(None).unwrap();
         let sha = sha256_hex(b"good");
-        let mut w = cache.writer(&sha).unwrap();
+        let mut slot = cache.reference(&sha).unwrap().miss().unwrap();
+        let mut w = slot.writer().unwrap();
         w.write_all(b"evil").unwrap();
         let err = w.commit("s3://b/reference.bin").unwrap_err();
         assert!(err.to_string().contains("s3://b/reference.bin"), "{err}");
-        assert!(cache.lookup(&sha).unwrap().is_none());
-        let leaf = cache.entry_path(&sha).parent().unwrap().to_path_buf();
+        assert!(
+            slot.is_cached(),
+            "wrong bytes are not a failure of the cache"
+        );
+        drop(slot);
+        assert!(lookup(&cache, &sha).is_none());
+        let leaf = entry_path(&cache, &sha).parent().unwrap().to_path_buf();
         assert_eq!(fs::read_dir(leaf).unwrap().count(), 0, "no temp file left");
     }
 
     #[test]
     fn tampered_entry_is_a_miss_and_removed() {
-        let cache = EphemeralCache::new().unwrap();
+        let cache = StoreCache::private(None).unwrap();
         let sha = fill(&cache, b"original");
-        let path = cache.entry_path(&sha);
+        let path = entry_path(&cache, &sha);
         fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap()
             .write_all(b"!")
             .unwrap();
-        assert!(cache.lookup(&sha).unwrap().is_none());
+        assert!(lookup(&cache, &sha).is_none());
         assert!(!path.exists());
     }
 
@@ -306,7 +283,7 @@ mod tests {
     #[test]
     fn remembered_verification_never_hides_a_change() {
         use std::os::unix::fs::FileExt;
-        let cache = EphemeralCache::new().unwrap();
+        let cache = StoreCache::private(None).unwrap();
         let bytes = vec![7u8; 64 << 10];
         for settle in [Duration::ZERO, Duration::from_millis(120)] {
             for attack in ["flip", "replace"] {
@@ -322,23 +299,23 @@ mod tests {
                         .unwrap();
                     assert_eq!(back, bytes);
                 }
-                let path = cache.entry_path(&sha);
+                let entry = entry_path(&cache, &sha);
                 match attack {
                     "flip" => {
-                        let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+                        let f = fs::OpenOptions::new().write(true).open(&entry).unwrap();
                         f.write_all_at(b"\x08", 1000).unwrap();
                     }
                     _ => {
                         let mut evil = bytes.clone();
                         evil[1000] = 8;
-                        let stage = cache.path().join("stage");
+                        let stage = path(&cache).join("stage");
                         fs::write(&stage, &evil).unwrap();
                         fs::set_permissions(&stage, fs::Permissions::from_mode(0o600)).unwrap();
-                        fs::rename(&stage, &path).unwrap();
+                        fs::rename(&stage, &entry).unwrap();
                     }
                 }
                 assert!(
-                    cache.lookup(&sha).unwrap().is_none(),
+                    lookup(&cache, &sha).is_none(),
                     "{attack} after {settle:?}: a changed entry was handed out"
                 );
             }
@@ -347,23 +324,23 @@ mod tests {
 
     #[test]
     fn symlinked_entry_is_not_followed() {
-        let cache = EphemeralCache::new().unwrap();
-        let target = cache.path().join("elsewhere");
+        let cache = StoreCache::private(None).unwrap();
+        let target = path(&cache).join("elsewhere");
         fs::write(&target, b"planted").unwrap();
         let sha = sha256_hex(b"planted");
-        let path = cache.entry_path(&sha);
+        let path = entry_path(&cache, &sha);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(&target, &path).unwrap();
-        assert!(cache.lookup(&sha).unwrap().is_none());
+        assert!(lookup(&cache, &sha).is_none());
         assert!(fs::symlink_metadata(&path).is_err(), "planted link removed");
         assert!(target.exists());
     }
 
     #[test]
     fn encrypted_ephemeral_cache_keeps_only_ciphertext() {
-        let cache = EphemeralCache::with_encryption(Some(CacheKey::per_process())).unwrap();
+        let cache = StoreCache::private(Some(CacheKey::per_process())).unwrap();
         let sha = fill(&cache, b"plaintext reference");
-        let on_disk = fs::read(cache.entry_path(&sha)).unwrap();
+        let on_disk = fs::read(entry_path(&cache, &sha)).unwrap();
         assert!(!on_disk.windows(9).any(|w| w == b"plaintext"));
         let mut s = String::new();
         cache

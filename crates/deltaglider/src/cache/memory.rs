@@ -16,7 +16,7 @@ use super::encrypted::Encrypted;
 use super::keys::CacheKey;
 use super::record::Record;
 use super::store::{Entry, EntryData, EntryStore, PendingEntry, StoreCache, Usage};
-use super::{CacheInfo, CacheWriter, FillLock, ReferenceCache, VerifySummary};
+use super::{CacheInfo, FillLock};
 use crate::error::Result;
 
 /// Default budget: 100 MiB.
@@ -158,8 +158,18 @@ impl EntryStore for MemoryStore {
         })
     }
 
+    fn maintain(&self) -> Result<u64> {
+        // The budget is enforced on every insertion; nothing is left to tidy.
+        Ok(0)
+    }
+
     fn fill_info(&self, info: &mut CacheInfo) {
         info.max_bytes = Some(self.budget);
+    }
+
+    fn lock_for_fill(&self, _sha256: &str) -> Result<FillLock> {
+        // Entries live in this process only: no other process can be filling them.
+        Ok(FillLock::none())
     }
 }
 
@@ -203,59 +213,48 @@ impl PendingEntry for MemoryPending {
     }
 }
 
-/// The memory-backed reference cache: encrypted LRU in this process.
-#[derive(Debug)]
-pub struct MemoryCache {
-    cache: StoreCache,
-    #[cfg_attr(not(test), allow(dead_code))]
-    store: MemoryStore,
-}
+impl StoreCache {
+    /// The memory cache: at most `budget_bytes` of ciphertext, encrypted under `key` (a
+    /// fresh per-process key if `None`).
+    pub fn memory(budget_bytes: u64, key: Option<CacheKey>) -> StoreCache {
+        StoreCache::memory_over(MemoryStore::new(budget_bytes), key)
+    }
 
-impl MemoryCache {
-    /// A cache of at most `budget_bytes` of ciphertext, encrypted under `key` (a fresh
-    /// per-process key if `None`).
-    pub fn new(budget_bytes: u64, key: Option<CacheKey>) -> MemoryCache {
-        let store = MemoryStore::new(budget_bytes);
-        let encrypted = Encrypted::new(
-            Arc::new(store.clone()),
-            key.unwrap_or_else(CacheKey::per_process),
-        );
-        MemoryCache {
-            cache: StoreCache::new(Arc::new(encrypted), None, "memory", false),
-            store,
-        }
-    }
-}
-
-impl ReferenceCache for MemoryCache {
-    fn describe(&self) -> String {
-        self.cache.describe()
-    }
-    fn lookup(&self, sha256: &str) -> Result<Option<File>> {
-        self.cache.lookup(sha256)
-    }
-    fn writer(&self, sha256: &str) -> Result<Box<dyn CacheWriter>> {
-        self.cache.writer(sha256)
-    }
-    fn clear(&self) -> Result<()> {
-        self.cache.clear()
-    }
-    fn info(&self) -> Result<CacheInfo> {
-        self.cache.info()
-    }
-    fn verify_all(&self) -> Result<VerifySummary> {
-        self.cache.verify_all()
-    }
-    fn lock_for_fill(&self, sha256: &str) -> Result<FillLock> {
-        self.cache.lock_for_fill(sha256)
+    fn memory_over(store: MemoryStore, key: Option<CacheKey>) -> StoreCache {
+        let encrypted = Encrypted::new(Arc::new(store), key.unwrap_or_else(CacheKey::per_process));
+        StoreCache::new(Arc::new(encrypted), None, "memory", false)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::ReferenceCache;
     use crate::hashing::sha256_hex;
     use std::io::Read;
+
+    /// The memory cache and a handle on its store, to tamper with.
+    struct MemoryCache {
+        cache: StoreCache,
+        store: MemoryStore,
+    }
+
+    impl MemoryCache {
+        fn new(budget_bytes: u64, key: Option<CacheKey>) -> MemoryCache {
+            let store = MemoryStore::new(budget_bytes);
+            MemoryCache {
+                cache: StoreCache::memory_over(store.clone(), key),
+                store,
+            }
+        }
+    }
+
+    impl std::ops::Deref for MemoryCache {
+        type Target = StoreCache;
+        fn deref(&self) -> &StoreCache {
+            &self.cache
+        }
+    }
 
     fn fill(c: &MemoryCache, bytes: &[u8]) -> (String, Vec<u8>) {
         let sha = sha256_hex(bytes);

@@ -6,22 +6,27 @@
 //!
 //! # Layers
 //!
-//! Every cache the library builds is a [`ReferenceCache`]. The ones that keep entries are one
-//! adapter, [`store::StoreCache`], over a stack of [`store::EntryStore`]s, each wrapping the
-//! next and never forking it:
+//! The engine sees a [`ReferenceCache`] and makes one call per reference,
+//! [`ReferenceCache::reference`]: a [`Lookup::Hit`] (verified bytes) or a [`Lookup::Miss`]
+//! with a [`FillSlot`] that holds the cross-process fill lock and publishes only bytes that
+//! hash right. Every cache that keeps entries is one type, [`store::StoreCache`], over a stack
+//! of [`store::EntryStore`]s, each wrapping the next and never forking it:
 //!
-//! | cache | stack (top to bottom) |
+//! | constructor | stack (top to bottom) |
 //! | --- | --- |
-//! | [`ephemeral::EphemeralCache`] (default) | `StoreCache` → (`Encrypted` →) `DirStore` in a private temp dir |
-//! | [`persistent::PersistentCache`] (`DG_CACHE_DIR`) | `StoreCache` → (`Encrypted` →) `Signed` → `DirStore`, watched by [`monitor::IntegrityMonitor`] |
-//! | [`memory::MemoryCache`] (`DG_CACHE_BACKEND=memory`) | `StoreCache` → `Encrypted` → `MemoryStore` |
+//! | `StoreCache::private` (default) | `StoreCache` → (`Encrypted` →) `DirStore` in a private temp dir |
+//! | `StoreCache::persistent` (`DG_CACHE_DIR`) | `StoreCache` → (`Encrypted` →) `Signed` → `DirStore`, watched by [`monitor::IntegrityMonitor`] |
+//! | `StoreCache::memory` (`DG_CACHE_BACKEND=memory`) | `StoreCache` → `Encrypted` → `MemoryStore` |
 //! | [`disabled::NoCache`] (`DG_NO_CACHE`) | none |
 //!
 //! [`dir_store::DirStore`] keeps each entry as `ab/cd/<sha256>` (the bytes, plaintext or
 //! ciphertext) plus `ab/cd/<sha256>.rec` (a fixed-size [`record::Record`]: sha256, size,
 //! created, expires, writer uid, flags, signing key id and MAC). [`signed::Signed`]
 //! authenticates that record with HMAC-SHA-256; [`encrypted::Encrypted`] turns the bytes into
-//! segmented XChaCha20-Poly1305 ([`segments`]) bound to the content hash.
+//! segmented XChaCha20-Poly1305 ([`segments`]) bound to the content hash. The wrappers are
+//! compiled with `#[deny(clippy::missing_trait_methods)]` and the traits have no default
+//! methods, so a layer cannot silently drop what the layer below does (its fill lock, say).
+//! docs/cache.md says which threat each layer stops.
 
 pub mod dir_store;
 pub mod disabled;
@@ -49,57 +54,245 @@ use crate::hashing::HashingWriter;
 
 pub use keys::KeySource;
 
-/// A store of verified reference files, keyed by content hash.
+/// A store of verified reference files, keyed by content hash: the seam the engine sees.
+///
+/// The engine makes one call, [`ReferenceCache::reference`], and gets either verified bytes
+/// or a [`FillSlot`] to fill from storage. No method has a default: a cache (or a wrapper
+/// around one) states every behaviour, so none silently loses a guarantee.
 pub trait ReferenceCache: Send + Sync + std::fmt::Debug {
     /// Where and what the cache is, for `cache info` and logs.
     fn describe(&self) -> String;
 
-    /// A handle on the reference whose SHA-256 is `sha256`, verified through this handle and
-    /// rewound to its start; `None` on a miss. A corrupt entry is removed and reported as a
-    /// miss.
-    fn lookup(&self, sha256: &str) -> Result<Option<File>>;
-
-    /// Starts an entry that must hash to `sha256`.
-    fn writer(&self, sha256: &str) -> Result<Box<dyn CacheWriter>>;
+    /// The reference whose SHA-256 is `sha256`: [`Lookup::Hit`] with a handle whose bytes
+    /// were verified through that same handle, rewound to its start, or [`Lookup::Miss`]
+    /// with the slot to fill. A cache shared between processes waits, inside this call, for
+    /// another process filling the same entry and looks again before reporting a miss; the
+    /// slot then holds the fill lock until it is dropped. Blocks (hashing, waiting for that
+    /// lock): call it from a blocking context.
+    ///
+    /// A cache problem (a corrupt or planted entry, an unreadable directory, a lock that
+    /// cannot be taken) is logged and reported as a miss, never as an error; an error means
+    /// `sha256` is not a SHA-256.
+    fn reference(&self, sha256: &str) -> Result<Lookup>;
 
     /// Removes every entry.
     fn clear(&self) -> Result<()>;
 
     /// What `cache info` prints: location, backend, entries, bytes, keys.
-    fn info(&self) -> Result<CacheInfo> {
-        Ok(CacheInfo {
-            backend: "custom".into(),
-            description: self.describe(),
-            ..CacheInfo::default()
-        })
-    }
+    fn info(&self) -> Result<CacheInfo>;
 
     /// Re-verifies every entry (record, signature, expiry, decryption, SHA-256), removing the
     /// bad ones.
-    fn verify_all(&self) -> Result<VerifySummary> {
-        Ok(VerifySummary::default())
+    fn verify_all(&self) -> Result<VerifySummary>;
+}
+
+/// The answer to [`ReferenceCache::reference`].
+#[derive(Debug)]
+pub enum Lookup {
+    /// A handle on verified bytes, rewound to the start.
+    Hit(File),
+    /// Not cached: fill the slot (it hashes what is written and publishes only a match).
+    Miss(FillSlot),
+}
+
+impl Lookup {
+    /// The handle of a hit.
+    pub fn hit(self) -> Option<File> {
+        match self {
+            Lookup::Hit(f) => Some(f),
+            Lookup::Miss(_) => None,
+        }
     }
 
-    /// Waits until no other process (or thread) is filling `sha256` and holds that right
-    /// until the returned lock is dropped, so two processes sharing a persistent cache do not
-    /// both download the same reference: after a miss, take the lock, look up again, and
-    /// only then download and commit. Blocks (polling) for up to ten minutes, then gives up
-    /// waiting and returns an unheld lock; call it from a blocking context. Caches that are
-    /// not shared return an unheld lock at once.
-    fn lock_for_fill(&self, sha256: &str) -> Result<FillLock> {
-        check_sha(sha256)?;
-        Ok(FillLock::default())
+    /// The slot of a miss.
+    pub fn miss(self) -> Option<FillSlot> {
+        match self {
+            Lookup::Hit(_) => None,
+            Lookup::Miss(slot) => Some(slot),
+        }
     }
 }
 
-/// The right to fill one entry, released on drop (see [`ReferenceCache::lock_for_fill`]).
-#[derive(Debug, Default)]
+/// The right to fill one entry of a cache shared between processes, released on drop.
+#[derive(Debug)]
 pub struct FillLock(Option<std::os::fd::OwnedFd>);
 
 impl FillLock {
-    /// True if a lock is actually held (false for caches that need none).
+    /// No lock: the cache is not shared between processes, or the lock could not be taken
+    /// (which the cache logs). Said explicitly, never a default.
+    pub fn none() -> FillLock {
+        FillLock(None)
+    }
+
+    pub(crate) fn held(fd: std::os::fd::OwnedFd) -> FillLock {
+        FillLock(Some(fd))
+    }
+
+    /// True if a lock is actually held.
     pub fn is_held(&self) -> bool {
         self.0.is_some()
+    }
+}
+
+/// Starts a writer into the cache for one slot; called again for each new attempt.
+pub type StartWriter = Box<dyn FnMut() -> Result<Box<dyn CacheWriter>> + Send>;
+
+/// A missing entry, to be filled: hands out writers that hash what they are given, and
+/// publishes only bytes that match. Holds the cross-process fill lock (if the cache has one)
+/// until dropped; dropping it without a commit leaves nothing behind.
+///
+/// When the cache fails (cannot create the entry, a write or the publication fails), the
+/// slot logs it and from then on hands out uncached writers (an anonymous temporary file,
+/// or an anonymous memory file if the cache promised to keep plaintext off the disk): the
+/// cache can make a download faster, never make it fail.
+pub struct FillSlot {
+    sha: String,
+    /// `None` once the cache failed (or for an uncached slot).
+    start: Option<StartWriter>,
+    /// Uncached writers use anonymous memory, never a file.
+    in_memory: bool,
+    // Last: released after everything else is dropped.
+    lock: FillLock,
+}
+
+impl std::fmt::Debug for FillSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FillSlot")
+            .field("sha", &self.sha)
+            .field("cached", &self.is_cached())
+            .field("in_memory", &self.in_memory)
+            .field("lock", &self.lock)
+            .finish()
+    }
+}
+
+impl FillSlot {
+    /// A slot for `sha256` whose writers come from `start`, holding `lock`. `in_memory`:
+    /// if the cache fails, fall back to anonymous memory rather than a temporary file.
+    pub fn new(
+        sha256: &str,
+        lock: FillLock,
+        in_memory: bool,
+        start: impl FnMut() -> Result<Box<dyn CacheWriter>> + Send + 'static,
+    ) -> Result<FillSlot> {
+        Ok(FillSlot {
+            sha: normalize_sha(sha256)?,
+            start: Some(Box::new(start)),
+            in_memory,
+            lock,
+        })
+    }
+
+    /// A slot that caches nothing: writers go to anonymous files (memory if `in_memory`).
+    pub fn uncached(sha256: &str, in_memory: bool) -> Result<FillSlot> {
+        Ok(FillSlot {
+            sha: normalize_sha(sha256)?,
+            start: None,
+            in_memory,
+            lock: FillLock::none(),
+        })
+    }
+
+    /// The lowercase SHA-256 the bytes must match.
+    pub fn sha256(&self) -> &str {
+        &self.sha
+    }
+
+    /// True while writers still go into the cache.
+    pub fn is_cached(&self) -> bool {
+        self.start.is_some()
+    }
+
+    /// True if this slot holds the cross-process fill lock.
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_held()
+    }
+
+    /// Starts writing the reference from its first byte (each call starts over).
+    pub fn writer(&mut self) -> Result<SlotWriter<'_>> {
+        if let Some(start) = &mut self.start {
+            match start() {
+                Ok(inner) => {
+                    return Ok(SlotWriter {
+                        inner,
+                        cached: true,
+                        slot: self,
+                    });
+                }
+                Err(e) => self.fail(&e),
+            }
+        }
+        let file = if self.in_memory {
+            secure_fs::memfd("dg-reference")
+        } else {
+            tempfile::tempfile()
+        }
+        .map_err(|e| Error::io("cannot create a temporary file", e))?;
+        Ok(SlotWriter {
+            inner: Box::new(Uncached(VerifyingFile::new(&self.sha, file))),
+            cached: false,
+            slot: self,
+        })
+    }
+
+    /// The cache failed: log it, and stop using it for this slot.
+    fn fail(&mut self, why: &dyn std::fmt::Display) {
+        if self.start.take().is_some() {
+            tracing::warn!(
+                sha256 = %self.sha,
+                "reference cache failed ({why}); using the reference uncached"
+            );
+        }
+    }
+}
+
+/// Bytes going into a [`FillSlot`], hashed as written.
+pub struct SlotWriter<'a> {
+    inner: Box<dyn CacheWriter>,
+    cached: bool,
+    slot: &'a mut FillSlot,
+}
+
+impl SlotWriter<'_> {
+    /// True if the bytes go into the cache (false: an uncached anonymous file).
+    pub fn is_cached(&self) -> bool {
+        self.cached
+    }
+
+    /// Checks the hash of what was written and, for a cached writer, publishes the entry.
+    /// `what` names the source in the error if the bytes do not match. Returns a rewound
+    /// handle on the verified bytes. A failure of the cache (not a mismatch) leaves the slot
+    /// uncached, so that the caller can start again.
+    pub fn commit(self, what: &str) -> Result<File> {
+        let SlotWriter {
+            inner,
+            cached,
+            slot,
+        } = self;
+        match inner.commit(what) {
+            Err(e) if cached && !matches!(e, Error::IntegrityMismatch { .. }) => {
+                slot.fail(&e);
+                Err(e)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Write for SlotWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.inner.write(buf);
+        if let (Err(e), true) = (&r, self.cached) {
+            self.slot.fail(e);
+        }
+        r
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        let r = self.inner.flush();
+        if let (Err(e), true) = (&r, self.cached) {
+            self.slot.fail(e);
+        }
+        r
     }
 }
 
@@ -108,6 +301,24 @@ pub trait CacheWriter: Write + Send {
     /// Checks the hash of what was written and publishes the entry. `what` names the source
     /// in the error if the bytes do not match. Returns a rewound handle on the verified bytes.
     fn commit(self: Box<Self>, what: &str) -> Result<File>;
+}
+
+/// A writer that caches nothing: an anonymous file, verified the same way.
+struct Uncached(VerifyingFile);
+
+impl Write for Uncached {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl CacheWriter for Uncached {
+    fn commit(self: Box<Self>, what: &str) -> Result<File> {
+        self.0.finish(what)
+    }
 }
 
 /// What a cache is and holds, for `deltaglider cache info`.
@@ -199,11 +410,6 @@ pub(crate) fn handle_matches(file: &mut File, sha256: &str) -> io::Result<bool> 
         crate::hashing::sha256_reader(io::BufReader::with_capacity(1 << 20, &mut *file))?;
     file.seek(SeekFrom::Start(0))?;
     Ok(actual == sha256.to_ascii_lowercase())
-}
-
-/// Checks that a string is a hex SHA-256 before it becomes part of a path.
-pub(crate) fn check_sha(sha256: &str) -> Result<()> {
-    normalize_sha(sha256).map(drop)
 }
 
 /// The lowercase form of a hex SHA-256 (the only form entry names take), or an error.

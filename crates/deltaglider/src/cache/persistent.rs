@@ -15,11 +15,11 @@
 //!
 //! Stack: `StoreCache` → (`Encrypted` →) `Signed` → `DirStore`.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ReferenceCache;
 use super::dir_store::{DirStore, DirStoreOptions};
 use super::encrypted::Encrypted;
 use super::keys::CacheKey;
@@ -27,7 +27,6 @@ use super::monitor::IntegrityMonitor;
 use super::secure_fs::Policy;
 use super::signed::Signed;
 use super::store::{EntryStore, StoreCache};
-use super::{CacheInfo, CacheWriter, FillLock, ReferenceCache, VerifySummary};
 use crate::error::Result;
 
 /// Default size budget: 2 GiB.
@@ -67,18 +66,10 @@ pub struct PersistentOptions {
     pub monitor: bool,
 }
 
-/// The persistent reference cache.
-#[derive(Debug)]
-pub struct PersistentCache {
-    cache: StoreCache,
-    store: DirStore,
-    monitor: Option<IntegrityMonitor>,
-}
-
-impl PersistentCache {
-    /// Opens (creating if needed) the cache, refusing an unsafe directory, and cleans what
-    /// killed writers and time left behind.
-    pub fn open(opts: PersistentOptions) -> Result<PersistentCache> {
+impl StoreCache {
+    /// The persistent cache: opens (creating if needed) the directory, refusing an unsafe
+    /// one, and cleans what killed writers and time left behind.
+    pub fn persistent(opts: PersistentOptions) -> Result<StoreCache> {
         if opts.unsafe_shared {
             tracing::warn!(
                 target: "security",
@@ -121,62 +112,24 @@ impl PersistentCache {
         } else {
             None
         };
-        Ok(PersistentCache {
-            cache: StoreCache::new(stack, opts.ttl, "persistent", true),
-            store,
-            monitor,
-        })
-    }
-
-    /// The cache directory.
-    pub fn root(&self) -> &Path {
-        self.store.root()
-    }
-
-    /// The directory store at the bottom (paths, invalidation state).
-    pub fn dir_store(&self) -> &DirStore {
-        &self.store
-    }
-
-    /// The integrity monitor, if running.
-    pub fn monitor(&self) -> Option<&IntegrityMonitor> {
-        self.monitor.as_ref()
-    }
-}
-
-impl ReferenceCache for PersistentCache {
-    fn describe(&self) -> String {
-        format!("persistent {}", self.cache.describe())
-    }
-    fn lookup(&self, sha256: &str) -> Result<Option<File>> {
-        self.cache.lookup(sha256)
-    }
-    fn writer(&self, sha256: &str) -> Result<Box<dyn CacheWriter>> {
-        self.cache.writer(sha256)
-    }
-    fn clear(&self) -> Result<()> {
-        self.cache.clear()
-    }
-    fn info(&self) -> Result<CacheInfo> {
-        let mut info = self.cache.info()?;
-        info.description = self.describe();
-        info.monitored = self.monitor.is_some();
-        Ok(info)
-    }
-    fn verify_all(&self) -> Result<VerifySummary> {
-        self.cache.verify_all()
-    }
-    fn lock_for_fill(&self, sha256: &str) -> Result<FillLock> {
-        self.cache.lock_for_fill(sha256)
+        let cache = StoreCache::new(stack, opts.ttl, "persistent", true);
+        let description = format!("persistent {}", cache.describe());
+        Ok(cache
+            .described(description)
+            .with_dir(store)
+            .with_monitor(monitor))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::Lookup;
     use crate::hashing::sha256_hex;
+    use std::fs::File;
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
     use std::time::Instant;
 
     fn options(root: &Path) -> PersistentOptions {
@@ -191,7 +144,7 @@ mod tests {
         }
     }
 
-    fn fill(c: &dyn ReferenceCache, bytes: &[u8]) -> String {
+    fn fill(c: &StoreCache, bytes: &[u8]) -> String {
         let sha = sha256_hex(bytes);
         let mut w = c.writer(&sha).unwrap();
         w.write_all(bytes).unwrap();
@@ -209,8 +162,8 @@ mod tests {
     fn entries_survive_across_instances_with_the_same_key() {
         let t = tempfile::tempdir().unwrap();
         let opts = options(&t.path().join("v2"));
-        let sha = fill(&PersistentCache::open(opts.clone()).unwrap(), b"kept");
-        let again = PersistentCache::open(opts).unwrap();
+        let sha = fill(&StoreCache::persistent(opts.clone()).unwrap(), b"kept");
+        let again = StoreCache::persistent(opts).unwrap();
         assert_eq!(read(again.lookup(&sha).unwrap().unwrap()), b"kept");
         let info = again.info().unwrap();
         assert!(info.persistent && info.entries == 1 && info.signing_key.is_some());
@@ -223,7 +176,7 @@ mod tests {
         let root = t.path().join("shared");
         std::fs::create_dir(&root).unwrap();
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = PersistentCache::open(options(&root))
+        let e = StoreCache::persistent(options(&root))
             .unwrap_err()
             .to_string();
         assert!(
@@ -231,7 +184,7 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("DG_UNSAFE_SHARED_CACHE"), "{e}");
-        let c = PersistentCache::open(PersistentOptions {
+        let c = StoreCache::persistent(PersistentOptions {
             unsafe_shared: true,
             ..options(&root)
         })
@@ -239,7 +192,7 @@ mod tests {
         assert!(c.info().unwrap().unsafe_shared);
         let link = t.path().join("link");
         std::os::unix::fs::symlink(&root, &link).unwrap();
-        let e = PersistentCache::open(PersistentOptions {
+        let e = StoreCache::persistent(PersistentOptions {
             unsafe_shared: true,
             ..options(&link)
         })
@@ -250,7 +203,7 @@ mod tests {
             let foreign = t.path().join("foreign");
             std::fs::create_dir(&foreign).unwrap();
             std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
-            let e = PersistentCache::open(options(&foreign))
+            let e = StoreCache::persistent(options(&foreign))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("owned by uid 65534"), "{e}");
@@ -265,10 +218,13 @@ mod tests {
             encryption_key: Some(key),
             ..options(t.path())
         };
-        let sha = fill(&PersistentCache::open(opts.clone()).unwrap(), b"secret ref");
-        let same = PersistentCache::open(opts.clone()).unwrap();
+        let sha = fill(
+            &StoreCache::persistent(opts.clone()).unwrap(),
+            b"secret ref",
+        );
+        let same = StoreCache::persistent(opts.clone()).unwrap();
         assert_eq!(read(same.lookup(&sha).unwrap().unwrap()), b"secret ref");
-        let other = PersistentCache::open(PersistentOptions {
+        let other = StoreCache::persistent(PersistentOptions {
             encryption_key: Some(CacheKey::per_process()),
             ..opts
         })
@@ -294,7 +250,7 @@ mod tests {
             monitor: true,
             ..options(t.path())
         };
-        let c = PersistentCache::open(opts.clone()).unwrap();
+        let c = StoreCache::persistent(opts.clone()).unwrap();
         let m = c.monitor().expect("monitor running");
         // Our own writes, hits (record touches), removals and clears never fire.
         let a = fill(&c, b"entry a");
@@ -302,11 +258,11 @@ mod tests {
         let d = fill(&c, b"entry d");
         let gone = fill(&c, b"to be removed by us");
         assert!(c.lookup(&a).unwrap().is_some());
-        c.dir_store().invalidate(&gone); // our own removal
+        c.dir_store().unwrap().invalidate(&gone); // our own removal
         let again = fill(&c, b"entry a");
         assert_eq!(again, a);
         // Another run sharing the cache publishing and hitting entries is not tampering.
-        let sibling = PersistentCache::open(PersistentOptions {
+        let sibling = StoreCache::persistent(PersistentOptions {
             monitor: false,
             ..opts
         })
@@ -322,7 +278,7 @@ mod tests {
         assert!(c.lookup(&a).unwrap().is_some() && c.lookup(&b).unwrap().is_some());
 
         // Appending to an entry: invalidated and removed without waiting for a lookup.
-        let path_a = c.dir_store().entry_path(&a);
+        let path_a = c.dir_store().unwrap().entry_path(&a);
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path_a)
@@ -330,22 +286,22 @@ mod tests {
             .write_all(b"!")
             .unwrap();
         assert!(wait_for(|| !path_a.exists()), "modified entry not removed");
-        assert!(c.dir_store().is_invalidated(&a));
+        assert!(c.dir_store().unwrap().is_invalidated(&a));
         assert!(c.lookup(&a).unwrap().is_none());
         // Attribute change.
-        let path_b = c.dir_store().entry_path(&b);
+        let path_b = c.dir_store().unwrap().entry_path(&b);
         std::fs::set_permissions(&path_b, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert!(wait_for(|| !path_b.exists()), "chmod not noticed");
         // Deletion of a record by someone else, once our own changes are out of the window.
         std::thread::sleep(OWN_WINDOW_FOR_TESTS);
-        std::fs::remove_file(c.dir_store().record_path(&d)).unwrap();
+        std::fs::remove_file(c.dir_store().unwrap().record_path(&d)).unwrap();
         assert!(
-            wait_for(|| c.dir_store().is_invalidated(&d)),
+            wait_for(|| c.dir_store().unwrap().is_invalidated(&d)),
             "deletion not noticed"
         );
         // The monitor marks the entry first and removes its file right after.
         assert!(
-            wait_for(|| !c.dir_store().entry_path(&d).exists()),
+            wait_for(|| !c.dir_store().unwrap().entry_path(&d).exists()),
             "entry of a deleted record not removed"
         );
         assert!(m.invalidations() >= 3);
@@ -357,20 +313,21 @@ mod tests {
     #[test]
     fn a_second_filler_waits_for_the_first_and_then_hits() {
         let t = tempfile::tempdir().unwrap();
-        let c = Arc::new(PersistentCache::open(options(t.path())).unwrap());
+        let c = Arc::new(StoreCache::persistent(options(t.path())).unwrap());
         let bytes = b"filled once".to_vec();
         let sha = sha256_hex(&bytes);
-        let first = c.lock_for_fill(&sha).unwrap();
-        assert!(first.is_held());
+        let Lookup::Miss(mut first) = c.reference(&sha).unwrap() else {
+            panic!("an empty cache hit");
+        };
+        assert!(first.is_locked());
         let (c2, sha2) = (c.clone(), sha.clone());
         let waiter = std::thread::spawn(move || {
             let start = Instant::now();
-            let lock = c2.lock_for_fill(&sha2).unwrap();
-            assert!(lock.is_held());
-            (start.elapsed(), c2.lookup(&sha2).unwrap().map(read))
+            let found = c2.reference(&sha2).unwrap();
+            (start.elapsed(), found.hit().map(read))
         });
         std::thread::sleep(Duration::from_millis(300));
-        let mut w = c.writer(&sha).unwrap();
+        let mut w = first.writer().unwrap();
         w.write_all(&bytes).unwrap();
         w.commit("t").unwrap();
         drop(first);
@@ -381,8 +338,8 @@ mod tests {
         );
         assert_eq!(found, Some(bytes), "found the first filler's entry");
         // Caches that are not shared never block.
-        let e = crate::cache::ephemeral::EphemeralCache::new().unwrap();
-        assert!(!e.lock_for_fill(&sha).unwrap().is_held());
+        let e = StoreCache::private(None).unwrap();
+        assert!(!e.reference(&sha).unwrap().miss().unwrap().is_locked());
     }
 
     const OWN_WINDOW_FOR_TESTS: Duration = Duration::from_millis(3100);

@@ -93,6 +93,9 @@ impl Signed {
     }
 }
 
+// A wrapper states every method: a forgotten one would silently drop what the layer below
+// does (its fill lock, its housekeeping).
+#[deny(clippy::missing_trait_methods)]
 impl EntryStore for Signed {
     fn describe(&self) -> String {
         format!("{} (HMAC-signed records)", self.inner.describe())
@@ -184,7 +187,6 @@ impl PendingEntry for SignedPending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::ReferenceCache;
     use crate::cache::dir_store::{DirStore, DirStoreOptions};
     use crate::cache::store::StoreCache;
     use crate::hashing::sha256_hex;

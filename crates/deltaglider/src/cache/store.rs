@@ -2,7 +2,8 @@
 //! [`Record`]. Stores stack: [`super::signed::Signed`] and [`super::encrypted::Encrypted`]
 //! each wrap another store and transform the record or the bytes on the way through;
 //! [`StoreCache`] sits on top and is the [`ReferenceCache`] the engine sees, hashing every
-//! byte it hands out.
+//! byte it hands out. It is the one cache type that keeps entries: `StoreCache::private`,
+//! `StoreCache::persistent` and `StoreCache::memory` build its three stacks.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -10,9 +11,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::dir_store::DirStore;
+use super::monitor::IntegrityMonitor;
 use super::record::{FLAG_ENCRYPTED, Record};
 use super::{
-    CacheInfo, CacheWriter, FillLock, ReferenceCache, VerifySummary, normalize_sha, secure_fs,
+    CacheInfo, CacheWriter, FillLock, FillSlot, Lookup, ReferenceCache, VerifySummary,
+    normalize_sha, secure_fs,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::hashing::HashingWriter;
@@ -83,9 +87,7 @@ pub trait EntryStore: Send + Sync + std::fmt::Debug {
 
     /// Housekeeping: stale temporary files, orphans, expired entries, size budget. Returns
     /// how many files were removed.
-    fn maintain(&self) -> Result<u64> {
-        Ok(0)
-    }
+    fn maintain(&self) -> Result<u64>;
 
     /// Entry count and bytes.
     fn usage(&self) -> Result<Usage>;
@@ -93,10 +95,12 @@ pub trait EntryStore: Send + Sync + std::fmt::Debug {
     /// Adds what this layer knows to `info`, then asks the layer below.
     fn fill_info(&self, info: &mut CacheInfo);
 
-    /// See [`ReferenceCache::lock_for_fill`]; wrappers delegate.
-    fn lock_for_fill(&self, _sha256: &str) -> Result<FillLock> {
-        Ok(FillLock::default())
-    }
+    /// Waits until no other process (or thread) is filling `sha256` and holds that right
+    /// until the returned lock is dropped, so that processes sharing a cache do not all
+    /// download the same reference. Blocks (polling) for up to ten minutes, then gives up
+    /// waiting and returns [`FillLock::none`], as a store that is not shared does at once.
+    /// No default: a wrapper that forgot to pass this on would silently lose the locking.
+    fn lock_for_fill(&self, sha256: &str) -> Result<FillLock>;
 }
 
 /// An entry being written to a store.
@@ -119,6 +123,14 @@ pub struct StoreCache {
     /// Entry files this process hashed and found valid, by content hash: their identity
     /// then. A later lookup that opens the same, unchanged file skips hashing it again.
     verified: Mutex<HashMap<String, FileIdentity>>,
+    /// What `describe` says.
+    description: String,
+    /// The directory store at the bottom, for the file-system stacks.
+    dir: Option<DirStore>,
+    /// The inotify watcher of a persistent cache.
+    monitor: Option<IntegrityMonitor>,
+    // Last: a private cache's directory, removed when the cache is dropped.
+    private_dir: Option<super::ephemeral::PrivateDir>,
 }
 
 /// What `fstat` says identifies a file and its last change. Any write, truncation, chmod
@@ -173,13 +185,56 @@ impl StoreCache {
         let mut info = CacheInfo::default();
         store.fill_info(&mut info);
         StoreCache {
+            description: store.describe(),
             store,
             ttl,
             backend,
             persistent,
             encrypted: info.encryption_key.is_some(),
             verified: Mutex::default(),
+            dir: None,
+            monitor: None,
+            private_dir: None,
         }
+    }
+
+    /// Names the cache `description` in `describe` and `cache info`.
+    pub(crate) fn described(mut self, description: String) -> StoreCache {
+        self.description = description;
+        self
+    }
+
+    /// Keeps `dir`, the directory store at the bottom, for diagnostics, tests and the
+    /// monitor.
+    pub(crate) fn with_dir(mut self, dir: DirStore) -> StoreCache {
+        self.dir = Some(dir);
+        self
+    }
+
+    pub(crate) fn with_monitor(mut self, monitor: Option<IntegrityMonitor>) -> StoreCache {
+        self.monitor = monitor;
+        self
+    }
+
+    pub(crate) fn with_private_dir(mut self, dir: super::ephemeral::PrivateDir) -> StoreCache {
+        self.private_dir = Some(dir);
+        self
+    }
+
+    /// The directory store at the bottom (paths, invalidation state), for the file-system
+    /// caches. Paths are for diagnostics and tests: the cache never opens an entry by name.
+    pub fn dir_store(&self) -> Option<&DirStore> {
+        self.dir.as_ref()
+    }
+
+    /// The cache directory, for the file-system caches.
+    pub fn root(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(DirStore::root)
+    }
+
+    /// The integrity monitor, if running.
+    pub fn monitor(&self) -> Option<&IntegrityMonitor> {
+        self.monitor.as_ref()
     }
 
     fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, FileIdentity>> {
@@ -197,14 +252,23 @@ impl StoreCache {
         self.store.remove(sha);
         Ok(None)
     }
-}
 
-impl ReferenceCache for StoreCache {
-    fn describe(&self) -> String {
-        self.store.describe()
+    /// A lookup whose failure is logged and counts as a miss: the reference is then fetched
+    /// from storage, and the entry rewritten.
+    fn lookup_or_miss(&self, sha: &str) -> Option<File> {
+        match self.lookup(sha) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(sha256 = %sha, "cannot read the reference cache ({}); fetching the reference from storage", crate::error::chain(&e));
+                self.verified().remove(sha);
+                None
+            }
+        }
     }
 
-    fn lookup(&self, sha256: &str) -> Result<Option<File>> {
+    /// The verified entry `sha256`, or `None`: one half of [`ReferenceCache::reference`],
+    /// without its lock; errors are the store's.
+    pub(crate) fn lookup(&self, sha256: &str) -> Result<Option<File>> {
         let sha = normalize_sha(sha256)?;
         let Some(entry) = self.store.open(&sha)? else {
             return Ok(None);
@@ -262,32 +326,59 @@ impl ReferenceCache for StoreCache {
         Ok(Some(file))
     }
 
-    fn writer(&self, sha256: &str) -> Result<Box<dyn CacheWriter>> {
+    /// A writer of entry `sha256` that ignores the fill lock: the other half of
+    /// [`ReferenceCache::reference`], for tests that race writers on purpose.
+    #[cfg(test)]
+    pub(crate) fn writer(&self, sha256: &str) -> Result<Box<dyn CacheWriter>> {
+        start_writer(&self.store, &normalize_sha(sha256)?, self.ttl)
+    }
+}
+
+/// A writer into `store` of entry `sha` (lowercase), hashing what it is given.
+fn start_writer(
+    store: &Arc<dyn EntryStore>,
+    sha: &str,
+    ttl: Option<Duration>,
+) -> Result<Box<dyn CacheWriter>> {
+    Ok(Box::new(StoreWriter {
+        sha: sha.to_string(),
+        ttl: ttl.map(|t| t.as_secs()),
+        inner: HashingWriter::new(store.create(sha)?),
+    }))
+}
+
+// Every method stated: a forgotten one must not fall back to a default.
+#[deny(clippy::missing_trait_methods)]
+impl ReferenceCache for StoreCache {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn reference(&self, sha256: &str) -> Result<Lookup> {
         let sha = normalize_sha(sha256)?;
-        let pending: Box<dyn PendingEntry> = match self.store.create(&sha) {
-            Ok(p) => p,
-            Err(e) => {
-                // A cache that cannot store never blocks a download: fall back to an
-                // anonymous file (in memory if the cache encrypts), verified the same way.
-                tracing::warn!(
-                    "cannot store in the reference cache ({}); not caching this reference",
-                    crate::error::chain(&e)
-                );
-                let file = if self.encrypted {
-                    secure_fs::memfd("dg-reference")
-                } else {
-                    tempfile::tempfile()
-                };
-                Box::new(Anonymous(
-                    file.ctx(|| "cannot create a temporary file".into())?,
-                ))
-            }
-        };
-        Ok(Box::new(StoreWriter {
-            sha,
-            ttl: self.ttl.map(|t| t.as_secs()),
-            inner: HashingWriter::new(pending),
-        }))
+        if let Some(f) = self.lookup_or_miss(&sha) {
+            return Ok(Lookup::Hit(f));
+        }
+        // Another process sharing the cache may be filling this entry right now: wait for
+        // it, then look again before anyone downloads.
+        let lock = self.store.lock_for_fill(&sha).unwrap_or_else(|e| {
+            tracing::warn!(sha256 = %sha, "cannot take the cache fill lock ({}); filling without it", crate::error::chain(&e));
+            FillLock::none()
+        });
+        if lock.is_held()
+            && let Some(f) = self.lookup_or_miss(&sha)
+        {
+            tracing::debug!(sha256 = %sha, "cache entry filled by another process");
+            return Ok(Lookup::Hit(f));
+        }
+        let (store, ttl, name) = (self.store.clone(), self.ttl, sha.clone());
+        Ok(Lookup::Miss(FillSlot::new(
+            &sha,
+            lock,
+            // Plaintext must not reach the disk even when the cache fails.
+            self.encrypted,
+            move || start_writer(&store, &name, ttl),
+        )?))
     }
 
     fn clear(&self) -> Result<()> {
@@ -301,6 +392,7 @@ impl ReferenceCache for StoreCache {
             backend: self.backend.into(),
             description: self.describe(),
             persistent: self.persistent,
+            monitored: self.monitor.is_some(),
             entries: usage.entries,
             bytes: usage.bytes,
             ttl_seconds: self.ttl.map(|t| t.as_secs()),
@@ -308,10 +400,6 @@ impl ReferenceCache for StoreCache {
         };
         self.store.fill_info(&mut info);
         Ok(info)
-    }
-
-    fn lock_for_fill(&self, sha256: &str) -> Result<FillLock> {
-        self.store.lock_for_fill(&normalize_sha(sha256)?)
     }
 
     fn verify_all(&self) -> Result<VerifySummary> {
@@ -375,23 +463,5 @@ impl CacheWriter for StoreWriter {
                 io::Error::other("store misconfigured: wrap a memory store in encryption"),
             )),
         }
-    }
-}
-
-/// Fallback when a store cannot take an entry: an unnamed temporary file.
-struct Anonymous(File);
-
-impl Write for Anonymous {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl PendingEntry for Anonymous {
-    fn publish(self: Box<Self>, _record: Record) -> Result<Option<File>> {
-        Ok(Some(self.0))
     }
 }

@@ -59,3 +59,16 @@ pub fn read_header(delta: &File, operation: &str) -> Result<VcdiffHeader> {
         detail: e.to_string(),
     })
 }
+
+/// The program that must recompress what `delta` rebuilds (a delta xdelta3 made of
+/// externally decompressed data), or `None`; for the error that says why a rebuilt file
+/// does not match. A malformed header is the decoder's to report, so it gives `None` here.
+pub fn recompressed_with(delta: &File) -> Option<&'static str> {
+    use native::external::Compressor;
+    read_header(delta, "decode")
+        .ok()?
+        .external_compression()
+        .target
+        .and_then(|ident| Compressor::from_ident(ident).ok())
+        .map(Compressor::name)
+}

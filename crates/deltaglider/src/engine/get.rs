@@ -14,7 +14,6 @@ use super::integrity::{
     CappedWriter, OutputProgress, has_deltaglider_keys, require_complete_metadata,
 };
 use super::{Engine, StoredAs};
-use crate::codec::native::external::Compressor;
 use crate::deltaspace::{self, DELTA_SUFFIX};
 use crate::error::{Error, IoContext, Result};
 use crate::hashing::HashingWriter;
@@ -276,12 +275,7 @@ impl Engine {
                 drain_into(reader.body, &mut delta)
                     .await
                     .ctx(|| format!("cannot download {what}"))?;
-                // A malformed header is the codec's to report, with the object's name.
-                let recompressed_with = crate::codec::read_header(&delta, "decode")
-                    .ok()
-                    .and_then(|h| h.external_compression().target)
-                    .and_then(|ident| Compressor::from_ident(ident).ok())
-                    .map(Compressor::name);
+                let recompressed_with = crate::codec::recompressed_with(&delta);
                 let codec = self.codec.clone();
                 super::blocking("decoder", move || {
                     let mut capped = output(out);

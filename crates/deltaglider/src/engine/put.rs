@@ -347,7 +347,7 @@ impl Engine {
         let created = matches!(outcome, PutOutcome::Stored { .. });
         if created {
             // The snapshot is the reference: spare the download that would verify it.
-            self.prime_cache(source, ref_key);
+            self.prime_cache(source, ref_key).await;
         }
         fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
             "failpoint put::after_reference_create",

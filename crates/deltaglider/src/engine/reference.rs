@@ -21,6 +21,7 @@ use serde::Serialize;
 use super::get::drain_into;
 use super::source::{PrivateFile, Source};
 use super::{Engine, blocking};
+use crate::cache::{FillSlot, Lookup};
 use crate::deltaspace::{self, DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME};
 use crate::error::{Error, IoContext, Result};
 use crate::hashing::HashingWriter;
@@ -119,6 +120,8 @@ impl Engine {
     /// A verified handle on the reference `ref_key` whose content must hash to `ref_sha`:
     /// from the cache, or downloaded into it and checked before anything uses it. When the
     /// reference is gone or holds other bytes, a retired copy with the right hash serves.
+    /// The cache can only make this faster: whatever goes wrong in it is logged and the
+    /// reference is fetched from storage.
     pub(crate) async fn reference_handle(
         &self,
         bucket: &str,
@@ -126,23 +129,16 @@ impl Engine {
         ref_sha: &str,
         needed_by: &str,
     ) -> Result<File> {
-        if let Some(f) = self.cache.lookup(ref_sha)? {
-            tracing::debug!(%ref_key, "reference cache hit");
-            return Ok(f);
-        }
-        // Another process sharing a persistent cache may be filling this entry right now:
-        // wait for it (off the async threads), then look again before downloading.
-        let (cache, sha) = (self.cache.clone(), ref_sha.to_string());
-        let fill = blocking("cache lock", move || cache.lock_for_fill(&sha)).await?;
-        if fill.is_held()
-            && let Some(f) = self.cache.lookup(ref_sha)?
-        {
-            tracing::debug!(%ref_key, "reference filled by another process");
-            return Ok(f);
-        }
+        let mut slot = match self.cache_lookup(ref_sha).await? {
+            Lookup::Hit(f) => {
+                tracing::debug!(%ref_key, "reference cache hit");
+                return Ok(f);
+            }
+            Lookup::Miss(slot) => slot,
+        };
         tracing::debug!(%ref_key, "reference cache miss: downloading");
         let first = match self
-            .fetch_reference(bucket, ref_key, ref_sha, needed_by)
+            .fetch_reference(&mut slot, bucket, ref_key, needed_by)
             .await
         {
             Ok(f) => return Ok(f),
@@ -151,7 +147,7 @@ impl Engine {
         };
         for retired in self.retired_copies(bucket, ref_key, ref_sha).await? {
             match self
-                .fetch_reference(bucket, &retired, ref_sha, needed_by)
+                .fetch_reference(&mut slot, bucket, &retired, needed_by)
                 .await
             {
                 Ok(f) => {
@@ -173,21 +169,48 @@ impl Engine {
         })
     }
 
+    /// The engine's one call into the cache, off the async threads (it hashes, and may wait
+    /// for another process filling the entry). A cache that fails is logged and bypassed.
+    async fn cache_lookup(&self, sha: &str) -> Result<Lookup> {
+        let (cache, key) = (self.cache.clone(), sha.to_string());
+        match blocking("reference cache", move || cache.reference(&key)).await {
+            Ok(found) => Ok(found),
+            Err(e) => {
+                tracing::warn!(sha256 = %sha, "reference cache unusable ({}); fetching from storage", crate::error::chain(&e));
+                Ok(Lookup::Miss(FillSlot::uncached(sha, false)?))
+            }
+        }
+    }
+
+    /// Downloads `key` into `slot` and verifies it. If the cache fails on the way (a full
+    /// disk, say), the slot turns uncached and the download starts over once.
     async fn fetch_reference(
         &self,
+        slot: &mut FillSlot,
         bucket: &str,
         key: &str,
-        sha: &str,
         needed_by: &str,
     ) -> Result<File> {
-        let reader = self.store.get_object(bucket, key).await?;
-        let mut writer = self.cache.writer(sha)?;
-        drain_into(reader.body, &mut *writer)
-            .await
-            .ctx(|| format!("cannot download reference s3://{bucket}/{key}"))?;
-        writer.commit(&format!(
-            "reference s3://{bucket}/{key} (needed by {needed_by})"
-        ))
+        loop {
+            let reader = self.store.get_object(bucket, key).await?;
+            let mut writer = slot.writer()?;
+            let cached = writer.is_cached();
+            let result = match drain_into(reader.body, &mut writer).await {
+                Ok(_) => writer.commit(&format!(
+                    "reference s3://{bucket}/{key} (needed by {needed_by})"
+                )),
+                Err(e) => Err(Error::io(
+                    format!("cannot download reference s3://{bucket}/{key}"),
+                    e,
+                )),
+            };
+            match result {
+                Err(e) if cached && !slot.is_cached() => {
+                    tracing::warn!(%key, "downloading the reference again, uncached, after a cache failure: {}", crate::error::chain(&e));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Keys of retired copies of `ref_key` with content `sha`.
@@ -206,19 +229,29 @@ impl Engine {
 
     /// Puts a just-created reference's bytes into the cache, sparing the download that
     /// would otherwise verify them. A cache that cannot take them only costs that download.
-    pub(crate) fn prime_cache(&self, source: &Source, ref_key: &str) {
-        let sha = source.sha256.as_str();
-        if matches!(self.cache.lookup(sha), Ok(Some(_))) {
-            return;
-        }
-        let result = (|| -> Result<File> {
+    pub(crate) async fn prime_cache(&self, source: &Source, ref_key: &str) {
+        let result = async {
+            let mut slot = match self.cache_lookup(&source.sha256).await? {
+                Lookup::Hit(_) => return Ok(()),
+                Lookup::Miss(slot) if slot.is_cached() => slot,
+                Lookup::Miss(_) => return Ok(()),
+            };
             let mut reader = source.reopen()?;
-            let mut writer = self.cache.writer(sha)?;
-            io::copy(&mut reader, &mut *writer).ctx(|| "cannot fill the cache".into())?;
-            writer.commit(&format!("new reference {ref_key}"))
-        })();
+            let what = format!("new reference {ref_key}");
+            blocking("reference cache", move || {
+                let mut writer = slot.writer()?;
+                if !writer.is_cached() {
+                    // The cache failed (and said so): a copy nobody keeps is of no use.
+                    return Ok(());
+                }
+                io::copy(&mut reader, &mut writer).ctx(|| "cannot fill the cache".into())?;
+                writer.commit(&what).map(drop)
+            })
+            .await
+        }
+        .await;
         if let Err(e) = result {
-            tracing::debug!(%ref_key, "reference not cached: {}", crate::error::chain(&e));
+            tracing::warn!(%ref_key, "reference not cached: {}", crate::error::chain(&e));
         }
     }
 
