@@ -36,7 +36,7 @@ use deltaglider::cache::{FillSlot, Lookup, ReferenceCache};
 use deltaglider::codec::xdelta3::Xdelta3Codec;
 use deltaglider::engine::PutRequestOptions;
 use deltaglider::hashing::sha256_hex;
-use deltaglider::storage::ObjectStore;
+use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::local::LocalStore;
 use deltaglider::{Engine, EngineSettings, Error};
 use support::{edited, noise};

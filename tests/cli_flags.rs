@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::s3::S3Store;
 use deltaglider::storage::{ListRequest, ObjectStore};
 use support::{edited, noise, run_dg, s3_endpoint, s3_store, unique_bucket, write_file};

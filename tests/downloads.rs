@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use deltaglider::Error;
 use deltaglider::hashing::sha256_hex;
+use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::local::LocalStore;
 use deltaglider::storage::{ObjectStore, PutOptions, PutSource};
 use support::{dg_bin, edited, noise, write_file};

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use deltaglider::StoredAs;
 use deltaglider::engine::PutRequestOptions;
 use deltaglider::metadata::UserMetadata;
+use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::local::LocalStore;
 use deltaglider::storage::s3::S3Store;
 use deltaglider::storage::{ListRequest, ObjectStore, PutOptions, PutSource};

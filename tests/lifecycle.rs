@@ -17,6 +17,7 @@ use std::time::Duration;
 use deltaglider::cache::store::StoreCache;
 use deltaglider::codec::native::NativeCodec;
 use deltaglider::storage::ObjectStore;
+use deltaglider::storage::bucket_admin;
 use deltaglider::storage::local::LocalStore;
 use deltaglider::{Engine, EngineSettings, Error, StoredAs};
 use support::{edited, noise, unique_bucket, write_file};
@@ -94,7 +95,11 @@ async fn worlds(tag: &str) -> Vec<World> {
     let mut worlds = Vec::new();
     for (store, local) in out {
         let bucket = unique_bucket(tag);
-        store.create_bucket(&bucket).await.unwrap();
+        bucket_admin(&*store)
+            .unwrap()
+            .create_bucket(&bucket)
+            .await
+            .unwrap();
         worlds.push(World {
             a: engine(store.clone()),
             b: engine(store.clone()),

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use deltaglider::StoredAs;
 use deltaglider::engine::PutRequestOptions;
 use deltaglider::hashing::sha256_hex;
+use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::{ListRequest, ObjectStore, PutOptions, PutOutcome, PutSource};
 use support::{
     edited, engine_over, noise, run_dg, s3_endpoint, s3_store, unique_bucket, write_file,
@@ -28,7 +29,11 @@ async fn cleanup(store: &dyn ObjectStore, bucket: &str) {
             store.delete_object(bucket, &o.key).await.unwrap();
         }
     }
-    store.delete_bucket(bucket).await.unwrap();
+    deltaglider::storage::bucket_admin(store)
+        .unwrap()
+        .delete_bucket(bucket)
+        .await
+        .unwrap();
 }
 
 fn corpus_files(dir: &std::path::Path, set: &str) -> Vec<PathBuf> {

@@ -132,6 +132,14 @@ async fn bad_metadata_keys_and_local_presign_are_clear_errors() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("S3 endpoint"), "{err}");
+    assert!(
+        matches!(err, deltaglider::Error::Unsupported { .. }),
+        "{err:?}"
+    );
+    // Capabilities are asked for, not faked: the local store has buckets, and no URLs.
+    let store = client.engine().store();
+    assert!(store.bucket_admin().is_some());
+    assert!(store.presigner().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]

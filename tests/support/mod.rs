@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use deltaglider::cache::store::StoreCache;
 use deltaglider::codec::xdelta3::Xdelta3Codec;
+use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::ObjectStore;
 use deltaglider::storage::local::LocalStore;
 #[cfg(feature = "s3")]

@@ -33,7 +33,7 @@ use deltaglider::cache::{
 use deltaglider::codec::native::NativeCodec;
 use deltaglider::engine::PutRequestOptions;
 use deltaglider::hashing::sha256_hex;
-use deltaglider::storage::ObjectStore;
+use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::local::LocalStore;
 use deltaglider::{Engine, EngineSettings, Error, Result};
 

@@ -294,17 +294,23 @@ impl Client {
 
     /// Creates a bucket (on S3, in the client's region).
     pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
-        self.engine.store().create_bucket(bucket).await
+        crate::storage::bucket_admin(&**self.engine.store())?
+            .create_bucket(bucket)
+            .await
     }
 
     /// Deletes an empty bucket.
     pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
-        self.engine.store().delete_bucket(bucket).await
+        crate::storage::bucket_admin(&**self.engine.store())?
+            .delete_bucket(bucket)
+            .await
     }
 
     /// The store's buckets (on S3, those the credentials own).
     pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        self.engine.store().list_buckets().await
+        crate::storage::bucket_admin(&**self.engine.store())?
+            .list_buckets()
+            .await
     }
 
     /// A URL to download the object (deltas are rehydrated under `.deltaglider/tmp/`).
@@ -374,6 +380,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::BucketAdmin;
     use crate::storage::local::LocalStore;
 
     /// A caller's store is used as it is: the configured endpoint is never opened (here an

@@ -1,6 +1,7 @@
 //! `mb` and `rb`.
 
 use super::*;
+use deltaglider::storage::bucket_admin;
 
 pub(super) fn bucket_only(s: &str) -> Result<String> {
     let url = parse_s3(s)?;
@@ -14,7 +15,9 @@ pub(super) fn bucket_only(s: &str) -> Result<String> {
 
 pub(super) async fn mb(engine: &Engine, p: &Printer, args: BucketArgs) -> Result<()> {
     let bucket = bucket_only(&args.bucket)?;
-    engine.store().create_bucket(&bucket).await?;
+    bucket_admin(&**engine.store())?
+        .create_bucket(&bucket)
+        .await?;
     if p.json {
         print_json(&json!({ "bucket": bucket, "created": true }));
     }
@@ -24,11 +27,13 @@ pub(super) async fn mb(engine: &Engine, p: &Printer, args: BucketArgs) -> Result
 
 pub(super) async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()> {
     let bucket = bucket_only(&args.bucket)?;
+    // Before `--force` empties anything: a store that cannot delete buckets is refused now.
+    let admin = bucket_admin(&**engine.store())?;
     if args.force {
         let removed = engine.delete_everything(&bucket).await?;
         p.line(format!("deleted {removed} objects from {bucket}"));
     }
-    match engine.store().delete_bucket(&bucket).await {
+    match admin.delete_bucket(&bucket).await {
         Ok(()) => {}
         Err(deltaglider::Error::BucketNotEmpty(_)) => bail!(
             "bucket '{bucket}' is not empty; `deltaglider rb --force s3://{bucket}` deletes \

@@ -11,7 +11,9 @@ pub(super) async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()>
         }
     };
     let Some(target) = args.target else {
-        let buckets = engine.store().list_buckets().await?;
+        let buckets = deltaglider::storage::bucket_admin(&**engine.store())?
+            .list_buckets()
+            .await?;
         if p.json {
             print_json(
                 &json!({ "buckets": buckets.iter().map(|b| json!({"name": b.name, "created": b.created})).collect::<Vec<_>>() }),

@@ -63,14 +63,22 @@ impl Engine {
         key: &str,
         expires_in: Duration,
     ) -> Result<PresignedUrl> {
+        // A store that cannot presign (the local store) fails here, before anything is
+        // resolved, rebuilt or written.
+        let presigner = self.store.presigner().ok_or_else(|| Error::Unsupported {
+            operation: format!("cannot presign s3://{bucket}/{key}"),
+            reason: format!(
+                "presigned URLs need an S3 endpoint; the {} serves no HTTP",
+                self.store.describe()
+            ),
+        })?;
         let resolved = self.resolve(bucket, key).await?;
         let name = deltaspace::file_name(key);
         let expires_at = now()
             + chrono::Duration::from_std(expires_in)
                 .map_err(|_| Error::invalid("presign expiry", "too long"))?;
         if resolved.stored_as != StoredAs::Delta {
-            let url = self
-                .store
+            let url = presigner
                 .presign_get(bucket, &resolved.stored_key, expires_in, Some(name))
                 .await?;
             return Ok(PresignedUrl {
@@ -82,19 +90,10 @@ impl Engine {
         }
         let sha = resolved.meta.file_sha256.clone().unwrap_or_default();
         let served_key = format!("{REHYDRATED_PREFIX}{sha}_{name}");
-        // Signing first: a store that cannot presign (the local store) fails here, before
-        // anything is rebuilt or written.
-        let url = self
-            .store
+        // Signing before rebuilding: a URL that cannot be signed leaves nothing behind.
+        let url = presigner
             .presign_get(bucket, &served_key, expires_in, Some(name))
-            .await
-            .map_err(|e| match e {
-                Error::Unsupported { reason, .. } => Error::Unsupported {
-                    operation: format!("cannot presign s3://{bucket}/{key}"),
-                    reason,
-                },
-                other => other,
-            })?;
+            .await?;
         let reusable = match self.store.head_object(bucket, &served_key).await? {
             Some(info) => info
                 .metadata

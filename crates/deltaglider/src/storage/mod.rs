@@ -172,13 +172,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Human-readable description of where the store is, for messages.
     fn describe(&self) -> String;
 
-    /// Every bucket in the store (on S3, those the credentials own).
-    async fn list_buckets(&self) -> Result<Vec<BucketInfo>>;
-    /// Creates a bucket after checking its name; [`crate::Error::BucketAlreadyExists`] when
-    /// the store says it is taken.
-    async fn create_bucket(&self, bucket: &str) -> Result<()>;
-    /// Deletes an empty bucket.
-    async fn delete_bucket(&self, bucket: &str) -> Result<()>;
+    /// Bucket administration, for stores that have it (both built-in stores do).
+    fn bucket_admin(&self) -> Option<&dyn BucketAdmin>;
+    /// Presigned URLs, for stores whose objects can be fetched over HTTP (S3; not the local
+    /// store).
+    fn presigner(&self) -> Option<&dyn Presign>;
+
     /// Whether the bucket exists; used to tell a missing bucket from a missing key.
     async fn bucket_exists(&self, bucket: &str) -> Result<bool>;
 
@@ -202,14 +201,6 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// absent keys are not errors. `Ok` lists the keys that could not be deleted, each with
     /// why; `Err` means a request failed as a whole (its keys may or may not be gone).
     async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<DeleteFailure>>;
-    /// A URL that lets anyone holding it download the object until `expires_in` passes.
-    async fn presign_get(
-        &self,
-        bucket: &str,
-        key: &str,
-        expires_in: std::time::Duration,
-        download_name: Option<&str>,
-    ) -> Result<String>;
     /// Copies an object within the store without downloading it: the bytes, and the user
     /// metadata, `Content-Type` and headers unless `options` replaces them.
     async fn copy_object(
@@ -220,4 +211,41 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
         dst_key: &str,
         options: CopyOptions,
     ) -> Result<()>;
+}
+
+/// Listing, creating and deleting buckets: a capability of its own, since a store can hold
+/// objects without offering it.
+#[async_trait]
+pub trait BucketAdmin: Send + Sync {
+    /// Every bucket in the store (on S3, those the credentials own).
+    async fn list_buckets(&self) -> Result<Vec<BucketInfo>>;
+    /// Creates a bucket after checking its name; [`crate::Error::BucketAlreadyExists`] when
+    /// the store says it is taken.
+    async fn create_bucket(&self, bucket: &str) -> Result<()>;
+    /// Deletes an empty bucket.
+    async fn delete_bucket(&self, bucket: &str) -> Result<()>;
+}
+
+/// Presigned download URLs: only stores whose objects are served over HTTP can sign them.
+#[async_trait]
+pub trait Presign: Send + Sync {
+    /// A URL that lets anyone holding it download the object until `expires_in` passes;
+    /// `download_name` is the file name browsers save it under.
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+        download_name: Option<&str>,
+    ) -> Result<String>;
+}
+
+/// The store's bucket administration, or an error naming the store that has none.
+pub fn bucket_admin(store: &dyn ObjectStore) -> Result<&dyn BucketAdmin> {
+    store
+        .bucket_admin()
+        .ok_or_else(|| crate::Error::Unsupported {
+            operation: "bucket administration".into(),
+            reason: format!("{} cannot list, create or delete buckets", store.describe()),
+        })
 }

@@ -36,6 +36,7 @@ impl<T: ObjectStore + ?Sized> ObjectStoreExt for T {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::BucketAdmin;
     use crate::storage::local::LocalStore;
     use crate::storage::{PutOptions, PutSource};
     use futures::TryStreamExt;

@@ -28,8 +28,8 @@ use rustix::io::Errno;
 use tokio::io::AsyncReadExt;
 
 use super::{
-    BucketInfo, CopyOptions, DeleteFailure, ListPage, ListRequest, ObjectInfo, ObjectReader,
-    ObjectStore, PutOptions, PutOutcome, PutSource,
+    BucketAdmin, BucketInfo, CopyOptions, DeleteFailure, ListPage, ListRequest, ObjectInfo,
+    ObjectReader, ObjectStore, Presign, PutOptions, PutOutcome, PutSource,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::url::validate_bucket_name;
@@ -314,39 +314,13 @@ impl ObjectStore for LocalStore {
         format!("local store at {}", self.root.display())
     }
 
-    async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        let this = self.clone();
-        blocking(move || this.list_buckets_sync()).await
+    fn bucket_admin(&self) -> Option<&dyn BucketAdmin> {
+        Some(self)
     }
 
-    async fn create_bucket(&self, bucket: &str) -> Result<()> {
-        validate_bucket_name(bucket)?;
-        let this = self.clone();
-        let bucket = bucket.to_string();
-        blocking(move || {
-            match rustix::fs::mkdirat(
-                this.root_fd.as_fd(),
-                bucket.as_str(),
-                Mode::from_raw_mode(0o777),
-            ) {
-                Ok(()) => Ok(()),
-                Err(Errno::EXIST) => Err(Error::BucketAlreadyExists(bucket)),
-                Err(e) => Err(Error::io(
-                    format!(
-                        "cannot create bucket directory {bucket} in {}",
-                        this.root.display()
-                    ),
-                    e.into(),
-                )),
-            }
-        })
-        .await
-    }
-
-    async fn delete_bucket(&self, bucket: &str) -> Result<()> {
-        let this = self.clone();
-        let bucket = bucket.to_string();
-        blocking(move || this.delete_bucket_sync(&bucket)).await
+    /// The local store serves no HTTP: nothing to sign a URL for.
+    fn presigner(&self) -> Option<&dyn Presign> {
+        None
     }
 
     async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
@@ -400,19 +374,6 @@ impl ObjectStore for LocalStore {
         blocking(move || list::list(this.bucket_fd(&bucket)?, &bucket, &request)).await
     }
 
-    async fn presign_get(
-        &self,
-        _bucket: &str,
-        _key: &str,
-        _expires_in: std::time::Duration,
-        _download_name: Option<&str>,
-    ) -> Result<String> {
-        Err(Error::Unsupported {
-            operation: "presign".into(),
-            reason: "presigned URLs need an S3 endpoint; the local store serves no HTTP".into(),
-        })
-    }
-
     async fn copy_object(
         &self,
         src_bucket: &str,
@@ -450,6 +411,44 @@ impl ObjectStore for LocalStore {
                 .collect())
         })
         .await
+    }
+}
+
+#[async_trait]
+impl BucketAdmin for LocalStore {
+    async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        let this = self.clone();
+        blocking(move || this.list_buckets_sync()).await
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        validate_bucket_name(bucket)?;
+        let this = self.clone();
+        let bucket = bucket.to_string();
+        blocking(move || {
+            match rustix::fs::mkdirat(
+                this.root_fd.as_fd(),
+                bucket.as_str(),
+                Mode::from_raw_mode(0o777),
+            ) {
+                Ok(()) => Ok(()),
+                Err(Errno::EXIST) => Err(Error::BucketAlreadyExists(bucket)),
+                Err(e) => Err(Error::io(
+                    format!(
+                        "cannot create bucket directory {bucket} in {}",
+                        this.root.display()
+                    ),
+                    e.into(),
+                )),
+            }
+        })
+        .await
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        let this = self.clone();
+        let bucket = bucket.to_string();
+        blocking(move || this.delete_bucket_sync(&bucket)).await
     }
 }
 

@@ -14,9 +14,9 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
-    BucketInfo, CopyOptions, DELETE_BATCH, DeleteFailure, Encryption, ListPage, ListRequest,
-    ObjectHeaders, ObjectInfo, ObjectReader, ObjectStore, PutOptions, PutOutcome, PutSource,
-    StorageProtection,
+    BucketAdmin, BucketInfo, CopyOptions, DELETE_BATCH, DeleteFailure, Encryption, ListPage,
+    ListRequest, ObjectHeaders, ObjectInfo, ObjectReader, ObjectStore, Presign, PutOptions,
+    PutOutcome, PutSource, StorageProtection,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::UserMetadata;
@@ -464,48 +464,12 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        let out = self
-            .client
-            .list_buckets()
-            .send()
-            .await
-            .map_err(|e| storage_error("list buckets", "", "", e))?;
-        Ok(out
-            .buckets()
-            .iter()
-            .map(|b| BucketInfo {
-                name: b.name().unwrap_or_default().to_string(),
-                created: to_utc(b.creation_date()),
-            })
-            .collect())
+    fn bucket_admin(&self) -> Option<&dyn BucketAdmin> {
+        Some(self)
     }
 
-    async fn create_bucket(&self, bucket: &str) -> Result<()> {
-        crate::url::validate_bucket_name(bucket)?;
-        let mut req = self.client.create_bucket().bucket(bucket);
-        let region = self.client.config().region().map(|r| r.to_string());
-        if let Some(r) = region.filter(|r| r != "us-east-1") {
-            req = req.create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(r.as_str().into())
-                    .build(),
-            );
-        }
-        req.send()
-            .await
-            .map_err(|e| storage_error("create bucket", bucket, "", e))?;
-        Ok(())
-    }
-
-    async fn delete_bucket(&self, bucket: &str) -> Result<()> {
-        self.client
-            .delete_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(|e| storage_error("delete bucket", bucket, "", e))?;
-        Ok(())
+    fn presigner(&self) -> Option<&dyn Presign> {
+        Some(self)
     }
 
     async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
@@ -651,27 +615,6 @@ impl ObjectStore for S3Store {
         })
     }
 
-    async fn presign_get(
-        &self,
-        bucket: &str,
-        key: &str,
-        expires_in: std::time::Duration,
-        download_name: Option<&str>,
-    ) -> Result<String> {
-        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
-            .map_err(|e| Error::invalid("presign expiry", e.to_string()))?;
-        let mut req = self.client.get_object().bucket(bucket).key(key);
-        if let Some(name) = download_name {
-            let escaped = name.replace('"', "");
-            req = req.response_content_disposition(format!("attachment; filename=\"{escaped}\""));
-        }
-        let presigned = req
-            .presigned(config)
-            .await
-            .map_err(|e| storage_error("presign", bucket, key, e))?;
-        Ok(presigned.uri().to_string())
-    }
-
     async fn copy_object(
         &self,
         src_bucket: &str,
@@ -779,5 +722,76 @@ impl ObjectStore for S3Store {
             }
         }
         Ok(failures)
+    }
+}
+
+#[async_trait]
+impl BucketAdmin for S3Store {
+    async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        let out = self
+            .client
+            .list_buckets()
+            .send()
+            .await
+            .map_err(|e| storage_error("list buckets", "", "", e))?;
+        Ok(out
+            .buckets()
+            .iter()
+            .map(|b| BucketInfo {
+                name: b.name().unwrap_or_default().to_string(),
+                created: to_utc(b.creation_date()),
+            })
+            .collect())
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        crate::url::validate_bucket_name(bucket)?;
+        let mut req = self.client.create_bucket().bucket(bucket);
+        let region = self.client.config().region().map(|r| r.to_string());
+        if let Some(r) = region.filter(|r| r != "us-east-1") {
+            req = req.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(r.as_str().into())
+                    .build(),
+            );
+        }
+        req.send()
+            .await
+            .map_err(|e| storage_error("create bucket", bucket, "", e))?;
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        self.client
+            .delete_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| storage_error("delete bucket", bucket, "", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Presign for S3Store {
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+        download_name: Option<&str>,
+    ) -> Result<String> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| Error::invalid("presign expiry", e.to_string()))?;
+        let mut req = self.client.get_object().bucket(bucket).key(key);
+        if let Some(name) = download_name {
+            let escaped = name.replace('"', "");
+            req = req.response_content_disposition(format!("attachment; filename=\"{escaped}\""));
+        }
+        let presigned = req
+            .presigned(config)
+            .await
+            .map_err(|e| storage_error("presign", bucket, key, e))?;
+        Ok(presigned.uri().to_string())
     }
 }
