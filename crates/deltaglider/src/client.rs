@@ -255,9 +255,10 @@ impl Client {
     }
 
     /// Deletes several logical objects in batches (S3 `DeleteObjects`, 1,000 stored keys per
-    /// request); each key gets its own result, and references no delta needs any more go
-    /// too. `Err` when a request failed as a whole.
-    pub async fn delete_objects(&self, bucket: &str, keys: &[&str]) -> Result<Vec<KeyDeleted>> {
+    /// request), each as [`Client::delete_object`] would; references no delta needs any
+    /// more go too. Each key gets its own result; as with `DeleteObjects`, a key that was
+    /// not there is not an error.
+    pub async fn delete_objects(&self, bucket: &str, keys: &[&str]) -> Vec<KeyDeleted> {
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
         self.engine.delete_keys(bucket, &keys).await
     }
@@ -265,10 +266,11 @@ impl Client {
     /// Deletes every logical object under `prefix`, in batches; returns how many were
     /// deleted, or the first key that could not be.
     pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize> {
-        let keys = self.engine.logical_keys(bucket, prefix).await?;
+        let listing = self.engine.list(bucket, prefix, true).await?;
+        let keys: Vec<String> = listing.objects.into_iter().map(|o| o.key).collect();
         let mut deleted = 0;
         for batch in keys.chunks(crate::storage::DELETE_BATCH / 2) {
-            for r in self.engine.delete_keys(bucket, batch).await? {
+            for r in self.engine.delete_keys(bucket, batch).await {
                 if let Some(error) = r.error {
                     return Err(error);
                 }

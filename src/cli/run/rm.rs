@@ -77,10 +77,13 @@ pub(super) async fn rm_recursive(
         return Err(deltaglider::Error::NoSuchBucket(url.bucket).into());
     }
     let base = url.key.rfind('/').map_or(0, |i| i + 1);
+    // The listing `ls -r` shows (another tool's `x.delta` is an object of that name, not x).
     let keys: Vec<String> = engine
-        .logical_keys(&url.bucket, &url.key)
+        .list(&url.bucket, &url.key, true)
         .await?
+        .objects
         .into_iter()
+        .map(|o| o.key)
         .filter(|k| filters.accepts(&k[base.min(k.len())..]))
         .collect();
     let sink = event_printer(p);

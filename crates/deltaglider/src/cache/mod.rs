@@ -236,11 +236,12 @@ impl FillSlot {
     }
 
     /// The cache failed: log it, and stop using it for this slot.
-    fn fail(&mut self, why: &dyn std::fmt::Display) {
+    fn fail(&mut self, why: &(dyn std::error::Error + 'static)) {
         if self.start.take().is_some() {
             tracing::warn!(
                 sha256 = %self.sha,
-                "reference cache failed ({why}); using the reference uncached"
+                "reference cache failed ({}); using the reference uncached",
+                crate::error::chain(why)
             );
         }
     }

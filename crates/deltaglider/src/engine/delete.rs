@@ -34,13 +34,8 @@ impl Engine {
                 reason: "references are removed automatically with their last delta".into(),
             });
         }
-        let candidates: Vec<String> = if key.ends_with(DELTA_SUFFIX) {
-            vec![key.to_string()]
-        } else {
-            vec![key.to_string(), format!("{key}{DELTA_SUFFIX}")]
-        };
         let mut deleted = Vec::new();
-        for k in candidates {
+        for k in stored_forms(key) {
             if self.store.head_object(bucket, &k).await?.is_some() {
                 self.store.delete_object(bucket, &k).await?;
                 deleted.push(k);
@@ -85,79 +80,92 @@ pub struct KeyDeleted {
 }
 
 impl Engine {
-    /// The logical keys under `prefix` (each once, whichever forms it is stored in), in key
-    /// order; references and DeltaGlider's internal objects are not among them.
-    pub async fn logical_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
-        let mut keys = std::collections::BTreeSet::new();
-        let request = ListRequest {
-            prefix: prefix.to_string(),
-            ..Default::default()
-        };
-        let mut pages = self.store.list_pages(bucket, request);
-        while let Some(page) = pages.try_next().await? {
-            for o in page.objects {
-                if deltaspace::file_name(&o.key) == REFERENCE_NAME || deltaspace::is_hidden(&o.key)
-                {
-                    continue;
+    /// Deletes the logical objects `keys` in batches of
+    /// [`DELETE_BATCH`](crate::storage::DELETE_BATCH) stored keys (one S3 `DeleteObjects`
+    /// request each), as [`Engine::delete`] would one by one: a key ending in `.delta` is
+    /// that stored object alone, any other key is `<key>` and `<key>.delta`; a key naming a
+    /// reference is refused. Absent keys are not errors (as with `DeleteObjects`).
+    ///
+    /// Then the reference of every deltaspace touched is removed by the deleter's rule if no
+    /// delta needs it any more, once per deltaspace. A reference that cannot be checked (a
+    /// failed listing, a `reference.bin` another tool wrote) is logged and left in place,
+    /// for `purge`; it never fails the keys, which are gone. Each key's result says whether
+    /// it is gone: a failed request fails the keys of its batch, and the next batch is tried.
+    pub async fn delete_keys(&self, bucket: &str, keys: &[String]) -> Vec<KeyDeleted> {
+        let names_reference = |key: &str| deltaspace::file_name(key) == REFERENCE_NAME;
+        let mut stored: Vec<String> = Vec::with_capacity(keys.len() * 2);
+        for key in keys.iter().filter(|k| !names_reference(k)) {
+            stored.extend(stored_forms(key));
+        }
+        // A key given twice (or as `a` and `a.delta`) is deleted once.
+        let mut seen = std::collections::HashSet::new();
+        stored.retain(|k| seen.insert(k.clone()));
+        // Why each stored key is still there.
+        let mut left: HashMap<String, Error> = HashMap::new();
+        for batch in stored.chunks(crate::storage::DELETE_BATCH) {
+            match self.store.delete_objects(bucket, batch).await {
+                Ok(failures) => left.extend(failures.into_iter().map(|f| (f.key, f.error))),
+                Err(e) => {
+                    let why = crate::error::chain(&e);
+                    left.extend(batch.iter().map(|k| {
+                        (
+                            k.clone(),
+                            Error::storage("delete", bucket, k.clone(), why.clone()),
+                        )
+                    }));
                 }
-                let logical = o.key.strip_suffix(DELTA_SUFFIX).unwrap_or(&o.key);
-                keys.insert(logical.to_string());
             }
         }
-        Ok(keys.into_iter().collect())
-    }
-
-    /// Deletes the logical objects `keys`, both stored forms of each, in batches of
-    /// [`DELETE_BATCH`](crate::storage::DELETE_BATCH) stored keys (one S3 `DeleteObjects`
-    /// request each); then removes, by the deleter's rule, the reference of every deltaspace
-    /// touched that no delta needs any more (once per deltaspace, not once per delta).
-    /// A request that fails as a whole is the error; keys the store refused one by one are
-    /// reported in their [`KeyDeleted`].
-    pub async fn delete_keys(&self, bucket: &str, keys: &[String]) -> Result<Vec<KeyDeleted>> {
-        for key in keys {
-            if deltaspace::file_name(key) == REFERENCE_NAME {
-                return Err(Error::InvalidKey {
+        let spaces: BTreeSet<&str> = keys
+            .iter()
+            .filter(|k| !names_reference(k))
+            .map(|k| deltaspace::of_key(k))
+            .collect();
+        for space in spaces {
+            // A deleter asks for no protection: a restore keeps the reference's own.
+            let protection = crate::storage::StorageProtection::default();
+            match self
+                .remove_reference_if_unused(bucket, space, &protection)
+                .await
+            {
+                Ok(_) => {}
+                Err(e @ Error::InvalidMetadata { .. }) => {
+                    tracing::debug!(%space, "reference left in place: {}", crate::error::chain(&e));
+                }
+                Err(e) => tracing::warn!(
+                    "the reference of s3://{bucket}/{space} was not checked after the delete \
+                     (`deltaglider purge` removes it once unused): {}",
+                    crate::error::chain(&e)
+                ),
+            }
+        }
+        // What is left of a stored key is told to every key that names it: the error itself
+        // to the first, its text to the others.
+        let left_text: HashMap<String, String> = left
+            .iter()
+            .map(|(k, e)| (k.clone(), crate::error::chain(e)))
+            .collect();
+        keys.iter()
+            .map(|key| {
+                let refused = names_reference(key).then(|| Error::InvalidKey {
                     bucket: bucket.to_string(),
                     key: key.clone(),
                     reason: "references are removed automatically with their last delta".into(),
                 });
-            }
-        }
-        let logical: Vec<&str> = keys
-            .iter()
-            .map(|k| k.strip_suffix(DELTA_SUFFIX).unwrap_or(k))
-            .collect();
-        let stored: Vec<String> = logical
-            .iter()
-            .flat_map(|k| [k.to_string(), format!("{k}{DELTA_SUFFIX}")])
-            .collect();
-        let mut refused: HashMap<String, Error> = HashMap::new();
-        for batch in stored.chunks(crate::storage::DELETE_BATCH) {
-            for failure in self.store.delete_objects(bucket, batch).await? {
-                let key = failure
-                    .key
-                    .strip_suffix(DELTA_SUFFIX)
-                    .unwrap_or(&failure.key);
-                refused.entry(key.to_string()).or_insert(failure.error);
-            }
-        }
-        let spaces: BTreeSet<&str> = logical.iter().map(|k| deltaspace::of_key(k)).collect();
-        for space in spaces {
-            // A deleter asks for no protection: a restore keeps the reference's own.
-            self.remove_reference_if_unused(
-                bucket,
-                space,
-                &crate::storage::StorageProtection::default(),
-            )
-            .await?;
-        }
-        Ok(logical
-            .into_iter()
-            .map(|k| KeyDeleted {
-                key: k.to_string(),
-                error: refused.remove(k),
+                let error = refused.or_else(|| {
+                    stored_forms(key).into_iter().find_map(|k| {
+                        left.remove(&k).or_else(|| {
+                            let why = left_text.get(&k)?;
+                            Some(Error::storage("delete", bucket, k.clone(), why.clone()))
+                        })
+                    })
+                });
+                KeyDeleted {
+                    key: key.clone(),
+                    error,
+                }
             })
-            .collect())
+            .collect()
     }
 
     /// Deletes every object in a bucket, references and internal objects included (used by
@@ -179,5 +187,16 @@ impl Engine {
             count += keys.len();
         }
         Ok(count)
+    }
+}
+
+/// The stored keys of a logical key, as [`Engine::delete`] sees them: a `.delta` key is
+/// that object alone (it may be another tool's object of that name), any other key may be
+/// stored whole or as a delta.
+fn stored_forms(key: &str) -> Vec<String> {
+    if key.ends_with(DELTA_SUFFIX) {
+        vec![key.to_string()]
+    } else {
+        vec![key.to_string(), format!("{key}{DELTA_SUFFIX}")]
     }
 }

@@ -177,7 +177,13 @@ impl Engine {
             Ok(found) => Ok(found),
             Err(e) => {
                 tracing::warn!(sha256 = %sha, "reference cache unusable ({}); fetching from storage", crate::error::chain(&e));
-                Ok(Lookup::Miss(FillSlot::uncached(sha, false)?))
+                // A cache that encrypts keeps plaintext off the disk also when it fails (and
+                // one that cannot say whether it encrypts is taken to).
+                let in_memory = self
+                    .cache
+                    .info()
+                    .map_or(true, |info| info.encryption_key.is_some());
+                Ok(Lookup::Miss(FillSlot::uncached(sha, in_memory)?))
             }
         }
     }

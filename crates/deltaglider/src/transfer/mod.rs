@@ -474,24 +474,16 @@ impl Engine {
                         .map(|k| TransferEvent::WouldDelete { target: target(k) }),
                 );
             } else {
-                match self.delete_keys(bucket, batch).await {
-                    Ok(results) => out.extend(results.into_iter().map(|r| match r.error {
-                        None => TransferEvent::Deleted {
-                            target: target(&r.key),
-                        },
-                        Some(err) => TransferEvent::Failed {
-                            target: target(&r.key),
-                            error: crate::error::chain(&err),
-                        },
-                    })),
-                    Err(err) => {
-                        let error = crate::error::chain(&err);
-                        out.extend(batch.iter().map(|k| TransferEvent::Failed {
-                            target: target(k),
-                            error: error.clone(),
-                        }));
-                    }
-                }
+                let results = self.delete_keys(bucket, batch).await;
+                out.extend(results.into_iter().map(|r| match r.error {
+                    None => TransferEvent::Deleted {
+                        target: target(&r.key),
+                    },
+                    Some(err) => TransferEvent::Failed {
+                        target: target(&r.key),
+                        error: crate::error::chain(&err),
+                    },
+                }));
             }
             for e in &out[start..] {
                 events(e);
