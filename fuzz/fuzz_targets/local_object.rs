@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use deltaglider::storage::local::LocalStore;
-use deltaglider::storage::{ListRequest, ObjectStore};
+use deltaglider::storage::{BucketAdmin, ListRequest, ObjectStore};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::AsyncReadExt;
 use tokio::runtime::Runtime;
