@@ -253,6 +253,34 @@ async fn rm_of_the_last_delta_racing_a_new_upload_keeps_the_reference() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_delete_of_the_last_delta_racing_a_new_upload_keeps_the_reference() {
+    for w in worlds("lc-rmb").await {
+        let scenario = fail::FailScenario::setup();
+        let (_, f2) = first_stored(&w).await;
+        // the batch deleter (rm -r, sync --delete) has seen no other delta...
+        let gate = Gate::new("delete::after_check", 1);
+        let (e, bucket) = (w.a.clone(), w.bucket.clone());
+        let rm =
+            tokio::spawn(
+                async move { e.delete_keys(&bucket, &["rel/app-1.zip".to_string()]).await },
+            );
+        gate.wait();
+        // ...when an upload stores a delta against the reference and is acknowledged
+        assert_eq!(
+            put(&w.b, &w, &f2, "rel/app-2.zip").await.stored_as,
+            StoredAs::Delta
+        );
+        gate.release(0);
+        let results = rm.await.unwrap();
+        assert!(results[0].error.is_none(), "{results:?}");
+        drop(scenario);
+        w.assert_recoverable("rel/app-2.zip", &v2()).await;
+        assert!(!w.exists("rel/app-1.zip.delta").await);
+        assert!(w.exists("rel/reference.bin").await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reference_removed_under_a_delta_being_written_is_restored_by_the_writer() {
     for w in worlds("lc-rm2").await {
         let scenario = fail::FailScenario::setup();
