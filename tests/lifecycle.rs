@@ -341,6 +341,76 @@ async fn an_upload_into_a_space_whose_reference_was_just_deleted_makes_a_new_one
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_deleter_and_a_new_first_upload_cannot_make_a_deleter_remove_the_wrong_reference()
+{
+    for w in worlds("lc-2del").await {
+        let scenario = fail::FailScenario::setup();
+        first_stored(&w).await;
+        // the first deleter has retired the reference, found it unchanged, and is one
+        // request away from deleting it...
+        let gate = Gate::new("delete::before_reference_delete", 1);
+        let rm = spawn_delete(&w.a, &w, "rel/app-1.zip");
+        gate.wait();
+        // ...when a second deleter comes for the same reference: it must not remove it
+        // (had it done so, the next upload would make a new reference, which the first
+        // deleter would then delete with no retired copy of it anywhere)
+        let sweep =
+            w.b.sweep_references(&w.bucket, Duration::from_secs(3600))
+                .await
+                .unwrap();
+        assert!(sweep.orphans_removed.is_empty(), "{sweep:?}");
+        assert!(sweep.retired_removed == 0, "{sweep:?}");
+        let f3 = w.file("app-3.zip", &v3());
+        put(&w.b, &w, &f3, "rel/app-3.zip").await;
+        gate.release(0);
+        let report = rm.await.unwrap().unwrap();
+        assert_eq!(report.reference_removed, None, "the reference is in use");
+        drop(scenario);
+        w.assert_recoverable("rel/app-3.zip", &v3()).await;
+        let left: Vec<_> = w
+            .keys()
+            .await
+            .into_iter()
+            .filter(|k| k.starts_with(".deltaglider/"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleter_that_finds_another_at_work_leaves_the_reference_for_purge() {
+    for w in worlds("lc-lease").await {
+        first_stored(&w).await;
+        // another deleter's lease, live
+        let lease = ".deltaglider/deleting/rel/reference.bin/0123456789abcdef";
+        w.store
+            .put_object(
+                &w.bucket,
+                lease,
+                deltaglider::storage::PutSource::Bytes(Default::default()),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let report = w.a.delete(&w.bucket, "rel/app-1.zip").await.unwrap();
+        assert_eq!(report.reference_removed, None);
+        assert!(w.exists("rel/reference.bin").await);
+        assert!(
+            w.exists(lease).await,
+            "a live lease is never taken for dead"
+        );
+        // once that deleter is gone, purge removes the orphan
+        w.store.delete_object(&w.bucket, lease).await.unwrap();
+        let sweep =
+            w.b.sweep_references(&w.bucket, Duration::from_secs(3600))
+                .await
+                .unwrap();
+        assert_eq!(sweep.orphans_removed, ["rel/reference.bin"], "{sweep:?}");
+        assert!(w.keys().await.is_empty(), "{:?}", w.keys().await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleter_that_dies_after_removing_a_used_reference_loses_nothing() {
     for w in worlds("lc-crash").await {
         let scenario = fail::FailScenario::setup();

@@ -214,6 +214,38 @@ fn fifo_at_an_object_is_refused_promptly_and_skipped_by_ls() {
 }
 
 #[test]
+fn fifo_at_a_delta_is_refused_promptly_and_skipped_by_ls() {
+    let env = Env::new();
+    let (_, v2) = populate(&env);
+    let delta = env.bucket().join("rel.d/app-2.zip.delta.o");
+    fs::remove_file(&delta).unwrap();
+    mkfifo(&delta);
+    let out = env.path("got");
+    let out = out.to_str().unwrap();
+    env.refused(
+        &["cp", "s3://bkt/rel/app-2.zip", out],
+        "rel/app-2.zip.delta",
+        "FIFO",
+    );
+    assert!(!Path::new(out).exists());
+    env.refused(
+        &["verify", "s3://bkt/rel/app-2.zip"],
+        "rel/app-2.zip.delta",
+        "FIFO",
+    );
+    let f2 = write_file(env.dir.path(), "again.zip", &v2);
+    env.refused(
+        &["cp", f2.to_str().unwrap(), "s3://bkt/rel/app-2.zip"],
+        "rel/app-2.zip.delta",
+        "FIFO",
+    );
+    let listed = env.ok(&["ls", "s3://bkt/rel/"]);
+    assert!(listed.contains("app-1.zip"), "{listed}");
+    assert!(!listed.contains("app-2.zip"), "{listed}");
+    assert!(fs::symlink_metadata(&delta).unwrap().file_type().is_fifo());
+}
+
+#[test]
 fn fifo_at_a_reference_is_refused_promptly() {
     let env = Env::new();
     let (v1, _) = populate(&env);

@@ -1,15 +1,16 @@
 //! The lifecycle of a deltaspace's `reference.bin`: finding it, holding verified bytes of it,
 //! restoring it, and deleting it only when no delta can need it.
 //!
-//! No lock spans processes, so the rules (docs/format.md, "Lifecycle") are written for any
+//! Writers take no lock, so the rules (docs/format.md, "Lifecycle") are written for any
 //! interleaving of writers, deleters and crashes:
 //! - a writer never deletes a reference it made visible, even when its own upload fails;
 //! - after storing a delta, a writer checks that the reference it encoded against is still
 //!   there, and restores it (create-if-absent) from the verified bytes it holds if not;
-//! - a deleter first copies the reference to a *retired* copy under `.deltaglider/retired/`,
-//!   then deletes it, then looks for deltas again and restores it if any appeared; only then
-//!   does it remove the retired copy. A deleter that dies on the way leaves the retired copy,
-//!   which readers fall back on (by content hash) and `purge` puts back or collects.
+//! - deleters of one reference take turns (`lease.rs`); the one whose turn it is copies the
+//!   reference to a *retired* copy under `.deltaglider/retired/`, deletes it, looks for
+//!   deltas again and restores it if any appeared, and only then removes the retired copy.
+//!   A deleter that dies on the way leaves the retired copy, which readers fall back on (by
+//!   content hash) and `purge` puts back or collects.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -19,6 +20,7 @@ use futures::TryStreamExt;
 use serde::Serialize;
 
 use super::get::drain_into;
+use super::lease::{self, DeleterLease, LEASE_PREFIX};
 use super::source::{PrivateFile, Source};
 use super::{Engine, blocking};
 use crate::cache::{FillSlot, Lookup};
@@ -58,6 +60,8 @@ pub struct ReferenceSweep {
     /// Retired copies kept because a delta still needs them and another reference took the
     /// original's place; downloads of those deltas read the retired copy.
     pub retired_kept: Vec<String>,
+    /// Leases of deleters that died at work, removed.
+    pub dead_leases_removed: usize,
 }
 
 /// The stored key of a retired copy of `ref_key` with content `sha256`.
@@ -365,19 +369,43 @@ impl Engine {
         protection: &StorageProtection,
     ) -> Result<Option<String>> {
         let ref_key = deltaspace::join(space, REFERENCE_NAME);
+        // a first look without the lease: most deletes leave deltas behind
+        if self.space_has_deltas(bucket, space).await? {
+            return Ok(None);
+        }
+        let Some(lease) = self.take_deleter_lease(bucket, &ref_key).await? else {
+            tracing::info!(%ref_key, "another deleter is at work on this reference; it is left to that one, or to purge");
+            return Ok(None);
+        };
+        let removed = self
+            .remove_reference_holding(bucket, space, &ref_key, protection, &lease)
+            .await;
+        self.release_deleter_lease(bucket, lease).await;
+        removed
+    }
+
+    /// The deleter's rule, run while holding `lease`.
+    async fn remove_reference_holding(
+        &self,
+        bucket: &str,
+        space: &str,
+        ref_key: &str,
+        protection: &StorageProtection,
+        lease: &DeleterLease,
+    ) -> Result<Option<String>> {
         if self.space_has_deltas(bucket, space).await? {
             return Ok(None);
         }
         fail::fail_point!("delete::after_check");
-        let Some(live) = self.live_reference(bucket, &ref_key).await? else {
+        let Some(live) = self.live_reference(bucket, ref_key).await? else {
             return Ok(None);
         };
-        let retired = retired_key(&ref_key, &live.sha256);
+        let retired = retired_key(ref_key, &live.sha256);
         match self
             .store
             .copy_object(
                 bucket,
-                &ref_key,
+                ref_key,
                 bucket,
                 &retired,
                 // The retired copy is the reference's bytes: as encrypted and stored as it.
@@ -394,16 +422,23 @@ impl Engine {
             Err(e) => return Err(e),
         }
         fail::fail_point!("delete::after_retire");
-        // Narrow the window in which a reference that replaced this one could be deleted
-        // unretired (stores offer no delete-if-unchanged).
-        match self.live_reference(bucket, &ref_key).await? {
+        // Only a deleter replaces a reference (by deleting it, for a writer to make a new
+        // one), and the lease keeps other deleters out: if it still holds the retired bytes
+        // now, it holds them when the delete lands.
+        match self.live_reference(bucket, ref_key).await? {
             Some(now) if now.sha256 == live.sha256 => {}
             _ => {
                 self.store.delete_object(bucket, &retired).await?;
                 return Ok(None);
             }
         }
-        self.store.delete_object(bucket, &ref_key).await?;
+        fail::fail_point!("delete::before_reference_delete");
+        if !lease.fresh() {
+            tracing::warn!(%ref_key, "held the deleter's lease too long to delete safely; the reference is left for purge");
+            self.store.delete_object(bucket, &retired).await?;
+            return Ok(None);
+        }
+        self.store.delete_object(bucket, ref_key).await?;
         fail::fail_point!("delete::after_reference_delete", |_| Err(Error::io(
             "failpoint delete::after_reference_delete",
             io::Error::other("injected")
@@ -411,7 +446,7 @@ impl Engine {
         if self.space_has_deltas(bucket, space).await? {
             tracing::warn!(%ref_key, "a delta appeared while its reference was removed; restoring it");
             if self
-                .restore_retired(bucket, &ref_key, &retired, &live, protection)
+                .restore_retired(bucket, ref_key, &retired, &live, protection)
                 .await?
             {
                 self.store.delete_object(bucket, &retired).await?;
@@ -419,7 +454,7 @@ impl Engine {
             return Ok(None);
         }
         self.store.delete_object(bucket, &retired).await?;
-        Ok(Some(ref_key))
+        Ok(Some(ref_key.to_string()))
     }
 
     /// Puts a retired copy back at `ref_key` (create-if-absent, after checking its hash).
@@ -469,12 +504,15 @@ impl Engine {
         let mut sweep = ReferenceSweep::default();
         let mut references = Vec::new();
         let mut retired = Vec::new();
+        let mut leases = Vec::new();
         let request = ListRequest::default();
         let mut pages = self.store.list_pages(bucket, request);
         while let Some(page) = pages.try_next().await? {
             for o in page.objects {
                 if o.key.starts_with(RETIRED_PREFIX) {
                     retired.push(o);
+                } else if o.key.starts_with(LEASE_PREFIX) {
+                    leases.push(o);
                 } else if deltaspace::file_name(&o.key) == REFERENCE_NAME
                     && !o.key.starts_with(INTERNAL_PREFIX)
                 {
@@ -495,10 +533,25 @@ impl Engine {
             }
         }
         let now = chrono::Utc::now();
+        // A deleter at work holds a lease on the reference whose retired copy it made:
+        // that copy is its own, whatever its age.
+        let mut busy = std::collections::HashSet::new();
+        for o in leases {
+            let ref_key = o.key[LEASE_PREFIX.len()..].rsplit_once('/').map(|(r, _)| r);
+            if lease::held(o.last_modified, now) {
+                busy.extend(ref_key.map(str::to_string));
+            } else {
+                self.store.delete_object(bucket, &o.key).await?;
+                sweep.dead_leases_removed += 1;
+            }
+        }
         for o in retired {
             let Some((ref_key, sha)) = parse_retired_key(&o.key) else {
                 continue;
             };
+            if busy.contains(ref_key) {
+                continue;
+            }
             let space = deltaspace::of_key(ref_key);
             let deltas = self.space_deltas(bucket, space, false).await?;
             let live = self.live_reference(bucket, ref_key).await?;
