@@ -130,6 +130,19 @@ impl World {
         assert_eq!(std::fs::read(&out).unwrap(), expected, "bytes of {key}");
     }
 
+    /// Writes an empty object at `key`, as another process's deleter lease would be.
+    async fn plant(&self, key: &str) {
+        self.store
+            .put_object(
+                &self.bucket,
+                key,
+                deltaglider::storage::PutSource::Bytes(Default::default()),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+
     async fn exists(&self, key: &str) -> bool {
         self.store
             .head_object(&self.bucket, key)
@@ -359,7 +372,7 @@ async fn a_second_deleter_and_a_new_first_upload_cannot_make_a_deleter_remove_th
                 .await
                 .unwrap();
         assert!(sweep.orphans_removed.is_empty(), "{sweep:?}");
-        assert!(sweep.retired_removed == 0, "{sweep:?}");
+        assert_eq!(sweep.retired_removed, 0, "{sweep:?}");
         let f3 = w.file("app-3.zip", &v3());
         put(&w.b, &w, &f3, "rel/app-3.zip").await;
         gate.release(0);
@@ -383,15 +396,7 @@ async fn a_deleter_that_finds_another_at_work_leaves_the_reference_for_purge() {
         first_stored(&w).await;
         // another deleter's lease, live
         let lease = ".deltaglider/deleting/rel/reference.bin/0123456789abcdef";
-        w.store
-            .put_object(
-                &w.bucket,
-                lease,
-                deltaglider::storage::PutSource::Bytes(Default::default()),
-                Default::default(),
-            )
-            .await
-            .unwrap();
+        w.plant(lease).await;
         let report = w.a.delete(&w.bucket, "rel/app-1.zip").await.unwrap();
         assert_eq!(report.reference_removed, None);
         assert!(w.exists("rel/reference.bin").await);
@@ -408,6 +413,55 @@ async fn a_deleter_that_finds_another_at_work_leaves_the_reference_for_purge() {
         assert_eq!(sweep.orphans_removed, ["rel/reference.bin"], "{sweep:?}");
         assert!(w.keys().await.is_empty(), "{:?}", w.keys().await);
     }
+}
+
+/// A deleter that died left its lease: past its lifetime (by the store's clock, here a file
+/// time on the local store, the one store whose clock a test can set) it no longer holds
+/// anything up, and the next deleter or `purge` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_deleters_lease_is_ignored_and_removed() {
+    let w = worlds("lc-dead").await.remove(0);
+    let root = w._local.as_ref().unwrap().path().join("s");
+    first_stored(&w).await;
+    let leases = [
+        ".deltaglider/deleting/rel/reference.bin/00000000000000aa",
+        ".deltaglider/deleting/gone/reference.bin/00000000000000bb",
+    ];
+    for lease in leases {
+        w.plant(lease).await;
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(20 * 60);
+    let mut backdated = 0;
+    for entry in walkdir::WalkDir::new(&root) {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy();
+        if name.contains("00000000000000aa") || name.contains("00000000000000bb") {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(entry.path())
+                .unwrap();
+            file.set_modified(long_ago).unwrap();
+            backdated += 1;
+        }
+    }
+    assert_eq!(
+        backdated,
+        2,
+        "lease files not found under {}",
+        root.display()
+    );
+    let report = w.a.delete(&w.bucket, "rel/app-1.zip").await.unwrap();
+    assert_eq!(
+        report.reference_removed.as_deref(),
+        Some("rel/reference.bin")
+    );
+    assert!(!w.exists(leases[0]).await, "the dead lease is removed");
+    // a lease whose reference is gone is purge's to remove
+    assert!(w.exists(leases[1]).await);
+    w.b.sweep_references(&w.bucket, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(w.keys().await.is_empty(), "{:?}", w.keys().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

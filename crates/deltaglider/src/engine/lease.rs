@@ -14,18 +14,20 @@
 //! what was written before them (S3 and the local store both do).
 //!
 //! A deleter that dies leaves its lease behind: a lease whose store time is `LEASE_TTL`
-//! older than the newest one is dead, ignored and removed by the next deleter (and by
-//! `purge`). A deleter that finds it has held its lease for half of that (paused, stalled
-//! on the network) gives up before it deletes anything, so a lease that others treat as
+//! older than the newest one is dead, ignored and removed by whoever takes the lease next
+//! (a deleter, or `purge`, which takes it for every reference with leftovers). A deleter
+//! that finds it has held its lease for half of that (paused, stalled on the network, its
+//! machine suspended) gives up before it deletes anything, so a lease that others treat as
 //! dead never covers a delete.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 
 use super::Engine;
+use crate::deltaspace::{self, REFERENCE_NAME};
 use crate::error::Result;
 use crate::storage::{ListRequest, ObjectStoreExt, PutOptions, PutSource};
 
@@ -46,12 +48,24 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 pub(crate) struct DeleterLease {
     key: String,
     taken: Instant,
+    /// The wall clock too: the monotonic clock stops while the machine is suspended.
+    taken_wall: SystemTime,
 }
 
 impl DeleterLease {
-    /// True while the lease is young enough that no other deleter can take it for dead.
+    fn new(key: String) -> DeleterLease {
+        DeleterLease {
+            key,
+            taken: Instant::now(),
+            taken_wall: SystemTime::now(),
+        }
+    }
+
+    /// True while the lease is young enough that no other deleter can take it for dead,
+    /// by whichever clock says more time has passed.
     pub(crate) fn fresh(&self) -> bool {
-        self.taken.elapsed() < LEASE_TTL / 2
+        let wall = self.taken_wall.elapsed().unwrap_or_default();
+        self.taken.elapsed().max(wall) < LEASE_TTL / 2
     }
 }
 
@@ -60,10 +74,16 @@ fn lease_prefix(ref_key: &str) -> String {
     format!("{LEASE_PREFIX}{ref_key}/")
 }
 
+/// The reference key a lease's key names.
+pub(crate) fn parse_lease_key(key: &str) -> Option<&str> {
+    let (ref_key, _) = key.strip_prefix(LEASE_PREFIX)?.rsplit_once('/')?;
+    (deltaspace::file_name(ref_key) == REFERENCE_NAME).then_some(ref_key)
+}
+
 /// True if a lease written at `other` still counts as held, judged against `newest`, the
 /// store time of the newest lease seen (so only the store's clock matters). A lease without
 /// a time counts as held: stepping back is always safe.
-pub(crate) fn held(other: Option<DateTime<Utc>>, newest: DateTime<Utc>) -> bool {
+fn held(other: Option<DateTime<Utc>>, newest: DateTime<Utc>) -> bool {
     other.is_none_or(|t| (newest - t).to_std().unwrap_or_default() < LEASE_TTL)
 }
 
@@ -83,21 +103,21 @@ impl Engine {
                 tokio::time::sleep(pause.mul_f64(jitter)).await;
                 pause *= 2;
             }
-            let taken = Instant::now();
-            let key = format!("{prefix}{:016x}", rand::random::<u64>());
+            let lease = DeleterLease::new(format!("{prefix}{:016x}", rand::random::<u64>()));
+            let key = &lease.key;
             self.store
                 .put_object(
                     bucket,
-                    &key,
+                    key,
                     PutSource::Bytes(Bytes::new()),
                     PutOptions::default(),
                 )
                 .await?;
             let leases = self.leases(bucket, &prefix).await?;
             let newest = leases.iter().filter_map(|(_, t)| *t).max();
-            let mine_listed = leases.iter().any(|(k, _)| *k == key);
+            let mine_listed = leases.iter().any(|(k, _)| k == key);
             let mut contended = !mine_listed;
-            for (other, time) in leases.iter().filter(|(k, _)| *k != key) {
+            for (other, time) in leases.iter().filter(|(k, _)| k != key) {
                 match newest {
                     Some(newest) if !held(*time, newest) => {
                         tracing::info!(lease = %other, "removing a dead deleter's lease");
@@ -109,9 +129,9 @@ impl Engine {
                 }
             }
             if !contended {
-                return Ok(Some(DeleterLease { key, taken }));
+                return Ok(Some(lease));
             }
-            self.store.delete_object(bucket, &key).await?;
+            self.store.delete_object(bucket, key).await?;
         }
         Ok(None)
     }

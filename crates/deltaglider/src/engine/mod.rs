@@ -15,6 +15,7 @@ pub mod reason;
 mod reference;
 mod source;
 mod stream;
+mod sweep;
 
 use std::sync::Arc;
 
@@ -30,8 +31,9 @@ pub use presign::{PresignedUrl, PurgeReport, REHYDRATED_PREFIX};
 pub use progress::{Phase, Progress};
 pub use put::{PutReport, PutRequestOptions};
 pub use reason::StoreReason;
-pub use reference::{RETIRED_PREFIX, ReferenceSweep};
+pub use reference::RETIRED_PREFIX;
 pub use stream::VerifiedReader;
+pub use sweep::ReferenceSweep;
 
 use crate::cache::ReferenceCache;
 use crate::codec::DeltaCodec;

@@ -14,17 +14,15 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::time::Duration;
 
 use futures::TryStreamExt;
-use serde::Serialize;
 
 use super::get::drain_into;
-use super::lease::{self, DeleterLease, LEASE_PREFIX};
+use super::lease::DeleterLease;
 use super::source::{PrivateFile, Source};
 use super::{Engine, blocking};
 use crate::cache::{FillSlot, Lookup};
-use crate::deltaspace::{self, DELTA_SUFFIX, INTERNAL_PREFIX, REFERENCE_NAME};
+use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
 use crate::error::{Error, IoContext, Result};
 use crate::hashing::HashingWriter;
 use crate::metadata::{DgMetadata, UserMetadata};
@@ -48,22 +46,6 @@ pub(crate) struct LiveReference {
     pub protection: StorageProtection,
 }
 
-/// What `purge` did to references.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ReferenceSweep {
-    /// References that no delta used, removed.
-    pub orphans_removed: Vec<String>,
-    /// References put back from a retired copy because deltas still needed them.
-    pub restored: Vec<String>,
-    /// Retired copies removed (no delta needed them, or the reference is back).
-    pub retired_removed: usize,
-    /// Retired copies kept because a delta still needs them and another reference took the
-    /// original's place; downloads of those deltas read the retired copy.
-    pub retired_kept: Vec<String>,
-    /// Leases of deleters that died at work, removed.
-    pub dead_leases_removed: usize,
-}
-
 /// The stored key of a retired copy of `ref_key` with content `sha256`.
 fn retired_key(ref_key: &str, sha256: &str) -> String {
     format!(
@@ -73,7 +55,7 @@ fn retired_key(ref_key: &str, sha256: &str) -> String {
 }
 
 /// `(reference key, sha256)` of a retired copy's key.
-fn parse_retired_key(key: &str) -> Option<(&str, &str)> {
+pub(super) fn parse_retired_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix(RETIRED_PREFIX)?;
     let (ref_key, leaf) = rest.rsplit_once('/')?;
     let (sha, _) = leaf.split_once('.')?;
@@ -330,7 +312,7 @@ impl Engine {
     }
 
     /// The `.delta` objects of deltaspace `space`; with `first_only`, stops at the first.
-    async fn space_deltas(
+    pub(super) async fn space_deltas(
         &self,
         bucket: &str,
         space: &str,
@@ -459,7 +441,7 @@ impl Engine {
 
     /// Puts a retired copy back at `ref_key` (create-if-absent, after checking its hash).
     /// True if `ref_key` now holds those bytes, so the retired copy is no longer needed.
-    async fn restore_retired(
+    pub(super) async fn restore_retired(
         &self,
         bucket: &str,
         ref_key: &str,
@@ -495,125 +477,6 @@ impl Engine {
             .live_reference(bucket, ref_key)
             .await?
             .is_some_and(|now| now.sha256 == reference.sha256))
-    }
-
-    /// Removes references no delta uses, and settles retired copies: put back where deltas
-    /// need them, removed where nothing does. Retired copies younger than `grace` are left
-    /// alone (their deleter may still be at work).
-    pub async fn sweep_references(&self, bucket: &str, grace: Duration) -> Result<ReferenceSweep> {
-        let mut sweep = ReferenceSweep::default();
-        let mut references = Vec::new();
-        let mut retired = Vec::new();
-        let mut leases = Vec::new();
-        let request = ListRequest::default();
-        let mut pages = self.store.list_pages(bucket, request);
-        while let Some(page) = pages.try_next().await? {
-            for o in page.objects {
-                if o.key.starts_with(RETIRED_PREFIX) {
-                    retired.push(o);
-                } else if o.key.starts_with(LEASE_PREFIX) {
-                    leases.push(o);
-                } else if deltaspace::file_name(&o.key) == REFERENCE_NAME
-                    && !o.key.starts_with(INTERNAL_PREFIX)
-                {
-                    references.push(o.key);
-                }
-            }
-        }
-        for ref_key in references {
-            if let Some(k) = self
-                .remove_reference_if_unused(
-                    bucket,
-                    deltaspace::of_key(&ref_key),
-                    &StorageProtection::default(),
-                )
-                .await?
-            {
-                sweep.orphans_removed.push(k);
-            }
-        }
-        let now = chrono::Utc::now();
-        // A deleter at work holds a lease on the reference whose retired copy it made:
-        // that copy is its own, whatever its age.
-        let mut busy = std::collections::HashSet::new();
-        for o in leases {
-            let ref_key = o.key[LEASE_PREFIX.len()..].rsplit_once('/').map(|(r, _)| r);
-            if lease::held(o.last_modified, now) {
-                busy.extend(ref_key.map(str::to_string));
-            } else {
-                self.store.delete_object(bucket, &o.key).await?;
-                sweep.dead_leases_removed += 1;
-            }
-        }
-        for o in retired {
-            let Some((ref_key, sha)) = parse_retired_key(&o.key) else {
-                continue;
-            };
-            if busy.contains(ref_key) {
-                continue;
-            }
-            let space = deltaspace::of_key(ref_key);
-            let deltas = self.space_deltas(bucket, space, false).await?;
-            let live = self.live_reference(bucket, ref_key).await?;
-            let needed = if deltas.is_empty() || live.as_ref().is_some_and(|l| l.sha256 == sha) {
-                false
-            } else if live.is_none() {
-                // The retired copy carries the reference's metadata and protection.
-                let info = self.store.head_object(bucket, &o.key).await?;
-                let (metadata, protection) = info
-                    .map(|i| (i.metadata.unwrap_or_default(), i.protection))
-                    .unwrap_or_default();
-                let reference = LiveReference {
-                    sha256: sha.to_string(),
-                    metadata,
-                    protection,
-                };
-                if self
-                    .restore_retired(
-                        bucket,
-                        ref_key,
-                        &o.key,
-                        &reference,
-                        &StorageProtection::default(),
-                    )
-                    .await?
-                {
-                    sweep.restored.push(ref_key.to_string());
-                    false
-                } else {
-                    true
-                }
-            } else {
-                self.any_delta_uses(bucket, &deltas, sha).await?
-            };
-            let old = o
-                .last_modified
-                .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= grace);
-            if needed {
-                sweep.retired_kept.push(o.key);
-            } else if old {
-                self.store.delete_object(bucket, &o.key).await?;
-                sweep.retired_removed += 1;
-            }
-        }
-        Ok(sweep)
-    }
-
-    async fn any_delta_uses(&self, bucket: &str, deltas: &[ObjectInfo], sha: &str) -> Result<bool> {
-        for d in deltas {
-            let meta = match &d.metadata {
-                Some(m) => Some(m.clone()),
-                None => self
-                    .store
-                    .head_object(bucket, &d.key)
-                    .await?
-                    .and_then(|i| i.metadata),
-            };
-            if meta.is_some_and(|m| DgMetadata::parse(&m).ref_sha256.as_deref() == Some(sha)) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 }
 
