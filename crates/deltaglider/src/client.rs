@@ -204,28 +204,28 @@ impl Client {
         &self.engine
     }
 
-    /// Stores `body` as `s3://bucket/key` (as a delta when worthwhile) and describes the result.
+    /// Stores `body` as `s3://bucket/key` (as a delta when worthwhile) and reports what was
+    /// stored, as [`Client::upload_file`] and [`Client::copy_object`] do.
     pub async fn put_object(
         &self,
         bucket: &str,
         key: &str,
         body: impl Into<Body>,
         options: &PutRequestOptions,
-    ) -> Result<ObjectDetails> {
-        let report = match body.into() {
-            Body::File(path) => self.engine.put_file(&path, bucket, key, options).await?,
+    ) -> Result<PutReport> {
+        match body.into() {
+            Body::File(path) => self.engine.put_file(&path, bucket, key, options).await,
             Body::Bytes(bytes) => {
                 self.engine
                     .put_reader(&bytes[..], "the body", None, bucket, key, options)
-                    .await?
+                    .await
             }
             Body::Reader(reader) => {
                 self.engine
                     .put_reader(reader, "the body", None, bucket, key, options)
-                    .await?
+                    .await
             }
-        };
-        self.engine.head(bucket, &report.key).await
+        }
     }
 
     /// Downloads `s3://bucket/key` as a stream; reading it to its end verifies it.
@@ -408,7 +408,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(stored.size, 9);
+        assert_eq!(stored.original_size, 9);
         assert!(dir.path().join("store/bkt").is_dir());
         let listed = client.list_objects("bkt", "app/", true).await.unwrap();
         assert_eq!(listed.objects.len(), 1);

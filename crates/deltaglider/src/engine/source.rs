@@ -14,7 +14,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Error, IoContext, Result};
 use crate::hashing::HashingWriter;
@@ -173,7 +174,15 @@ impl Source {
         expected_size: Option<u64>,
     ) -> Result<Source> {
         let snapshot = PrivateFile::new()?;
-        let mut out = HashingWriter::new(io::BufWriter::with_capacity(CHUNK, snapshot.file()));
+        // Writes go through tokio's file (its blocking pool), so a slow disk never stalls
+        // the async threads; the clone shares the snapshot's open file.
+        let clone = snapshot
+            .file()
+            .try_clone()
+            .ctx(|| "cannot open the upload's snapshot".into())?;
+        let mut out = tokio::io::BufWriter::with_capacity(CHUNK, tokio::fs::File::from_std(clone));
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = reader
@@ -183,15 +192,17 @@ impl Source {
             if n == 0 {
                 break;
             }
-            // The snapshot is a local temporary file: a write to it costs a page-cache copy,
-            // not a wait worth moving off the async threads.
+            hasher.update(&buf[..n]);
+            size += n as u64;
             out.write_all(&buf[..n])
+                .await
                 .ctx(|| "cannot write the upload's snapshot".into())?;
         }
-        let (sha256, size, writer) = out.into_parts();
-        writer
-            .into_inner()
-            .map_err(|e| Error::io("cannot write the upload's snapshot", e.into_error()))?;
+        // `flush` also waits for the write tokio still has in flight on the file.
+        out.flush()
+            .await
+            .ctx(|| "cannot write the upload's snapshot".into())?;
+        let sha256 = hex::encode(hasher.finalize());
         if let Some(expected) = expected_size
             && expected != size
         {
