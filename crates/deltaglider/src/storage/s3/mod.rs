@@ -42,6 +42,27 @@ impl Default for TransferLimits {
     }
 }
 
+/// Sets what a [`PutOptions`] asks for (metadata, content type, headers, protection) on a
+/// `PutObject` or `CreateMultipartUpload` request: the SDK's two builders share no trait.
+macro_rules! with_put_options {
+    ($builder:expr, $options:expr) => {{
+        let o = &$options;
+        let (h, p) = (&o.headers, &o.protection);
+        $builder
+            .set_metadata(Some(o.metadata.clone().into_iter().collect()))
+            .set_content_type(o.content_type.clone())
+            .set_cache_control(h.cache_control.clone())
+            .set_content_disposition(h.content_disposition.clone())
+            .set_content_encoding(h.content_encoding.clone())
+            .set_content_language(h.content_language.clone())
+            .set_expires(h.expires.map(to_sdk_time))
+            .set_storage_class(p.storage_class.as_deref().map(Into::into))
+            .set_server_side_encryption(p.encryption.as_ref().map(sse_algorithm))
+            .set_ssekms_key_id(kms_key_id(p))
+            .set_acl(p.acl.as_deref().map(Into::into))
+    }};
+}
+
 /// S3 backend.
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -165,27 +186,12 @@ impl S3Store {
         while size.div_ceil(part_size) > 10_000 {
             part_size *= 2;
         }
-        let mut create = self
+        let create = self
             .client
             .create_multipart_upload()
             .bucket(bucket)
-            .key(key)
-            .set_metadata(Some(options.metadata.clone().into_iter().collect()));
-        if let Some(ct) = &options.content_type {
-            create = create.content_type(ct);
-        }
-        let h = &options.headers;
-        let p = &options.protection;
-        let create = create
-            .set_cache_control(h.cache_control.clone())
-            .set_content_disposition(h.content_disposition.clone())
-            .set_content_encoding(h.content_encoding.clone())
-            .set_content_language(h.content_language.clone())
-            .set_expires(h.expires.map(to_sdk_time))
-            .set_storage_class(p.storage_class.as_deref().map(Into::into))
-            .set_server_side_encryption(p.encryption.as_ref().map(sse_algorithm))
-            .set_ssekms_key_id(kms_key_id(p))
-            .set_acl(p.acl.as_deref().map(Into::into));
+            .key(key);
+        let create = with_put_options!(create, options);
         let upload = create
             .send()
             .await
@@ -541,23 +547,8 @@ impl ObjectStore for S3Store {
             .put_object()
             .bucket(bucket)
             .key(key)
-            .body(body)
-            .set_metadata(Some(options.metadata.clone().into_iter().collect()));
-        if let Some(ct) = &options.content_type {
-            req = req.content_type(ct);
-        }
-        let h = &options.headers;
-        let p = &options.protection;
-        req = req
-            .set_cache_control(h.cache_control.clone())
-            .set_content_disposition(h.content_disposition.clone())
-            .set_content_encoding(h.content_encoding.clone())
-            .set_content_language(h.content_language.clone())
-            .set_expires(h.expires.map(to_sdk_time))
-            .set_storage_class(p.storage_class.as_deref().map(Into::into))
-            .set_server_side_encryption(p.encryption.as_ref().map(sse_algorithm))
-            .set_ssekms_key_id(kms_key_id(p))
-            .set_acl(p.acl.as_deref().map(Into::into));
+            .body(body);
+        req = with_put_options!(req, options);
         if options.if_none_match {
             req = req.if_none_match("*");
         }
