@@ -542,12 +542,7 @@ impl ObjectStore for S3Store {
             }
             PutSource::Bytes(b) => ByteStream::from(b.clone()),
         };
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(body);
+        let mut req = self.client.put_object().bucket(bucket).key(key).body(body);
         req = with_put_options!(req, options);
         if options.if_none_match {
             req = req.if_none_match("*");
