@@ -3,14 +3,15 @@
 //! rebuilt without a panic.
 #![no_main]
 
+use deltaglider_archive::deflate::{rebuild, split};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut tokens = Vec::new();
-    if let Ok(s) = deltaglider_deflate::split(data, &mut tokens) {
+    if let Ok(s) = split(data, &mut tokens) {
         let mut rebuilt = Vec::new();
-        deltaglider_deflate::rebuild(&mut &tokens[..], &mut rebuilt).expect("its own token form");
+        rebuild(&mut &tokens[..], &mut rebuilt).expect("its own token form");
         assert_eq!(&rebuilt[..], &data[..s.deflate_len as usize]);
     }
-    let _ = deltaglider_deflate::rebuild(&mut &data[..], Vec::new());
+    let _ = rebuild(&mut &data[..], Vec::new());
 });

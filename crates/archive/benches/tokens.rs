@@ -1,5 +1,5 @@
 //! Throughput of split and rebuild against inflating the same stream, measured in one run:
-//! `cargo bench -p deltaglider-deflate [-- FILE.gz ...]`. Without files it uses a generated
+//! `cargo bench -p deltaglider-archive [-- FILE.gz ...]`. Without files it uses a generated
 //! 48 MB text, deflated by GNU gzip -9 (install gzip) and by flate2 at level 6.
 //! Prints MB/s of plain data and the ratio to inflate (flate2), best of 3.
 
@@ -79,7 +79,7 @@ fn main() {
     };
     for (name, deflate) in cases {
         let mut tokens = Vec::new();
-        let s = deltaglider_deflate::split(&deflate[..], &mut tokens).expect("splits");
+        let s = deltaglider_archive::deflate::split(&deflate[..], &mut tokens).expect("splits");
         let plain_mb = s.plain_len as f64 / 1e6;
         let inflate = best_of_3(|| {
             let mut out = Vec::with_capacity(s.plain_len as usize);
@@ -89,12 +89,13 @@ fn main() {
         });
         let split = best_of_3(|| {
             let mut t = Vec::with_capacity(tokens.len());
-            deltaglider_deflate::split(&deflate[..], &mut t).unwrap();
+            deltaglider_archive::deflate::split(&deflate[..], &mut t).unwrap();
         });
         let mut rebuilt = Vec::new();
         let rebuild = best_of_3(|| {
             rebuilt = Vec::with_capacity(deflate.len());
-            deltaglider_deflate::rebuild(&mut BufReader::new(&tokens[..]), &mut rebuilt).unwrap();
+            deltaglider_archive::deflate::rebuild(&mut BufReader::new(&tokens[..]), &mut rebuilt)
+                .unwrap();
         });
         assert_eq!(
             &rebuilt[..],

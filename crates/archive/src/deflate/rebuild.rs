@@ -2,11 +2,12 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::bits::{BitReader, BitWriter};
-use crate::huffman::{Code, fixed};
-use crate::split::read_tables;
+use super::bits::{BitReader, BitWriter};
+use super::huffman::{Code, fixed};
+use super::split::read_tables;
+use super::{DIST_EXTRA, END_OF_BLOCK, LENGTH_EXTRA, dist_code, length_code};
 use crate::varint;
-use crate::{DIST_EXTRA, END_OF_BLOCK, Error, Input, LENGTH_EXTRA, Result, dist_code, length_code};
+use crate::{Error, Input, Result};
 
 /// The longest table description a dynamic block can have, in bits: the counts, 19 3-bit
 /// lengths, and at most 316 code-length codes of 7 bits with 7 extra bits each.

@@ -4,7 +4,8 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-use deltaglider_deflate::{Error, rebuild, split};
+use deltaglider_archive::Error;
+use deltaglider_archive::deflate::{rebuild, split};
 use flate2::Compression;
 use proptest::prelude::*;
 

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::sync::OnceLock;
 
-use crate::bits::BitReader;
+use super::bits::BitReader;
 use crate::{Error, Input, Result};
 
 const MAX_BITS: usize = 15;

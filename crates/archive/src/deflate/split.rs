@@ -2,11 +2,10 @@
 
 use std::io::{self, BufWriter, Read, Write};
 
-use crate::bits::{BitReader, BitWriter};
-use crate::huffman::{Code, fixed};
-use crate::{
-    DIST_BASE, DIST_EXTRA, END_OF_BLOCK, Error, Input, LENGTH_BASE, LENGTH_EXTRA, Result, varint,
-};
+use super::bits::{BitReader, BitWriter};
+use super::huffman::{Code, fixed};
+use super::{DIST_BASE, DIST_EXTRA, END_OF_BLOCK, LENGTH_BASE, LENGTH_EXTRA};
+use crate::{Error, Input, Result, varint};
 
 /// Literal bytes gathered into one run of the token form at most.
 const MAX_RUN: usize = 1 << 16;
