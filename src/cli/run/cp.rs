@@ -25,6 +25,18 @@ pub(super) fn describe_put(r: &PutReport) -> String {
 }
 
 pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
+    copy_one(engine, p, args, false).await
+}
+
+/// One file or object: copied, or with `moving` moved (the source goes once the copy is
+/// stored; a source that had to be kept fails the command after the copy is shown).
+pub(super) async fn copy_one(
+    engine: &Engine,
+    p: &Printer,
+    args: CpArgs,
+    moving: bool,
+) -> Result<()> {
+    let mut kept = None;
     let options = upload_options::put_options(
         &args.object,
         args.no_delta,
@@ -108,7 +120,17 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
                 "storing {} (hashing, encoding, uploading)",
                 src.display()
             ));
-            let report = engine.put_file(&src, &dest.bucket, &key, &options).await;
+            let report = if moving {
+                engine
+                    .move_file(&src, &dest.bucket, &key, &options)
+                    .await
+                    .map(|m| {
+                        kept = m.source_kept;
+                        m.copy
+                    })
+            } else {
+                engine.put_file(&src, &dest.bucket, &key, &options).await
+            };
             p.done();
             let report = report?;
             if p.json {
@@ -162,7 +184,17 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
             p.working(format!(
                 "fetching {src} (downloading, rebuilding, verifying)"
             ));
-            let report = engine.get_to_file(&src.bucket, &src.key, &dest).await;
+            let report = if moving {
+                engine
+                    .move_to_file(&src.bucket, &src.key, &dest)
+                    .await
+                    .map(|m| {
+                        kept = m.source_kept;
+                        m.copy
+                    })
+            } else {
+                engine.get_to_file(&src.bucket, &src.key, &dest).await
+            };
             p.done();
             let report = report?;
             if p.json {
@@ -208,9 +240,17 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
                 p.line(format!("(dryrun) {}: {src} to {to}", p.verb("copy")));
                 return Ok(());
             }
-            let report = engine
-                .copy_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
-                .await?;
+            let report = if moving {
+                let m = engine
+                    .move_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
+                    .await?;
+                kept = m.source_kept;
+                m.copy
+            } else {
+                engine
+                    .copy_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
+                    .await?
+            };
             if p.json {
                 print_json(&report);
             }
@@ -226,7 +266,10 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
         }
         (false, false) => return Err(both_local(&args.source, &args.destination)),
     }
-    Ok(())
+    match kept {
+        Some(why) => Err(why.into()),
+        None => Ok(()),
+    }
 }
 
 /// Two local paths: this is not `cp(1)`.
@@ -272,12 +315,16 @@ pub(super) fn transfer_options(
         compare,
         filters,
         dry_run: t.dryrun,
-        concurrency: t
-            .concurrency
-            .unwrap_or_else(deltaglider::transfer::default_concurrency),
+        concurrency: concurrency(t),
         put,
         follow_symlinks: !t.no_follow_symlinks,
     }
+}
+
+/// `--concurrency`, or one file per core.
+pub(super) fn concurrency(t: &TransferArgs) -> usize {
+    t.concurrency
+        .unwrap_or_else(deltaglider::transfer::default_concurrency)
 }
 
 /// Runs a tree transfer in the direction the two arguments imply.
@@ -288,17 +335,15 @@ pub(super) async fn tree(
     destination: &str,
     options: &TransferOptions,
 ) -> Result<TransferSummary> {
-    tree_with(engine, source, destination, options, &event_printer(p)).await
+    let (from, to) = locations(source, destination)?;
+    Ok(engine
+        .transfer_tree(&from, &to, options, &event_printer(p))
+        .await?)
 }
 
-/// [`tree`] with the events going to `sink`.
-pub(super) async fn tree_with(
-    engine: &Engine,
-    source: &str,
-    destination: &str,
-    options: &TransferOptions,
-    sink: deltaglider::transfer::EventSink<'_>,
-) -> Result<TransferSummary> {
+/// The two ends of a tree transfer, refused as usage errors when they cannot work: a local
+/// source that is not a directory, two local paths.
+pub(super) fn locations(source: &str, destination: &str) -> Result<(Location, Location)> {
     match (S3Url::is_s3(source), S3Url::is_s3(destination)) {
         (false, true) => {
             let dest = parse_s3(destination)?;
@@ -311,29 +356,16 @@ pub(super) async fn tree_with(
                 }
                 Err(e) => return Err(usage(format!("cannot read directory {source}: {e}"))),
             }
-            Ok(engine
-                .upload_tree(Path::new(source), &dest.bucket, &dest.key, options, sink)
-                .await?)
+            Ok((Location::Local(source.into()), Location::S3(dest)))
         }
-        (true, false) => {
-            let src = parse_s3(source)?;
-            Ok(engine
-                .download_tree(&src.bucket, &src.key, Path::new(destination), options, sink)
-                .await?)
-        }
-        (true, true) => {
-            let (src, dest) = (parse_s3(source)?, parse_s3(destination)?);
-            Ok(engine
-                .copy_tree(
-                    &src.bucket,
-                    &src.key,
-                    &dest.bucket,
-                    &dest.key,
-                    options,
-                    sink,
-                )
-                .await?)
-        }
+        (true, false) => Ok((
+            Location::S3(parse_s3(source)?),
+            Location::Local(destination.into()),
+        )),
+        (true, true) => Ok((
+            Location::S3(parse_s3(source)?),
+            Location::S3(parse_s3(destination)?),
+        )),
         (false, false) => Err(both_local(source, destination)),
     }
 }

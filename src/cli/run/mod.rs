@@ -11,7 +11,10 @@ use serde_json::json;
 
 use deltaglider::transfer::filter::{FilterKind, Filters};
 use deltaglider::transfer::plan::CompareOptions;
-use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
+use deltaglider::transfer::{
+    DeleteTreeOptions, Location, MigrateOptions, MoveOptions, TransferEvent, TransferOptions,
+    TransferSummary,
+};
 use indicatif::ProgressBar;
 
 use super::args::{

@@ -73,29 +73,11 @@ pub(super) async fn rm_recursive(
     filters: Filters,
 ) -> Result<()> {
     let url = parse_s3(&args.target)?;
-    if !engine.store().bucket_exists(&url.bucket).await? {
-        return Err(deltaglider::Error::NoSuchBucket(url.bucket).into());
-    }
-    let base = url.key.rfind('/').map_or(0, |i| i + 1);
-    // The listing `ls -r` shows (another tool's `x.delta` is an object of that name, not x).
-    let keys: Vec<String> = engine
-        .list(&url.bucket, &url.key, true)
-        .await?
-        .objects
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| filters.accepts(&k[base.min(k.len())..]))
-        .collect();
-    let sink = event_printer(p);
-    let mut summary = TransferSummary::default();
-    for event in engine
-        .delete_with_events(&url.bucket, keys, args.dryrun, &sink)
-        .await
-    {
-        match event {
-            TransferEvent::Failed { .. } => summary.failed += 1,
-            _ => summary.deleted += 1,
-        }
-    }
-    finish(p, "rm", args.dryrun, &summary)
+    let options = DeleteTreeOptions::default()
+        .filters(filters)
+        .dry_run(args.dryrun);
+    let report = engine
+        .delete_tree(&url.bucket, &url.key, &options, &event_printer(p))
+        .await?;
+    finish(p, "rm", args.dryrun, &report.summary)
 }
