@@ -54,12 +54,14 @@ pub(super) async fn copy_one(
             }
             if args.transfer.dryrun {
                 engine.check_upload_target(&dest.bucket, &dest.key).await?;
-                p.line(format!(
-                    "(dryrun) {}: - to s3://{}/{}",
-                    p.verb("upload"),
-                    dest.bucket,
-                    dest.key
-                ));
+                p.show(&TextOnly(|out: &dyn Text| {
+                    out.line(&format!(
+                        "(dryrun) {}: - to s3://{}/{}",
+                        p.verb("upload"),
+                        dest.bucket,
+                        dest.key
+                    ))
+                }));
                 return Ok(());
             }
             let report = engine
@@ -72,16 +74,18 @@ pub(super) async fn copy_one(
                     &options,
                 )
                 .await?;
-            if p.json {
-                print_json(&report);
-            }
-            p.line(format!(
-                "{}: - to s3://{}/{} {}",
-                p.verb("upload"),
-                report.bucket,
-                report.key,
-                describe_put(&report)
-            ));
+            p.show(&Doc {
+                json: &report,
+                text: |out: &dyn Text| {
+                    out.line(&format!(
+                        "{}: - to s3://{}/{} {}",
+                        p.verb("upload"),
+                        report.bucket,
+                        report.key,
+                        describe_put(&report)
+                    ))
+                },
+            });
             p.note(&report);
             p.advise();
         }
@@ -103,17 +107,19 @@ pub(super) async fn copy_one(
                     .with_context(|| format!("cannot read source file {}", src.display()))?;
                 engine.check_upload_target(&dest.bucket, &key).await?;
                 let to = format!("s3://{}/{key}", dest.bucket);
-                if p.json {
-                    print_json(&TransferEvent::WouldCopy {
+                p.show(&Doc {
+                    json: TransferEvent::WouldCopy {
                         from: src.display().to_string(),
                         to: to.clone(),
-                    });
-                }
-                p.line(format!(
-                    "(dryrun) {}: {} to {to}",
-                    p.verb("upload"),
-                    src.display()
-                ));
+                    },
+                    text: |out: &dyn Text| {
+                        out.line(&format!(
+                            "(dryrun) {}: {} to {to}",
+                            p.verb("upload"),
+                            src.display()
+                        ))
+                    },
+                });
                 return Ok(());
             }
             p.working(format!(
@@ -133,17 +139,19 @@ pub(super) async fn copy_one(
             };
             p.done();
             let report = report?;
-            if p.json {
-                print_json(&report);
-            }
-            p.line(format!(
-                "{}: {} to s3://{}/{} {}",
-                p.verb("upload"),
-                src.display(),
-                report.bucket,
-                report.key,
-                describe_put(&report)
-            ));
+            p.show(&Doc {
+                json: &report,
+                text: |out: &dyn Text| {
+                    out.line(&format!(
+                        "{}: {} to s3://{}/{} {}",
+                        p.verb("upload"),
+                        src.display(),
+                        report.bucket,
+                        report.key,
+                        describe_put(&report)
+                    ))
+                },
+            });
             p.note(&report);
             p.advise();
         }
@@ -164,17 +172,19 @@ pub(super) async fn copy_one(
             let dest = local_destination(&src, &args.destination);
             if args.transfer.dryrun {
                 engine.head(&src.bucket, &src.key).await?;
-                if p.json {
-                    print_json(&TransferEvent::WouldCopy {
+                p.show(&Doc {
+                    json: TransferEvent::WouldCopy {
                         from: src.to_string(),
                         to: dest.display().to_string(),
-                    });
-                }
-                p.line(format!(
-                    "(dryrun) {}: {src} to {}",
-                    p.verb("download"),
-                    dest.display()
-                ));
+                    },
+                    text: |out: &dyn Text| {
+                        out.line(&format!(
+                            "(dryrun) {}: {src} to {}",
+                            p.verb("download"),
+                            dest.display()
+                        ))
+                    },
+                });
                 return Ok(());
             }
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -197,21 +207,23 @@ pub(super) async fn copy_one(
             };
             p.done();
             let report = report?;
-            if p.json {
-                print_json(&report);
-            }
-            p.line(format!(
-                "{}: s3://{}/{} to {}{}",
-                p.verb("download"),
-                report.bucket,
-                report.key,
-                dest.display(),
-                if report.verified {
-                    " (sha256 verified)"
-                } else {
-                    ""
-                }
-            ));
+            p.show(&Doc {
+                json: &report,
+                text: |out: &dyn Text| {
+                    out.line(&format!(
+                        "{}: s3://{}/{} to {}{}",
+                        p.verb("download"),
+                        report.bucket,
+                        report.key,
+                        dest.display(),
+                        if report.verified {
+                            " (sha256 verified)"
+                        } else {
+                            ""
+                        }
+                    ))
+                },
+            });
         }
         (true, true) => {
             let src = parse_s3(&args.source)?;
@@ -231,13 +243,15 @@ pub(super) async fn copy_one(
                 engine.head(&src.bucket, &src.key).await?;
                 engine.check_upload_target(&dest.bucket, &key).await?;
                 let to = format!("s3://{}/{key}", dest.bucket);
-                if p.json {
-                    print_json(&TransferEvent::WouldCopy {
+                p.show(&Doc {
+                    json: TransferEvent::WouldCopy {
                         from: src.to_string(),
                         to: to.clone(),
-                    });
-                }
-                p.line(format!("(dryrun) {}: {src} to {to}", p.verb("copy")));
+                    },
+                    text: |out: &dyn Text| {
+                        out.line(&format!("(dryrun) {}: {src} to {to}", p.verb("copy")))
+                    },
+                });
                 return Ok(());
             }
             let report = if moving {
@@ -251,16 +265,18 @@ pub(super) async fn copy_one(
                     .copy_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
                     .await?
             };
-            if p.json {
-                print_json(&report);
-            }
-            p.line(format!(
-                "{}: {src} to s3://{}/{} {}",
-                p.verb("copy"),
-                dest.bucket,
-                key,
-                describe_put(&report)
-            ));
+            p.show(&Doc {
+                json: &report,
+                text: |out: &dyn Text| {
+                    out.line(&format!(
+                        "{}: {src} to s3://{}/{} {}",
+                        p.verb("copy"),
+                        dest.bucket,
+                        key,
+                        describe_put(&report)
+                    ))
+                },
+            });
             p.note(&report);
             p.advise();
         }

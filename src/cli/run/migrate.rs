@@ -2,6 +2,7 @@
 //! library plans and copies, the command shows the plan and asks before copying.
 
 use super::*;
+use deltaglider::transfer::MigrationPlan;
 
 pub(super) async fn migrate(
     engine: &Engine,
@@ -19,24 +20,10 @@ pub(super) async fn migrate(
         )
         .put(put_options(args.no_delta, args.max_ratio));
     let plan = engine.plan_migration(&src, &dest, &options).await?;
-    p.line(format!(
-        "{}migrate: {} to {}: {} to copy, {} already there",
-        if args.dry_run { "(dryrun) " } else { "" },
-        plan.source,
-        plan.destination,
-        plan.to_copy,
-        plan.already_there
-    ));
-    if p.json {
-        print_json(&json!({
-            "event": "migration-planned",
-            "source": plan.source.to_string(),
-            "destination": plan.destination.to_string(),
-            "to_copy": plan.to_copy,
-            "already_there": plan.already_there,
-            "dryrun": args.dry_run,
-        }));
-    }
+    p.show(&Planned {
+        plan: &plan,
+        dry_run: args.dry_run,
+    });
     if args.dry_run {
         let options = options.dry_run(true);
         let summary = engine.migrate(&plan, &options, &event_printer(p)).await?;
@@ -50,6 +37,35 @@ pub(super) async fn migrate(
     }
     let summary = engine.migrate(&plan, &options, &event_printer(p)).await?;
     finish(p, "migrate", false, &summary)
+}
+
+/// What the migration will do, shown before it starts.
+struct Planned<'a> {
+    plan: &'a MigrationPlan,
+    dry_run: bool,
+}
+
+impl Render for Planned<'_> {
+    fn text(&self, out: &dyn Text) {
+        out.line(&format!(
+            "{}migrate: {} to {}: {} to copy, {} already there",
+            if self.dry_run { "(dryrun) " } else { "" },
+            self.plan.source,
+            self.plan.destination,
+            self.plan.to_copy,
+            self.plan.already_there
+        ));
+    }
+    fn json(&self) -> Option<Json> {
+        Some(Json::of(&json!({
+            "event": "migration-planned",
+            "source": self.plan.source.to_string(),
+            "destination": self.plan.destination.to_string(),
+            "to_copy": self.plan.to_copy,
+            "already_there": self.plan.already_there,
+            "dryrun": self.dry_run,
+        })))
+    }
 }
 
 /// Asks on the terminal before `count` objects are copied.
