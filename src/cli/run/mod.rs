@@ -18,8 +18,8 @@ use deltaglider::transfer::{
 use indicatif::ProgressBar;
 
 use super::args::{
-    BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs, PurgeArgs, RbArgs,
-    RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
+    BucketArgs, Cli, Command, CpArgs, HeadArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs,
+    PurgeArgs, RbArgs, RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
 };
 use super::exit::usage;
 use super::output::{err_line, escape, human_size, listing_time, out_line, pct, percent, saved};
@@ -29,6 +29,7 @@ use super::upload_options;
 mod bucket;
 mod cache;
 mod cp;
+mod head;
 mod ls;
 mod migrate;
 mod mv;
@@ -43,6 +44,7 @@ mod verify;
 use bucket::*;
 pub use cache::cache;
 use cp::*;
+use head::*;
 use ls::*;
 use migrate::*;
 use mv::*;
@@ -74,7 +76,7 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -
         Command::Sync(args) => sync(&engine, &printer, args, filters).await,
         Command::Mv(args) => mv(&engine, &printer, args, filters).await,
         Command::Head(args) => {
-            let head = upload_options::head(&engine, args).await?;
+            let head = head(&engine, args).await?;
             printer.show(&head);
             Ok(())
         }
