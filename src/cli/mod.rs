@@ -6,5 +6,6 @@ pub mod args;
 pub mod exit;
 pub mod output;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod upload_options;

@@ -191,11 +191,6 @@ pub fn err_line(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-/// Prints a value as one line of JSON (JSON Lines: one document per line).
-pub fn print_json(value: &impl serde::Serialize) {
-    out_line(&serde_json::to_string(value).expect("reports serialize"));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,10 +9,8 @@ use deltaglider::metadata::UserMetadata;
 use deltaglider::storage::{
     Encryption, MetadataDirective, ObjectHeaders, ObjectSettings, StorageProtection,
 };
-use deltaglider::{Engine, S3Url};
 
-use super::args::{Cli, Command, ConnectionArgs, HeadArgs, ObjectArgs};
-use super::output::{human_size, print_json};
+use super::args::{Cli, Command, ConnectionArgs, ObjectArgs};
 
 /// A bad flag value: exit code 2, like every bad argument.
 macro_rules! bail {
@@ -282,84 +280,6 @@ pub fn warn_inapplicable(cli: &Cli, config: &Config) {
         root.display(),
         flags.join(", ")
     );
-}
-
-/// `head`: what is stored for one object, with the properties its writer set.
-pub async fn head(engine: &Engine, json: bool, quiet: bool, args: HeadArgs) -> Result<()> {
-    let url = S3Url::parse(&args.target)?;
-    if url.is_dir_like() {
-        bail!("{url} names a prefix, not an object");
-    }
-    let details = engine.head(&url.bucket, &url.key).await?;
-    let stored = engine
-        .store()
-        .head_object(&url.bucket, &details.stored_key)
-        .await?
-        .ok_or_else(|| deltaglider::Error::NotFound {
-            bucket: url.bucket.clone(),
-            key: url.key.clone(),
-        })?;
-    if json {
-        let mut doc = serde_json::to_value(&details)?;
-        doc["headers"] = serde_json::to_value(&stored.headers)?;
-        doc["protection"] = serde_json::to_value(&stored.protection)?;
-        print_json(&doc);
-        return Ok(());
-    }
-    if quiet {
-        return Ok(());
-    }
-    let how = serde_json::to_value(details.stored_as)?
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let mut lines = vec![
-        format!("{url}"),
-        format!(
-            "  size:                {} ({})",
-            details.size,
-            human_size(details.size)
-        ),
-        format!(
-            "  stored as:           {how} {} ({})",
-            details.stored_key,
-            human_size(details.stored_size)
-        ),
-    ];
-    let mut field = |name: &str, value: Option<String>| {
-        if let Some(v) = value {
-            lines.push(format!("  {:<20} {v}", format!("{name}:")));
-        }
-    };
-    field("sha256", details.sha256.clone());
-    field(
-        "last-modified",
-        details.last_modified.map(|t| t.to_rfc3339()),
-    );
-    field("content-type", details.content_type.clone());
-    let h = &stored.headers;
-    field("cache-control", h.cache_control.clone());
-    field("content-disposition", h.content_disposition.clone());
-    field("content-encoding", h.content_encoding.clone());
-    field("content-language", h.content_language.clone());
-    field("expires", h.expires.map(|t| t.to_rfc2822()));
-    let p = &stored.protection;
-    field("storage-class", p.storage_class.clone());
-    field(
-        "encryption",
-        p.encryption.as_ref().map(|e| match e {
-            Encryption::Aes256 => "AES256".to_string(),
-            Encryption::Kms { key_id: None } => "aws:kms".to_string(),
-            Encryption::Kms { key_id: Some(k) } => format!("aws:kms ({k})"),
-        }),
-    );
-    for (k, v) in &details.user_metadata {
-        field(&format!("metadata {k}"), Some(v.clone()));
-    }
-    for l in lines {
-        println!("{l}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ use crate::stats::{BucketStats, StatsMode};
 use crate::storage::{BucketInfo, ObjectStore};
 use crate::transfer::{TransferOptions, TransferSummary};
 
+mod trees;
+
 /// Bytes to store: in memory, a file, or any async reader. Each is first copied into a private
 /// unnamed temporary file (a delta needs the whole target, and the bytes hashed must be the
 /// bytes stored).
@@ -264,20 +266,16 @@ impl Client {
     }
 
     /// Deletes every logical object under `prefix`, in batches; returns how many were
-    /// deleted, or the first key that could not be.
+    /// deleted, or (once every batch was tried) the first key's error that could not be.
     pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize> {
-        let listing = self.engine.list(bucket, prefix, true).await?;
-        let keys: Vec<String> = listing.objects.into_iter().map(|o| o.key).collect();
-        let mut deleted = 0;
-        for batch in keys.chunks(crate::storage::DELETE_BATCH / 2) {
-            for r in self.engine.delete_keys(bucket, batch).await {
-                if let Some(error) = r.error {
-                    return Err(error);
-                }
-                deleted += 1;
-            }
+        let report = self
+            .engine
+            .delete_tree(bucket, prefix, &Default::default(), &|_| {})
+            .await?;
+        match report.errors.into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(report.summary.deleted),
         }
-        Ok(deleted)
     }
 
     /// Copies a logical object (deltas rebuilt against the destination's reference).

@@ -202,6 +202,14 @@ pub enum Error {
         /// The local file, as displayed.
         path: String,
     },
+
+    /// A local file changed after a move began: it was stored, and it is kept, since what
+    /// was stored may not be what is there now.
+    #[error("{path} changed while it was moved: the copy is stored, the source was kept")]
+    MovedSourceChanged {
+        /// The local file, as displayed.
+        path: String,
+    },
 }
 
 fn size_mismatch(expected: u64, actual: Option<u64>) -> String {

@@ -18,10 +18,10 @@ pub(super) async fn mb(engine: &Engine, p: &Printer, args: BucketArgs) -> Result
     bucket_admin(&**engine.store())?
         .create_bucket(&bucket)
         .await?;
-    if p.json {
-        print_json(&json!({ "bucket": bucket, "created": true }));
-    }
-    p.line(format!("make_bucket: {bucket}"));
+    p.show(&Doc {
+        json: json!({ "bucket": bucket, "created": true }),
+        text: |out: &dyn Text| out.line(&format!("make_bucket: {bucket}")),
+    });
     Ok(())
 }
 
@@ -31,7 +31,9 @@ pub(super) async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()>
     let admin = bucket_admin(&**engine.store())?;
     if args.force {
         let removed = engine.delete_everything(&bucket).await?;
-        p.line(format!("deleted {removed} objects from {bucket}"));
+        p.show(&TextOnly(|out: &dyn Text| {
+            out.line(&format!("deleted {removed} objects from {bucket}"))
+        }));
     }
     match admin.delete_bucket(&bucket).await {
         Ok(()) => {}
@@ -41,9 +43,9 @@ pub(super) async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()>
         ),
         Err(e) => return Err(e.into()),
     }
-    if p.json {
-        print_json(&json!({ "bucket": bucket, "removed": true }));
-    }
-    p.line(format!("remove_bucket: {bucket}"));
+    p.show(&Doc {
+        json: json!({ "bucket": bucket, "removed": true }),
+        text: |out: &dyn Text| out.line(&format!("remove_bucket: {bucket}")),
+    });
     Ok(())
 }

@@ -25,6 +25,18 @@ pub(super) fn describe_put(r: &PutReport) -> String {
 }
 
 pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
+    copy_one(engine, p, args, false).await
+}
+
+/// One file or object: copied, or with `moving` moved (the source goes once the copy is
+/// stored; a source that had to be kept fails the command after the copy is shown).
+pub(super) async fn copy_one(
+    engine: &Engine,
+    p: &Printer,
+    args: CpArgs,
+    moving: bool,
+) -> Result<()> {
+    let mut kept = None;
     let options = upload_options::put_options(
         &args.object,
         args.no_delta,
@@ -42,12 +54,14 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
             }
             if args.transfer.dryrun {
                 engine.check_upload_target(&dest.bucket, &dest.key).await?;
-                p.line(format!(
-                    "(dryrun) {}: - to s3://{}/{}",
-                    p.verb("upload"),
-                    dest.bucket,
-                    dest.key
-                ));
+                p.show(&TextOnly(|out: &dyn Text| {
+                    out.line(&format!(
+                        "(dryrun) {}: - to s3://{}/{}",
+                        p.verb("upload"),
+                        dest.bucket,
+                        dest.key
+                    ))
+                }));
                 return Ok(());
             }
             let report = engine
@@ -60,16 +74,18 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
                     &options,
                 )
                 .await?;
-            if p.json {
-                print_json(&report);
-            }
-            p.line(format!(
-                "{}: - to s3://{}/{} {}",
-                p.verb("upload"),
-                report.bucket,
-                report.key,
-                describe_put(&report)
-            ));
+            p.show(&Doc {
+                json: &report,
+                text: |out: &dyn Text| {
+                    out.line(&format!(
+                        "{}: - to s3://{}/{} {}",
+                        p.verb("upload"),
+                        report.bucket,
+                        report.key,
+                        describe_put(&report)
+                    ))
+                },
+            });
             p.note(&report);
             p.advise();
         }
@@ -91,37 +107,51 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
                     .with_context(|| format!("cannot read source file {}", src.display()))?;
                 engine.check_upload_target(&dest.bucket, &key).await?;
                 let to = format!("s3://{}/{key}", dest.bucket);
-                if p.json {
-                    print_json(&TransferEvent::WouldCopy {
+                p.show(&Doc {
+                    json: TransferEvent::WouldCopy {
                         from: src.display().to_string(),
                         to: to.clone(),
-                    });
-                }
-                p.line(format!(
-                    "(dryrun) {}: {} to {to}",
-                    p.verb("upload"),
-                    src.display()
-                ));
+                    },
+                    text: |out: &dyn Text| {
+                        out.line(&format!(
+                            "(dryrun) {}: {} to {to}",
+                            p.verb("upload"),
+                            src.display()
+                        ))
+                    },
+                });
                 return Ok(());
             }
             p.working(format!(
                 "storing {} (hashing, encoding, uploading)",
                 src.display()
             ));
-            let report = engine.put_file(&src, &dest.bucket, &key, &options).await;
+            let report = if moving {
+                engine
+                    .move_file(&src, &dest.bucket, &key, &options)
+                    .await
+                    .map(|m| {
+                        kept = m.source_kept;
+                        m.copy
+                    })
+            } else {
+                engine.put_file(&src, &dest.bucket, &key, &options).await
+            };
             p.done();
             let report = report?;
-            if p.json {
-                print_json(&report);
-            }
-            p.line(format!(
-                "{}: {} to s3://{}/{} {}",
-                p.verb("upload"),
-                src.display(),
-                report.bucket,
-                report.key,
-                describe_put(&report)
-            ));
+            p.show(&Doc {
+                json: &report,
+                text: |out: &dyn Text| {
+                    out.line(&format!(
+                        "{}: {} to s3://{}/{} {}",
+                        p.verb("upload"),
+                        src.display(),
+                        report.bucket,
+                        report.key,
+                        describe_put(&report)
+                    ))
+                },
+            });
             p.note(&report);
             p.advise();
         }
@@ -142,17 +172,19 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
             let dest = local_destination(&src, &args.destination);
             if args.transfer.dryrun {
                 engine.head(&src.bucket, &src.key).await?;
-                if p.json {
-                    print_json(&TransferEvent::WouldCopy {
+                p.show(&Doc {
+                    json: TransferEvent::WouldCopy {
                         from: src.to_string(),
                         to: dest.display().to_string(),
-                    });
-                }
-                p.line(format!(
-                    "(dryrun) {}: {src} to {}",
-                    p.verb("download"),
-                    dest.display()
-                ));
+                    },
+                    text: |out: &dyn Text| {
+                        out.line(&format!(
+                            "(dryrun) {}: {src} to {}",
+                            p.verb("download"),
+                            dest.display()
+                        ))
+                    },
+                });
                 return Ok(());
             }
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -162,24 +194,36 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
             p.working(format!(
                 "fetching {src} (downloading, rebuilding, verifying)"
             ));
-            let report = engine.get_to_file(&src.bucket, &src.key, &dest).await;
+            let report = if moving {
+                engine
+                    .move_to_file(&src.bucket, &src.key, &dest)
+                    .await
+                    .map(|m| {
+                        kept = m.source_kept;
+                        m.copy
+                    })
+            } else {
+                engine.get_to_file(&src.bucket, &src.key, &dest).await
+            };
             p.done();
             let report = report?;
-            if p.json {
-                print_json(&report);
-            }
-            p.line(format!(
-                "{}: s3://{}/{} to {}{}",
-                p.verb("download"),
-                report.bucket,
-                report.key,
-                dest.display(),
-                if report.verified {
-                    " (sha256 verified)"
-                } else {
-                    ""
-                }
-            ));
+            p.show(&Doc {
+                json: &report,
+                text: |out: &dyn Text| {
+                    out.line(&format!(
+                        "{}: s3://{}/{} to {}{}",
+                        p.verb("download"),
+                        report.bucket,
+                        report.key,
+                        dest.display(),
+                        if report.verified {
+                            " (sha256 verified)"
+                        } else {
+                            ""
+                        }
+                    ))
+                },
+            });
         }
         (true, true) => {
             let src = parse_s3(&args.source)?;
@@ -199,34 +243,49 @@ pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()>
                 engine.head(&src.bucket, &src.key).await?;
                 engine.check_upload_target(&dest.bucket, &key).await?;
                 let to = format!("s3://{}/{key}", dest.bucket);
-                if p.json {
-                    print_json(&TransferEvent::WouldCopy {
+                p.show(&Doc {
+                    json: TransferEvent::WouldCopy {
                         from: src.to_string(),
                         to: to.clone(),
-                    });
-                }
-                p.line(format!("(dryrun) {}: {src} to {to}", p.verb("copy")));
+                    },
+                    text: |out: &dyn Text| {
+                        out.line(&format!("(dryrun) {}: {src} to {to}", p.verb("copy")))
+                    },
+                });
                 return Ok(());
             }
-            let report = engine
-                .copy_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
-                .await?;
-            if p.json {
-                print_json(&report);
-            }
-            p.line(format!(
-                "{}: {src} to s3://{}/{} {}",
-                p.verb("copy"),
-                dest.bucket,
-                key,
-                describe_put(&report)
-            ));
+            let report = if moving {
+                let m = engine
+                    .move_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
+                    .await?;
+                kept = m.source_kept;
+                m.copy
+            } else {
+                engine
+                    .copy_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
+                    .await?
+            };
+            p.show(&Doc {
+                json: &report,
+                text: |out: &dyn Text| {
+                    out.line(&format!(
+                        "{}: {src} to s3://{}/{} {}",
+                        p.verb("copy"),
+                        dest.bucket,
+                        key,
+                        describe_put(&report)
+                    ))
+                },
+            });
             p.note(&report);
             p.advise();
         }
         (false, false) => return Err(both_local(&args.source, &args.destination)),
     }
-    Ok(())
+    match kept {
+        Some(why) => Err(why.into()),
+        None => Ok(()),
+    }
 }
 
 /// Two local paths: this is not `cp(1)`.
@@ -272,12 +331,16 @@ pub(super) fn transfer_options(
         compare,
         filters,
         dry_run: t.dryrun,
-        concurrency: t
-            .concurrency
-            .unwrap_or_else(deltaglider::transfer::default_concurrency),
+        concurrency: concurrency(t),
         put,
         follow_symlinks: !t.no_follow_symlinks,
     }
+}
+
+/// `--concurrency`, or one file per core.
+pub(super) fn concurrency(t: &TransferArgs) -> usize {
+    t.concurrency
+        .unwrap_or_else(deltaglider::transfer::default_concurrency)
 }
 
 /// Runs a tree transfer in the direction the two arguments imply.
@@ -288,17 +351,15 @@ pub(super) async fn tree(
     destination: &str,
     options: &TransferOptions,
 ) -> Result<TransferSummary> {
-    tree_with(engine, source, destination, options, &event_printer(p)).await
+    let (from, to) = locations(source, destination)?;
+    Ok(engine
+        .transfer_tree(&from, &to, options, &event_printer(p))
+        .await?)
 }
 
-/// [`tree`] with the events going to `sink`.
-pub(super) async fn tree_with(
-    engine: &Engine,
-    source: &str,
-    destination: &str,
-    options: &TransferOptions,
-    sink: deltaglider::transfer::EventSink<'_>,
-) -> Result<TransferSummary> {
+/// The two ends of a tree transfer, refused as usage errors when they cannot work: a local
+/// source that is not a directory, two local paths.
+pub(super) fn locations(source: &str, destination: &str) -> Result<(Location, Location)> {
     match (S3Url::is_s3(source), S3Url::is_s3(destination)) {
         (false, true) => {
             let dest = parse_s3(destination)?;
@@ -311,29 +372,16 @@ pub(super) async fn tree_with(
                 }
                 Err(e) => return Err(usage(format!("cannot read directory {source}: {e}"))),
             }
-            Ok(engine
-                .upload_tree(Path::new(source), &dest.bucket, &dest.key, options, sink)
-                .await?)
+            Ok((Location::Local(source.into()), Location::S3(dest)))
         }
-        (true, false) => {
-            let src = parse_s3(source)?;
-            Ok(engine
-                .download_tree(&src.bucket, &src.key, Path::new(destination), options, sink)
-                .await?)
-        }
-        (true, true) => {
-            let (src, dest) = (parse_s3(source)?, parse_s3(destination)?);
-            Ok(engine
-                .copy_tree(
-                    &src.bucket,
-                    &src.key,
-                    &dest.bucket,
-                    &dest.key,
-                    options,
-                    sink,
-                )
-                .await?)
-        }
+        (true, false) => Ok((
+            Location::S3(parse_s3(source)?),
+            Location::Local(destination.into()),
+        )),
+        (true, true) => Ok((
+            Location::S3(parse_s3(source)?),
+            Location::S3(parse_s3(destination)?),
+        )),
         (false, false) => Err(both_local(source, destination)),
     }
 }

@@ -14,14 +14,14 @@ pub(super) async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()>
         let buckets = deltaglider::storage::bucket_admin(&**engine.store())?
             .list_buckets()
             .await?;
-        if p.json {
-            print_json(
-                &json!({ "buckets": buckets.iter().map(|b| json!({"name": b.name, "created": b.created})).collect::<Vec<_>>() }),
-            );
-        }
-        for b in buckets {
-            p.line(format!("{} {}", listing_time(b.created), b.name));
-        }
+        p.show(&Doc {
+            json: json!({ "buckets": buckets.iter().map(|b| json!({"name": b.name, "created": b.created})).collect::<Vec<_>>() }),
+            text: |out: &dyn Text| {
+                for b in &buckets {
+                    out.line(&format!("{} {}", listing_time(b.created), b.name));
+                }
+            },
+        });
         return Ok(());
     };
     let url = parse_s3(&target)?;
@@ -36,8 +36,8 @@ pub(super) async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()>
     };
     let total: u64 = listing.objects.iter().map(|o| o.size).sum();
     let stored: u64 = listing.objects.iter().map(|o| o.stored_size).sum();
-    if p.json {
-        print_json(&json!({
+    p.show(&Doc {
+        json: json!({
             "bucket": url.bucket,
             "prefix": url.key,
             "prefixes": listing.prefixes,
@@ -46,51 +46,52 @@ pub(super) async fn ls(engine: &Engine, p: &Printer, args: LsArgs) -> Result<()>
             "total_size": total,
             "total_stored_size": stored + listing.reference_bytes,
             "reference_bytes": listing.reference_bytes,
-        }));
-        return Ok(());
-    }
-    for prefix in &listing.prefixes {
-        p.line(format!(
-            "{:>30} {}",
-            "PRE",
-            &prefix[base_len.min(prefix.len())..]
-        ));
-    }
-    for o in &listing.objects {
-        let name = &o.key[base_len.min(o.key.len())..];
-        if args.long {
-            let how = serde_json::to_value(o.stored_as)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            p.line(format!(
-                "{} {:>10} {:>10} {:>6}% {:<6} {name}",
-                listing_time(o.last_modified),
-                size(o.size),
-                size(o.stored_size),
-                saved(o.stored_size, o.size),
-                how,
-            ));
-        } else {
-            p.line(format!(
-                "{} {:>10} {name}",
-                listing_time(o.last_modified),
-                size(o.size)
-            ));
-        }
-    }
-    if args.summarize {
-        // One line per call: a line break inside a printed line is escaped like a key's.
-        let stored_all = stored + listing.reference_bytes;
-        p.line("");
-        p.line(format!("Total Objects: {}", listing.objects.len()));
-        p.line(format!("   Total Size: {}", size(total)));
-        p.line(format!(
-            "  Stored Size: {} (references: {})",
-            size(stored_all),
-            size(listing.reference_bytes)
-        ));
-        p.line(format!("      Savings: {}%", saved(stored_all, total)));
-    }
+        }),
+        text: |out: &dyn Text| {
+            for prefix in &listing.prefixes {
+                out.line(&format!(
+                    "{:>30} {}",
+                    "PRE",
+                    &prefix[base_len.min(prefix.len())..]
+                ));
+            }
+            for o in &listing.objects {
+                let name = &o.key[base_len.min(o.key.len())..];
+                if args.long {
+                    let how = serde_json::to_value(o.stored_as)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    out.line(&format!(
+                        "{} {:>10} {:>10} {:>6}% {:<6} {name}",
+                        listing_time(o.last_modified),
+                        size(o.size),
+                        size(o.stored_size),
+                        saved(o.stored_size, o.size),
+                        how,
+                    ));
+                } else {
+                    out.line(&format!(
+                        "{} {:>10} {name}",
+                        listing_time(o.last_modified),
+                        size(o.size)
+                    ));
+                }
+            }
+            if args.summarize {
+                // One line per call: a line break inside a printed line is escaped like a key's.
+                let stored_all = stored + listing.reference_bytes;
+                out.line("");
+                out.line(&format!("Total Objects: {}", listing.objects.len()));
+                out.line(&format!("   Total Size: {}", size(total)));
+                out.line(&format!(
+                    "  Stored Size: {} (references: {})",
+                    size(stored_all),
+                    size(listing.reference_bytes)
+                ));
+                out.line(&format!("      Savings: {}%", saved(stored_all, total)));
+            }
+        },
+    });
     Ok(())
 }

@@ -1,6 +1,8 @@
-//! `migrate`: bring objects of another tool (or plain S3) into the DeltaGlider format.
+//! `migrate`: bring objects of another tool (or plain S3) into the DeltaGlider format; the
+//! library plans and copies, the command shows the plan and asks before copying.
 
 use super::*;
+use deltaglider::transfer::MigrationPlan;
 
 pub(super) async fn migrate(
     engine: &Engine,
@@ -9,123 +11,82 @@ pub(super) async fn migrate(
     filters: Filters,
 ) -> Result<()> {
     let (src, dest) = (parse_s3(&args.source)?, parse_s3(&args.destination)?);
-    let src_prefix = if src.key.is_empty() || src.key.ends_with('/') {
-        src.key.clone()
-    } else {
-        format!("{}/", src.key)
-    };
-    let mut dest_prefix = if dest.key.is_empty() || dest.key.ends_with('/') {
-        dest.key.clone()
-    } else {
-        format!("{}/", dest.key)
-    };
-    if !args.no_preserve_prefix
-        && let Some(last) = src_prefix
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .filter(|s| !s.is_empty())
-    {
-        dest_prefix = format!("{dest_prefix}{last}/");
-    }
-    let put = put_options(args.no_delta, args.max_ratio);
-    // Resumable: files already at the destination with the same size are skipped.
-    let compare = CompareOptions {
-        size_only: true,
-        ..Default::default()
-    };
-    let transfer = TransferArgs {
-        dryrun: true,
-        concurrency: args.concurrency,
-        follow_symlinks: false,
-        no_follow_symlinks: false,
-    };
-    let plan_options = transfer_options(&transfer, filters.clone(), compare, put.clone());
-    let quiet_sink = |_: &TransferEvent| {};
-    let planned = engine
-        .copy_tree(
-            &src.bucket,
-            &src_prefix,
-            &dest.bucket,
-            &dest_prefix,
-            &plan_options,
-            &quiet_sink,
+    let options = MigrateOptions::default()
+        .preserve_prefix(!args.no_preserve_prefix)
+        .filters(filters)
+        .concurrency(
+            args.concurrency
+                .unwrap_or_else(deltaglider::transfer::default_concurrency),
         )
-        .await?;
-    p.line(format!(
-        "{}migrate: s3://{}/{} to s3://{}/{}: {} to copy, {} already there",
-        if args.dry_run { "(dryrun) " } else { "" },
-        src.bucket,
-        src_prefix,
-        dest.bucket,
-        dest_prefix,
-        planned.copied,
-        planned.unchanged
-    ));
-    if p.json {
-        print_json(&json!({
-            "event": "migration-planned",
-            "source": format!("s3://{}/{}", src.bucket, src_prefix),
-            "destination": format!("s3://{}/{}", dest.bucket, dest_prefix),
-            "to_copy": planned.copied,
-            "already_there": planned.unchanged,
-            "dryrun": args.dry_run,
-        }));
-    }
+        .put(put_options(args.no_delta, args.max_ratio));
+    let plan = engine.plan_migration(&src, &dest, &options).await?;
+    p.show(&Planned {
+        plan: &plan,
+        dry_run: args.dry_run,
+    });
     if args.dry_run {
-        let summary = engine
-            .copy_tree(
-                &src.bucket,
-                &src_prefix,
-                &dest.bucket,
-                &dest_prefix,
-                &plan_options,
-                &event_printer(p),
-            )
-            .await?;
+        let options = options.dry_run(true);
+        let summary = engine.migrate(&plan, &options, &event_printer(p)).await?;
         return finish(p, "migrate", true, &summary);
     }
-    if planned.copied == 0 {
-        return finish(p, "migrate", false, &planned);
+    if plan.to_copy == 0 {
+        return finish(p, "migrate", false, &plan.planned);
     }
     if !args.yes {
-        use std::io::IsTerminal;
-        if !std::io::stdin().is_terminal() {
-            return Err(usage(format!(
-                "migrate copies {} objects; confirm with --yes (no terminal to ask on)",
-                planned.copied
-            )));
-        }
-        {
-            use std::io::Write;
-            let mut stderr = std::io::stderr().lock();
-            let _ = write!(stderr, "Copy {} objects? [y/N] ", planned.copied);
-            let _ = stderr.flush();
-        }
-        let mut answer = String::new();
-        std::io::stdin()
-            .read_line(&mut answer)
-            .context("cannot read the answer")?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            bail!("migration cancelled");
-        }
+        confirm(plan.to_copy)?;
     }
-    let run = TransferArgs {
-        dryrun: false,
-        concurrency: args.concurrency,
-        follow_symlinks: false,
-        no_follow_symlinks: false,
-    };
-    let options = transfer_options(&run, filters, compare, put);
-    let summary = engine
-        .copy_tree(
-            &src.bucket,
-            &src_prefix,
-            &dest.bucket,
-            &dest_prefix,
-            &options,
-            &event_printer(p),
-        )
-        .await?;
+    let summary = engine.migrate(&plan, &options, &event_printer(p)).await?;
     finish(p, "migrate", false, &summary)
+}
+
+/// What the migration will do, shown before it starts.
+struct Planned<'a> {
+    plan: &'a MigrationPlan,
+    dry_run: bool,
+}
+
+impl Render for Planned<'_> {
+    fn text(&self, out: &dyn Text) {
+        out.line(&format!(
+            "{}migrate: {} to {}: {} to copy, {} already there",
+            if self.dry_run { "(dryrun) " } else { "" },
+            self.plan.source,
+            self.plan.destination,
+            self.plan.to_copy,
+            self.plan.already_there
+        ));
+    }
+    fn json(&self) -> Option<Json> {
+        Some(Json::of(&json!({
+            "event": "migration-planned",
+            "source": self.plan.source.to_string(),
+            "destination": self.plan.destination.to_string(),
+            "to_copy": self.plan.to_copy,
+            "already_there": self.plan.already_there,
+            "dryrun": self.dry_run,
+        })))
+    }
+}
+
+/// Asks on the terminal before `count` objects are copied.
+fn confirm(count: usize) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(usage(format!(
+            "migrate copies {count} objects; confirm with --yes (no terminal to ask on)"
+        )));
+    }
+    {
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "Copy {count} objects? [y/N] ");
+        let _ = stderr.flush();
+    }
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("migration cancelled");
+    }
+    Ok(())
 }

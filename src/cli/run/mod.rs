@@ -11,22 +11,25 @@ use serde_json::json;
 
 use deltaglider::transfer::filter::{FilterKind, Filters};
 use deltaglider::transfer::plan::CompareOptions;
-use deltaglider::transfer::{TransferEvent, TransferOptions, TransferSummary};
+use deltaglider::transfer::{
+    DeleteTreeOptions, Location, MigrateOptions, MoveOptions, TransferEvent, TransferOptions,
+    TransferSummary,
+};
 use indicatif::ProgressBar;
 
 use super::args::{
-    BucketArgs, Cli, Command, CpArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs, PurgeArgs, RbArgs,
-    RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
+    BucketArgs, Cli, Command, CpArgs, HeadArgs, LsArgs, MigrateArgs, MvArgs, PresignArgs,
+    PurgeArgs, RbArgs, RmArgs, StatsArgs, SyncArgs, TransferArgs, VerifyArgs,
 };
 use super::exit::usage;
-use super::output::{
-    err_line, escape, human_size, listing_time, out_line, pct, percent, print_json, saved,
-};
+use super::output::{err_line, escape, human_size, listing_time, out_line, pct, percent, saved};
+use super::report::{Doc, Json, Render, Text, TextOnly};
 use super::upload_options;
 
 mod bucket;
 mod cache;
 mod cp;
+mod head;
 mod ls;
 mod migrate;
 mod mv;
@@ -41,6 +44,7 @@ mod verify;
 use bucket::*;
 pub use cache::cache;
 use cp::*;
+use head::*;
 use ls::*;
 use migrate::*;
 use mv::*;
@@ -72,23 +76,26 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -
         Command::Sync(args) => sync(&engine, &printer, args, filters).await,
         Command::Mv(args) => mv(&engine, &printer, args, filters).await,
         Command::Head(args) => {
-            upload_options::head(&engine, cli.global.json, cli.global.quiet, args).await
+            let head = head(&engine, args).await?;
+            printer.show(&head);
+            Ok(())
         }
         Command::Stats(args) => stats(&engine, &printer, args).await,
         Command::Presign(args) => presign(&engine, &printer, args).await,
         Command::Analyze(args) => {
             let limit = (!args.all).then_some(args.top);
             let report = super::analyze::run(&engine, &printer.progress, &args).await?;
-            if printer.json {
-                print_json(&report);
-            } else if !printer.quiet {
-                for line in super::analyze::summary(&report, limit) {
-                    printer.line(line);
-                }
-                for line in super::analyze::warnings(&report) {
-                    printer.warn(line);
-                }
-            }
+            printer.show(&Doc {
+                json: &report,
+                text: |out: &dyn Text| {
+                    for line in super::analyze::summary(&report, limit) {
+                        out.line(&line);
+                    }
+                    for line in super::analyze::warnings(&report) {
+                        out.note(&line);
+                    }
+                },
+            });
             Ok(())
         }
         Command::Purge(args) => purge(&engine, &printer, args).await,

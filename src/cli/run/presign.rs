@@ -11,32 +11,36 @@ pub(super) async fn presign(engine: &Engine, p: &Printer, args: PresignArgs) -> 
             std::time::Duration::from_secs(args.expires_in),
         )
         .await?;
-    if p.json {
-        print_json(&signed);
-    } else {
-        // The URL alone on stdout, so that scripts can capture it.
-        out_line(&escape(&signed.url));
-    }
+    p.show(&Doc {
+        json: &signed,
+        // The URL alone on stdout, even with -q, so that scripts can capture it.
+        text: |out: &dyn Text| out.value(&signed.url),
+    });
     Ok(())
 }
 
 pub(super) async fn purge(engine: &Engine, p: &Printer, args: PurgeArgs) -> Result<()> {
     let url = bucket_and_prefix(&args.bucket)?;
     let report = engine.purge(&url.bucket).await?;
-    if p.json {
-        print_json(&report);
-    }
+    p.show(&Doc {
+        json: &report,
+        text: |out: &dyn Text| purged(out, &url.bucket, &report),
+    });
+    Ok(())
+}
+
+fn purged(out: &dyn Text, bucket: &str, report: &deltaglider::engine::PurgeReport) {
     for key in report
         .deleted
         .iter()
         .chain(&report.references.orphans_removed)
     {
-        p.line(format!("delete: s3://{}/{key}", url.bucket));
+        out.line(&format!("delete: s3://{bucket}/{key}"));
     }
     for key in &report.references.restored {
-        p.line(format!("restore: s3://{}/{key}", url.bucket));
+        out.line(&format!("restore: s3://{bucket}/{key}"));
     }
-    p.line(format!(
+    out.line(&format!(
         "purge: {} expired deleted, {} kept; {} orphaned references removed, {} restored, {} retired copies removed",
         report.deleted.len(),
         report.kept,
@@ -44,5 +48,4 @@ pub(super) async fn purge(engine: &Engine, p: &Printer, args: PurgeArgs) -> Resu
         report.references.restored.len(),
         report.references.retired_removed
     ));
-    Ok(())
 }

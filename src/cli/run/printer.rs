@@ -18,8 +18,8 @@ pub(super) struct Printer {
 
 impl Printer {
     /// `verb`, or `move` when the command is `mv` (as `aws s3 mv` prints it).
-    pub(super) fn verb<'a>(&self, verb: &'a str) -> &'a str {
-        if self.moving { "move" } else { verb }
+    pub(super) fn verb<'a>(&self, v: &'a str) -> &'a str {
+        verb(self.moving, v)
     }
 
     /// `no_progress`: `--no-progress`, results without the progress display.
@@ -86,30 +86,122 @@ impl Printer {
     }
 }
 
-/// Prints one line per file event (or one JSON object per event) as they happen.
+impl Text for Printer {
+    fn line(&self, s: &str) {
+        Printer::line(self, s)
+    }
+    fn value(&self, s: &str) {
+        self.progress.suspend(|| out_line(&escape(s)));
+    }
+    fn raw(&self, s: &str) {
+        if !self.quiet && !self.json {
+            self.progress.suspend(|| out_line(s));
+        }
+    }
+    fn note(&self, s: &str) {
+        if !self.quiet {
+            Printer::warn(self, s)
+        }
+    }
+    fn warn(&self, s: &str) {
+        Printer::warn(self, s)
+    }
+}
+
+impl Printer {
+    /// Prints a result: its JSON document with `--json`, its text otherwise.
+    pub(super) fn show(&self, report: &dyn Render) {
+        if self.json {
+            if let Some(Json(line)) = report.json() {
+                out_line(&line);
+            }
+        } else {
+            report.text(self);
+        }
+    }
+}
+
+/// `verb`, or `move` when the command is `mv` (as `aws s3 mv` prints it).
+pub(super) fn verb(moving: bool, verb: &str) -> &str {
+    if moving { "move" } else { verb }
+}
+
+/// One file event as it happens: a line (failures on stderr), or the event as JSON.
+pub(super) struct EventLine<'a> {
+    pub(super) event: &'a TransferEvent,
+    /// `mv`: lines say `move`.
+    pub(super) moving: bool,
+}
+
+impl Render for EventLine<'_> {
+    fn json(&self) -> Option<Json> {
+        Some(Json::of(self.event))
+    }
+    fn text(&self, out: &dyn Text) {
+        let verb = |v| verb(self.moving, v);
+        match self.event {
+            TransferEvent::Uploaded { path, report } => out.line(&format!(
+                "{}: {} to s3://{}/{} {}",
+                verb("upload"),
+                path.display(),
+                report.bucket,
+                report.key,
+                describe_put(report)
+            )),
+            TransferEvent::Downloaded { report } => out.line(&format!(
+                "{}: s3://{}/{} to {}",
+                verb("download"),
+                report.bucket,
+                report.key,
+                report
+                    .destination
+                    .as_deref()
+                    .unwrap_or(Path::new("?"))
+                    .display()
+            )),
+            TransferEvent::Copied { from, report } => out.line(&format!(
+                "{}: {from} to s3://{}/{} {}",
+                verb("copy"),
+                report.bucket,
+                report.key,
+                describe_put(report)
+            )),
+            TransferEvent::Deleted { target } => out.line(&format!("delete: {target}")),
+            TransferEvent::WouldCopy { from, to } => {
+                let direction = match (S3Url::is_s3(from), S3Url::is_s3(to)) {
+                    (false, _) => "upload",
+                    (true, false) => "download",
+                    (true, true) => "copy",
+                };
+                out.line(&format!("(dryrun) {}: {from} to {to}", verb(direction)))
+            }
+            TransferEvent::WouldDelete { target } => {
+                out.line(&format!("(dryrun) delete: {target}"))
+            }
+            // Failures always reach stderr, even with -q.
+            TransferEvent::Failed { target, error } => {
+                out.warn(&format!("failed: {target}: {error}"))
+            }
+            // Told on stderr as they happen, in either mode (see `event_printer`).
+            TransferEvent::Planned { .. } | TransferEvent::Skipped { .. } => {}
+        }
+    }
+}
+
+/// Prints one line per file event (or one JSON object per event) as they happen, and
+/// moves the progress display along.
 pub(super) fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Sync + '_ {
     move |e: &TransferEvent| {
-        if let TransferEvent::Planned {
-            copies,
-            deletes,
-            bytes,
-        } = e
-        {
-            p.planned(copies + deletes, *bytes);
-            if p.json {
-                print_json(e);
-            }
-            return;
-        }
-        if let TransferEvent::Skipped { path, reason } = e {
-            // As `aws s3` words it; on stderr even with -q or --json (the exit code is 2).
-            p.warn(format!("warning: Skipping file {path}. {reason}"));
-            if p.json {
-                print_json(e);
-            }
-            return;
-        }
         match e {
+            TransferEvent::Planned {
+                copies,
+                deletes,
+                bytes,
+            } => p.planned(copies + deletes, *bytes),
+            // As `aws s3` words it; on stderr even with -q or --json (the exit code is 2).
+            TransferEvent::Skipped { path, reason } => {
+                p.warn(format!("warning: Skipping file {path}. {reason}"))
+            }
             TransferEvent::Uploaded { report, .. } | TransferEvent::Copied { report, .. } => {
                 p.note(report);
                 p.reporter
@@ -120,60 +212,30 @@ pub(super) fn event_printer(p: &Printer) -> impl Fn(&TransferEvent) + Send + Syn
             }
             _ => p.reporter.file_done(None, 0),
         }
-        if p.json {
-            print_json(e);
-            return;
-        }
-        match e {
-            TransferEvent::Uploaded { path, report } => p.line(format!(
-                "{}: {} to s3://{}/{} {}",
-                p.verb("upload"),
-                path.display(),
-                report.bucket,
-                report.key,
-                describe_put(report)
-            )),
-            TransferEvent::Downloaded { report } => p.line(format!(
-                "{}: s3://{}/{} to {}",
-                p.verb("download"),
-                report.bucket,
-                report.key,
-                report
-                    .destination
-                    .as_deref()
-                    .unwrap_or(Path::new("?"))
-                    .display()
-            )),
-            TransferEvent::Copied { from, report } => p.line(format!(
-                "{}: {from} to s3://{}/{} {}",
-                p.verb("copy"),
-                report.bucket,
-                report.key,
-                describe_put(report)
-            )),
-            TransferEvent::Deleted { target } => p.line(format!("delete: {target}")),
-            TransferEvent::WouldCopy { from, to } => {
-                let verb = match (S3Url::is_s3(from), S3Url::is_s3(to)) {
-                    (false, _) => "upload",
-                    (true, false) => "download",
-                    (true, true) => "copy",
-                };
-                p.line(format!("(dryrun) {}: {from} to {to}", p.verb(verb)))
-            }
-            TransferEvent::WouldDelete { target } => p.line(format!("(dryrun) delete: {target}")),
-            // Failures always reach stderr, even with -q.
-            TransferEvent::Failed { target, error } => p.warn(format!("failed: {target}: {error}")),
-            TransferEvent::Planned { .. } | TransferEvent::Skipped { .. } => {}
-        }
+        p.show(&EventLine {
+            event: e,
+            moving: p.moving,
+        });
     }
 }
 
-pub(super) fn finish(p: &Printer, what: &str, dry_run: bool, s: &TransferSummary) -> Result<()> {
-    p.done();
-    if p.json {
-        print_json(&json!({ "summary": s, "dryrun": dry_run }));
-    } else if !p.quiet {
-        let mut line = match (what, dry_run) {
+/// The totals of a tree transfer: a line on stderr, or `{"summary", "dryrun"}`.
+pub(super) struct SummaryLine<'a> {
+    /// The command, as the line names it.
+    pub(super) what: &'a str,
+    pub(super) dry_run: bool,
+    pub(super) summary: &'a TransferSummary,
+}
+
+impl Render for SummaryLine<'_> {
+    fn json(&self) -> Option<Json> {
+        Some(Json::of(
+            &json!({ "summary": self.summary, "dryrun": self.dry_run }),
+        ))
+    }
+    fn text(&self, out: &dyn Text) {
+        let (what, s) = (self.what, self.summary);
+        let mut line = match (what, self.dry_run) {
             ("rm", false) => format!("{what}: {} deleted", s.deleted),
             ("rm", true) => format!("(dryrun) {what}: would delete {}", s.deleted),
             (_, false) => format!(
@@ -199,8 +261,17 @@ pub(super) fn finish(p: &Printer, what: &str, dry_run: bool, s: &TransferSummary
         if s.failed > 0 {
             line.push_str(&format!(", {} FAILED", s.failed));
         }
-        p.warn(line);
+        out.note(&line);
     }
+}
+
+pub(super) fn finish(p: &Printer, what: &str, dry_run: bool, s: &TransferSummary) -> Result<()> {
+    p.done();
+    p.show(&SummaryLine {
+        what,
+        dry_run,
+        summary: s,
+    });
     p.advise();
     if s.failed > 0 {
         bail!("{} of the files failed (see the lines above)", s.failed);

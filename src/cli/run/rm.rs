@@ -23,46 +23,50 @@ pub(super) async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()>
             Err(deltaglider::Error::NotFound { .. }) if !args.fail_if_missing => false,
             Err(e) => return Err(e.into()),
         };
-        if p.json {
-            print_json(&json!({
+        p.show(&Doc {
+            json: json!({
                 "event": "would-delete",
                 "target": url.to_string(),
                 "exists": exists,
-            }));
-        }
-        p.line(format!(
-            "(dryrun) delete: {url}{}",
-            if exists { "" } else { " (does not exist)" }
-        ));
+            }),
+            text: |out: &dyn Text| {
+                out.line(&format!(
+                    "(dryrun) delete: {url}{}",
+                    if exists { "" } else { " (does not exist)" }
+                ))
+            },
+        });
         return Ok(());
     }
     let report = match engine.delete(&url.bucket, &url.key).await {
         Ok(r) => r,
         // `aws s3 rm` of a missing key succeeds: the object is gone either way.
         Err(deltaglider::Error::NotFound { .. }) if !args.fail_if_missing => {
-            if p.json {
-                print_json(&deltaglider::engine::DeleteReport {
+            p.show(&Doc {
+                json: deltaglider::engine::DeleteReport {
                     bucket: url.bucket.clone(),
                     key: url.key.clone(),
                     deleted: Vec::new(),
                     reference_removed: None,
-                });
-            }
-            p.line(format!("delete: {url} (did not exist)"));
+                },
+                text: |out: &dyn Text| out.line(&format!("delete: {url} (did not exist)")),
+            });
             return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
-    if p.json {
-        print_json(&report);
-    }
-    p.line(format!("delete: s3://{}/{}", report.bucket, report.key));
-    if let Some(r) = &report.reference_removed {
-        p.line(format!(
-            "delete: s3://{}/{r} (reference no longer used)",
-            report.bucket
-        ));
-    }
+    p.show(&Doc {
+        json: &report,
+        text: |out: &dyn Text| {
+            out.line(&format!("delete: s3://{}/{}", report.bucket, report.key));
+            if let Some(r) = &report.reference_removed {
+                out.line(&format!(
+                    "delete: s3://{}/{r} (reference no longer used)",
+                    report.bucket
+                ));
+            }
+        },
+    });
     Ok(())
 }
 
@@ -73,29 +77,11 @@ pub(super) async fn rm_recursive(
     filters: Filters,
 ) -> Result<()> {
     let url = parse_s3(&args.target)?;
-    if !engine.store().bucket_exists(&url.bucket).await? {
-        return Err(deltaglider::Error::NoSuchBucket(url.bucket).into());
-    }
-    let base = url.key.rfind('/').map_or(0, |i| i + 1);
-    // The listing `ls -r` shows (another tool's `x.delta` is an object of that name, not x).
-    let keys: Vec<String> = engine
-        .list(&url.bucket, &url.key, true)
-        .await?
-        .objects
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| filters.accepts(&k[base.min(k.len())..]))
-        .collect();
-    let sink = event_printer(p);
-    let mut summary = TransferSummary::default();
-    for event in engine
-        .delete_with_events(&url.bucket, keys, args.dryrun, &sink)
-        .await
-    {
-        match event {
-            TransferEvent::Failed { .. } => summary.failed += 1,
-            _ => summary.deleted += 1,
-        }
-    }
-    finish(p, "rm", args.dryrun, &summary)
+    let options = DeleteTreeOptions::default()
+        .filters(filters)
+        .dry_run(args.dryrun);
+    let report = engine
+        .delete_tree(&url.bucket, &url.key, &options, &event_printer(p))
+        .await?;
+    finish(p, "rm", args.dryrun, &report.summary)
 }

@@ -13,44 +13,48 @@ pub(super) async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Resu
     if !args.detailed {
         s.deltaspaces.clear();
     }
-    if p.json {
-        print_json(&s);
-        return Ok(());
-    }
+    p.show(&Doc {
+        json: &s,
+        text: |out: &dyn Text| lines(out, &s, args.detailed),
+    });
+    Ok(())
+}
+
+fn lines(out: &dyn Text, s: &deltaglider::stats::BucketStats, detailed: bool) {
     let approx = if s.estimated {
         " (estimated from a sample)"
     } else {
         ""
     };
-    p.line(format!("Bucket:          s3://{}/{}", s.bucket, s.prefix));
-    p.line(format!(
+    out.line(&format!("Bucket:          s3://{}/{}", s.bucket, s.prefix));
+    out.line(&format!(
         "Objects:         {} ({} deltas, {} whole)",
         s.objects, s.deltas, s.whole
     ));
-    p.line(format!(
+    out.line(&format!(
         "Original size:   {} ({} bytes){approx}",
         human_size(s.original_bytes),
         s.original_bytes
     ));
-    p.line(format!(
+    out.line(&format!(
         "Stored size:     {} ({} bytes, references {})",
         human_size(s.stored_bytes),
         s.stored_bytes,
         human_size(s.reference_bytes)
     ));
-    p.line(format!("Savings:         {}%", pct(s.savings_percent)));
+    out.line(&format!("Savings:         {}%", pct(s.savings_percent)));
     if !s.orphaned_references.is_empty() {
-        p.line(format!(
+        out.line(&format!(
             "Orphaned references ({}):",
             s.orphaned_references.len()
         ));
         for r in &s.orphaned_references {
-            p.line(format!("  s3://{}/{r}", s.bucket));
+            out.line(&format!("  s3://{}/{r}", s.bucket));
         }
     }
-    if args.detailed {
-        p.line("");
-        p.line(format!(
+    if detailed {
+        out.line("");
+        out.line(&format!(
             "{:<40} {:>7} {:>7} {:>12} {:>12} {:>8}",
             "deltaspace", "deltas", "whole", "original", "stored", "savings"
         ));
@@ -60,7 +64,7 @@ pub(super) async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Resu
             } else {
                 d.deltaspace.as_str()
             };
-            p.line(format!(
+            out.line(&format!(
                 "{:<40} {:>7} {:>7} {:>12} {:>12} {:>7}%{}",
                 name,
                 d.deltas,
@@ -72,5 +76,4 @@ pub(super) async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Resu
             ));
         }
     }
-    Ok(())
 }

@@ -2,8 +2,17 @@
 //! `aws s3` filter and comparison semantics, bounded concurrency, and per-file failures
 //! reported without stopping the rest.
 
+pub mod delete;
 pub mod filter;
+pub mod location;
+pub mod migrate;
+pub mod mv;
 pub mod plan;
+
+pub use delete::{DeleteTreeOptions, DeleteTreeReport};
+pub use location::Location;
+pub use migrate::{MigrateOptions, MigrationPlan};
+pub use mv::{MoveOptions, Moved};
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -436,60 +445,6 @@ impl Engine {
             tally(&mut summary, e);
         }
         Ok(summary)
-    }
-
-    /// Deletes `prefix + path` for each path (logical objects; references go with their
-    /// last delta).
-    async fn delete_remote(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        paths: Vec<String>,
-        dry_run: bool,
-        events: EventSink<'_>,
-    ) -> Vec<TransferEvent> {
-        let keys: Vec<String> = paths.iter().map(|p| format!("{prefix}{p}")).collect();
-        self.delete_with_events(bucket, keys, dry_run, events).await
-    }
-
-    /// Deletes the logical objects `keys` in batches (or, with `dry_run`, only says it
-    /// would), one event per key as each batch ends; a request that fails as a whole fails
-    /// the keys of its batch, and the next batch is tried.
-    pub async fn delete_with_events(
-        &self,
-        bucket: &str,
-        keys: Vec<String>,
-        dry_run: bool,
-        events: EventSink<'_>,
-    ) -> Vec<TransferEvent> {
-        let target = |k: &str| format!("s3://{bucket}/{k}");
-        let mut out = Vec::with_capacity(keys.len());
-        // Two stored forms per logical key: one store request per batch.
-        for batch in keys.chunks(crate::storage::DELETE_BATCH / 2) {
-            let start = out.len();
-            if dry_run {
-                out.extend(
-                    batch
-                        .iter()
-                        .map(|k| TransferEvent::WouldDelete { target: target(k) }),
-                );
-            } else {
-                let results = self.delete_keys(bucket, batch).await;
-                out.extend(results.into_iter().map(|r| match r.error {
-                    None => TransferEvent::Deleted {
-                        target: target(&r.key),
-                    },
-                    Some(err) => TransferEvent::Failed {
-                        target: target(&r.key),
-                        error: crate::error::chain(&err),
-                    },
-                }));
-            }
-            for e in &out[start..] {
-                events(e);
-            }
-        }
-        out
     }
 
     /// Copies (or, with `compare`, syncs) the objects under one prefix to another, in the
