@@ -28,7 +28,7 @@ pub(super) async fn migrate(
     {
         dest_prefix = format!("{dest_prefix}{last}/");
     }
-    let put = put_options(args.no_delta, args.max_ratio);
+    let put = put_options(args.no_delta);
     // Resumable: files already at the destination with the same size are skipped.
     let compare = CompareOptions {
         size_only: true,
