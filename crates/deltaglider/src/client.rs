@@ -419,4 +419,39 @@ mod tests {
         let listed = client.list_objects("bkt", "app/", true).await.unwrap();
         assert_eq!(listed.objects.len(), 1);
     }
+
+    /// Settings and setters layer as calls do: the later call wins, field by field, and
+    /// what neither sets comes from below (here the defaults).
+    #[tokio::test]
+    async fn settings_and_setters_layer_in_call_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = format!("file://{}", dir.path().display());
+        let client = Client::builder()
+            .max_ratio(0.9)
+            .settings(
+                Settings::default()
+                    .max_ratio(0.2)
+                    .delta_extensions("bin")
+                    .endpoint_url("http://127.0.0.1:1")
+                    .config_file("/dev/null")
+                    .no_cache(true),
+            )
+            .endpoint_url(endpoint)
+            .build()
+            .await
+            .expect("a client over the local store");
+        let settings = client.engine().settings();
+        assert_eq!(settings.max_ratio, 0.2);
+        assert!(settings.policy.is_eligible("x.bin") && !settings.policy.is_eligible("x.zip"));
+        assert_eq!(client.engine().cache().info().unwrap().backend, "disabled");
+        let e = Client::builder()
+            .config_file("/dev/null")
+            .store(Arc::new(LocalStore::new(dir.path().join("s")).unwrap()))
+            .max_ratio(1.5)
+            .build()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--max-ratio"), "{e}");
+    }
 }
