@@ -3,14 +3,14 @@
 
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use deltaglider::config::{Config, Endpoint, S3ClientSettings};
+use deltaglider::config::{Config, Endpoint};
 use deltaglider::engine::PutRequestOptions;
 use deltaglider::metadata::UserMetadata;
 use deltaglider::storage::{
     Encryption, MetadataDirective, ObjectHeaders, ObjectSettings, StorageProtection,
 };
 
-use super::args::{Cli, Command, ConnectionArgs, ObjectArgs};
+use super::args::{Cli, Command, ObjectArgs};
 
 /// A bad flag value: exit code 2, like every bad argument.
 macro_rules! bail {
@@ -46,12 +46,7 @@ const ACLS: &[&str] = &[
 
 /// Upload options from a storing command's flags. `copy` is true when both ends are
 /// `s3://` (the metadata directive matters only there).
-pub fn put_options(
-    object: &ObjectArgs,
-    no_delta: bool,
-    max_ratio: Option<f64>,
-    copy: bool,
-) -> Result<PutRequestOptions> {
+pub fn put_options(object: &ObjectArgs, no_delta: bool, copy: bool) -> Result<PutRequestOptions> {
     let user_metadata = match &object.metadata {
         Some(m) => parse_metadata(m)?,
         None => UserMetadata::new(),
@@ -82,7 +77,6 @@ pub fn put_options(
     }
     Ok(PutRequestOptions {
         no_delta,
-        max_ratio,
         content_type: object.content_type.clone(),
         user_metadata,
         object: ObjectSettings {
@@ -228,22 +222,6 @@ pub fn parse_expires(s: &str) -> Result<DateTime<Utc>> {
     )
 }
 
-/// The connection flags as client settings.
-pub fn client_settings(c: &ConnectionArgs) -> S3ClientSettings {
-    S3ClientSettings {
-        page_size: c.page_size.map(|n| n as usize),
-        no_verify_ssl: c.no_verify_ssl,
-        ca_bundle: c.ca_bundle.clone().or_else(|| {
-            std::env::var_os("AWS_CA_BUNDLE")
-                .filter(|v| !v.is_empty())
-                .map(Into::into)
-        }),
-        read_timeout: c.cli_read_timeout.map(std::time::Duration::from_secs),
-        connect_timeout: c.cli_connect_timeout.map(std::time::Duration::from_secs),
-        no_sign_request: c.no_sign_request,
-    }
-}
-
 /// One warning naming the flags the local store has no use for, if any were given.
 pub fn warn_inapplicable(cli: &Cli, config: &Config) {
     let Endpoint::Local(root) = &config.endpoint else {
@@ -363,15 +341,15 @@ mod tests {
             metadata: Some("a=1".into()),
             ..Default::default()
         };
-        let o = put_options(&with_meta, false, None, true).unwrap();
+        let o = put_options(&with_meta, false, true).unwrap();
         assert_eq!(o.object.metadata_directive, MetadataDirective::Replace);
         let keep = ObjectArgs {
             metadata_directive: Some("copy".into()),
             ..with_meta
         };
-        let o = put_options(&keep, false, None, true).unwrap();
+        let o = put_options(&keep, false, true).unwrap();
         assert_eq!(o.object.metadata_directive, MetadataDirective::Copy);
-        let o = put_options(&ObjectArgs::default(), false, None, true).unwrap();
+        let o = put_options(&ObjectArgs::default(), false, true).unwrap();
         assert_eq!(o.object.metadata_directive, MetadataDirective::Copy);
         assert!(o.object.guess_content_type);
     }
@@ -382,17 +360,13 @@ mod tests {
             storage_class: Some("CHEAP".into()),
             ..Default::default()
         };
-        let e = put_options(&bad, false, None, false)
-            .unwrap_err()
-            .to_string();
+        let e = put_options(&bad, false, false).unwrap_err().to_string();
         assert!(e.contains("--storage-class CHEAP"), "{e}");
         let bad = ObjectArgs {
             acl: Some("everyone".into()),
             ..Default::default()
         };
-        let e = put_options(&bad, false, None, false)
-            .unwrap_err()
-            .to_string();
+        let e = put_options(&bad, false, false).unwrap_err().to_string();
         assert!(e.contains("--acl everyone"), "{e}");
     }
 }

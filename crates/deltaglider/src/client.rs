@@ -25,7 +25,7 @@ use tokio::io::AsyncRead;
 
 use crate::cache::ReferenceCache;
 use crate::codec::DeltaCodec;
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Settings};
 use crate::engine::{
     DeleteReport, Engine, GetReport, KeyDeleted, Listing, ObjectDetails, PresignedUrl, PurgeReport,
     PutReport, PutRequestOptions, VerifiedReader,
@@ -96,41 +96,47 @@ pub struct VerifiedObject {
 /// for the command line.
 #[derive(Default)]
 pub struct ClientBuilder {
-    overrides: Overrides,
+    settings: Settings,
     store: Option<Arc<dyn ObjectStore>>,
     codec: Option<Arc<dyn DeltaCodec>>,
     cache: Option<Arc<dyn ReferenceCache>>,
 }
 
 impl ClientBuilder {
+    /// Every setting at once, over the environment and config file: each field set here
+    /// replaces what an earlier setter gave, and a later setter replaces it.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings.merge(self.settings);
+        self
+    }
     /// `http(s)://` for an S3-compatible server, `file:///dir` for the local store.
     pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
-        self.overrides.endpoint_url = Some(url.into());
+        self.settings = self.settings.endpoint_url(url);
         self
     }
     /// AWS region.
     pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.overrides.region = Some(region.into());
+        self.settings = self.settings.region(region);
         self
     }
     /// AWS profile.
     pub fn profile(mut self, profile: impl Into<String>) -> Self {
-        self.overrides.profile = Some(profile.into());
+        self.settings = self.settings.profile(profile);
         self
     }
     /// Store whole when the delta is at least this fraction of the file.
     pub fn max_ratio(mut self, ratio: f64) -> Self {
-        self.overrides.max_ratio = Some(ratio);
+        self.settings = self.settings.max_ratio(ratio);
         self
     }
     /// Delta-eligible extensions, comma separated; a leading `+` adds to the defaults.
     pub fn delta_extensions(mut self, list: impl Into<String>) -> Self {
-        self.overrides.delta_extensions = Some(list.into());
+        self.settings = self.settings.delta_extensions(list);
         self
     }
     /// Reads this config file instead of the default one.
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.overrides.config_file = Some(path.into());
+        self.settings = self.settings.config_file(path);
         self
     }
     /// Uses this storage backend instead of the configured endpoint.
@@ -160,7 +166,7 @@ impl ClientBuilder {
     /// store means no endpoint is resolved or connected to, a caller's cache means no cache
     /// directory is created.
     pub async fn build(self) -> Result<Client> {
-        let config = Config::from_env(&self.overrides)?;
+        let config = Config::load(self.settings)?;
         let store = match self.store {
             Some(store) => store,
             None => config.open_store().await?,
@@ -410,5 +416,40 @@ mod tests {
         assert!(dir.path().join("store/bkt").is_dir());
         let listed = client.list_objects("bkt", "app/", true).await.unwrap();
         assert_eq!(listed.objects.len(), 1);
+    }
+
+    /// Settings and setters layer as calls do: the later call wins, field by field, and
+    /// what neither sets comes from below (here the defaults).
+    #[tokio::test]
+    async fn settings_and_setters_layer_in_call_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = format!("file://{}", dir.path().display());
+        let client = Client::builder()
+            .max_ratio(0.9)
+            .settings(
+                Settings::default()
+                    .max_ratio(0.2)
+                    .delta_extensions("bin")
+                    .endpoint_url("http://127.0.0.1:1")
+                    .config_file("/dev/null")
+                    .no_cache(true),
+            )
+            .endpoint_url(endpoint)
+            .build()
+            .await
+            .expect("a client over the local store");
+        let settings = client.engine().settings();
+        assert_eq!(settings.max_ratio, 0.2);
+        assert!(settings.policy.is_eligible("x.bin") && !settings.policy.is_eligible("x.zip"));
+        assert_eq!(client.engine().cache().info().unwrap().backend, "disabled");
+        let e = Client::builder()
+            .config_file("/dev/null")
+            .store(Arc::new(LocalStore::new(dir.path().join("s")).unwrap()))
+            .max_ratio(1.5)
+            .build()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--max-ratio"), "{e}");
     }
 }

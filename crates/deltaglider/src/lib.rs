@@ -7,17 +7,19 @@
 //! VCDIFF codec, the `xdelta3` program) and [`cache::ReferenceCache`] (process-private
 //! directory, persistent signed directory, encrypted memory LRU, none). [`Client`] is the SDK's front door.
 //! [`engine::Engine`] applies the on-bucket format over them, and [`config::Config`] resolves
-//! settings from flags, environment, config file and defaults in one place.
+//! [`config::Settings`] from flags, environment, config file and defaults in one place.
 //!
 //! The S3 backend is the cargo feature `s3` (on by default); without it the crate works on
 //! local stores only and does not depend on the AWS SDK.
 //!
 //! ```no_run
-//! use deltaglider::config::{Config, Overrides};
+//! use deltaglider::config::{Config, Settings};
 //!
 //! # async fn demo() -> deltaglider::Result<()> {
-//! // Same configuration as the CLI: DG_ENDPOINT_URL / AWS_* / config file.
-//! let engine = Config::from_env(&Overrides::default())?.build_engine().await?;
+//! // Same configuration as the CLI: these settings over DG_* / AWS_* over the config file.
+//! let engine = Config::load(Settings::default().max_ratio(0.4))?
+//!     .build_engine()
+//!     .await?;
 //! let report = engine
 //!     .put_file("app-1.1.zip".as_ref(), "releases", "app/app-1.1.zip", &Default::default())
 //!     .await?;

@@ -46,7 +46,9 @@ pub fn cache(
         return Ok(());
     }
     // Inspecting the cache must not start a watcher that reacts to our own verification.
-    config.cache_settings.monitor = false;
+    if let deltaglider::config::CacheConfig::Persistent(p) = &mut config.cache {
+        p.monitor = false;
+    }
     let cache = config.open_cache()?;
     match command {
         CacheCommand::Info => {

@@ -40,7 +40,6 @@ pub(super) async fn copy_one(
     let options = upload_options::put_options(
         &args.object,
         args.no_delta,
-        args.max_ratio,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
     match (S3Url::is_s3(&args.source), S3Url::is_s3(&args.destination)) {
@@ -395,7 +394,6 @@ pub(super) async fn cp_recursive(
     let put = upload_options::put_options(
         &args.object,
         args.no_delta,
-        args.max_ratio,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
     let compare = CompareOptions {
@@ -408,10 +406,9 @@ pub(super) async fn cp_recursive(
 }
 
 /// Upload options from the flags every storing command shares.
-pub(super) fn put_options(no_delta: bool, max_ratio: Option<f64>) -> PutRequestOptions {
+pub(super) fn put_options(no_delta: bool) -> PutRequestOptions {
     PutRequestOptions {
         no_delta,
-        max_ratio,
         ..Default::default()
     }
 }

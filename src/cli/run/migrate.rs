@@ -18,7 +18,7 @@ pub(super) async fn migrate(
             args.concurrency
                 .unwrap_or_else(deltaglider::transfer::default_concurrency),
         )
-        .put(put_options(args.no_delta, args.max_ratio));
+        .put(put_options(args.no_delta));
     let plan = engine.plan_migration(&src, &dest, &options).await?;
     p.show(&Planned {
         plan: &plan,

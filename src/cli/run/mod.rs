@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use deltaglider::config::{CacheOverrides, Config, Overrides};
+use deltaglider::config::Config;
 use deltaglider::engine::{PutReport, PutRequestOptions};
 use deltaglider::{Engine, S3Url, StoredAs};
 use serde_json::json;

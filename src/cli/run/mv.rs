@@ -34,7 +34,6 @@ pub(super) async fn mv_recursive(
     let put = upload_options::put_options(
         &args.object,
         args.no_delta,
-        None,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
     let options = MoveOptions::default()

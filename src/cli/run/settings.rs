@@ -1,39 +1,58 @@
 //! Configuration from the parsed flags, and the filters in the order they were given.
 
+use std::time::Duration;
+
+use deltaglider::config::{CacheBackend, Settings, parse_ttl};
+
 use super::*;
 
-/// Resolves configuration from the command line and environment.
+/// Resolves configuration: the flags over the environment over the config file.
 pub fn config(cli: &Cli) -> Result<Config> {
+    let config = Config::load(flag_settings(cli)?)?;
+    if !matches!(cli.command, Command::Cache(_) | Command::Completions(_)) {
+        upload_options::warn_inapplicable(cli, &config);
+    }
+    Ok(config)
+}
+
+/// The settings the command line gives; flags not given are unset (a switch not given
+/// leaves the environment and the file to decide).
+fn flag_settings(cli: &Cli) -> Result<Settings> {
     let (max_ratio, delta_extensions) = match &cli.command {
         Command::Cp(a) => (a.max_ratio, a.delta_extensions.clone()),
         Command::Migrate(a) => (a.max_ratio, None),
         Command::Sync(a) => (a.max_ratio, a.delta_extensions.clone()),
         _ => (None, None),
     };
-    let cache = CacheOverrides {
-        cache_dir: cli.global.cache_dir.clone(),
-        backend: cli.global.cache_backend.clone(),
-        ephemeral: cli.global.ephemeral_cache.then_some(true),
-        ttl: cli.global.cache_ttl.clone(),
-        ..Default::default()
-    };
-    let mut config = Config::from_env_with(
-        &Overrides {
-            endpoint_url: cli.global.endpoint_url.clone(),
-            region: cli.global.region.clone(),
-            profile: cli.global.profile.clone(),
-            max_ratio,
-            delta_extensions,
-            config_file: cli.global.config.clone(),
-            no_cache: cli.global.no_cache,
-        },
-        &cache,
-    )?;
-    config.s3_client = upload_options::client_settings(&cli.global.connection);
-    if !matches!(cli.command, Command::Cache(_) | Command::Completions(_)) {
-        upload_options::warn_inapplicable(cli, &config);
-    }
-    Ok(config)
+    let g = &cli.global;
+    let c = &g.connection;
+    let mut s = Settings::default();
+    s.endpoint_url = g.endpoint_url.clone();
+    s.region = g.region.clone();
+    s.profile = g.profile.clone();
+    s.config_file = g.config.clone();
+    s.max_ratio = max_ratio;
+    s.delta_extensions = delta_extensions;
+    s.no_cache = g.no_cache.then_some(true);
+    s.cache_dir = g.cache_dir.clone();
+    s.cache_backend = g
+        .cache_backend
+        .as_deref()
+        .map(|b| CacheBackend::parse("--cache-backend", b))
+        .transpose()?;
+    s.ephemeral_cache = g.ephemeral_cache.then_some(true);
+    s.cache_ttl = g
+        .cache_ttl
+        .as_deref()
+        .map(|t| parse_ttl("--cache-ttl", t))
+        .transpose()?;
+    s.page_size = c.page_size.map(|n| n as usize);
+    s.no_verify_ssl = c.no_verify_ssl.then_some(true);
+    s.ca_bundle = c.ca_bundle.clone();
+    s.read_timeout = c.cli_read_timeout.map(Duration::from_secs);
+    s.connect_timeout = c.cli_connect_timeout.map(Duration::from_secs);
+    s.no_sign_request = c.no_sign_request.then_some(true);
+    Ok(s)
 }
 
 /// `--include`/`--exclude` of the subcommand, in the order they were given.

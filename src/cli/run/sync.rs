@@ -11,7 +11,6 @@ pub(super) async fn sync(
     let put = upload_options::put_options(
         &args.object,
         args.no_delta,
-        args.max_ratio,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
     let compare = CompareOptions {

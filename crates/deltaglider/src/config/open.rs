@@ -35,38 +35,30 @@ impl Config {
     /// Creates the configured reference cache. For the persistent cache this loads (or
     /// creates) the signing key and refuses an unsafe directory.
     pub fn open_cache(&self) -> Result<Arc<dyn ReferenceCache>> {
-        let s = &self.cache_settings;
-        Ok(match self.cache {
-            CacheMode::Disabled => Arc::new(NoCache),
-            CacheMode::Ephemeral => Arc::new(StoreCache::private(s.encrypt.then(|| {
-                s.encryption_key
-                    .clone()
-                    .unwrap_or_else(CacheKey::per_process)
+        Ok(match &self.cache {
+            CacheConfig::Disabled => Arc::new(NoCache),
+            CacheConfig::Ephemeral {
+                encrypt,
+                encryption_key,
+            } => Arc::new(StoreCache::private(encrypt.then(|| {
+                encryption_key.clone().unwrap_or_else(CacheKey::per_process)
             }))?),
-            CacheMode::Memory => Arc::new(StoreCache::memory(
-                s.memory_budget_bytes,
-                s.encryption_key.clone(),
-            )),
-            CacheMode::Persistent => {
-                let signing_key = match (&s.signing_key, &s.key_file) {
-                    (Some(k), _) => k.clone(),
-                    (None, Some(path)) => CacheKey::hmac_from_file(path)?,
-                    (None, None) => {
-                        return Err(Error::Config(
-                            "no place for the cache signing key: set DG_CACHE_KEY or DG_CACHE_KEY_FILE".into(),
-                        ));
-                    }
-                };
-                Arc::new(StoreCache::persistent(PersistentOptions {
-                    root: s.dir.clone().expect("resolved for persistent mode"),
-                    max_bytes: Some(s.max_bytes),
-                    ttl: s.ttl,
-                    unsafe_shared: s.unsafe_shared,
-                    signing_key,
-                    encryption_key: s.encrypt.then(|| s.encryption_key.clone()).flatten(),
-                    monitor: s.monitor,
-                })?)
-            }
+            CacheConfig::Memory {
+                budget_bytes,
+                encryption_key,
+            } => Arc::new(StoreCache::memory(*budget_bytes, encryption_key.clone())),
+            CacheConfig::Persistent(p) => Arc::new(StoreCache::persistent(PersistentOptions {
+                root: p.dir.clone(),
+                max_bytes: Some(p.max_bytes),
+                ttl: p.ttl,
+                unsafe_shared: p.unsafe_shared,
+                signing_key: match &p.signing_key {
+                    SigningKey::Key(k) => k.clone(),
+                    SigningKey::File(path) => CacheKey::hmac_from_file(path)?,
+                },
+                encryption_key: p.encryption_key.clone(),
+                monitor: p.monitor,
+            })?),
         })
     }
 

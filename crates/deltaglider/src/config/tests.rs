@@ -2,26 +2,25 @@
 
 use super::*;
 use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
 
-fn resolve(flags: &Overrides, env: &[(&str, &str)]) -> Result<Config> {
-    let mut map: HashMap<String, String> = env
+/// `flags` over `env` over the config file (`/dev/null` unless the flags name one).
+fn resolve(flags: &Settings, env: &[(&str, &str)]) -> Result<Config> {
+    let map: HashMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    map.entry("DG_CONFIG".into())
-        .or_insert_with(|| "/nonexistent-dg-config-for-tests.toml".into());
-    let explicit_missing = map["DG_CONFIG"] == "/nonexistent-dg-config-for-tests.toml";
-    if explicit_missing {
-        map.remove("DG_CONFIG");
-    }
-    let flags = Overrides {
-        config_file: flags
-            .config_file
-            .clone()
-            .or_else(|| Some(PathBuf::from("/dev/null"))),
-        ..flags.clone()
-    };
-    Config::resolve(&flags, &|k| map.get(k).cloned())
+    let mut flags = flags.clone();
+    flags.config_file = flags
+        .config_file
+        .or_else(|| Some(PathBuf::from("/dev/null")));
+    let env = |k: &str| map.get(k).cloned();
+    Config::resolve_in(flags.layered(&env)?, &env)
+}
+
+fn with_file(path: &Path) -> Settings {
+    Settings::default().config_file(path)
 }
 
 #[test]
@@ -33,10 +32,7 @@ fn flag_beats_env_beats_file_beats_default() {
         "max_ratio = 0.3\nendpoint_url = \"file:///from-file\"\n",
     )
     .unwrap();
-    let with_file = Overrides {
-        config_file: Some(file),
-        ..Default::default()
-    };
+    let with_file = with_file(&file);
     let c = resolve(&with_file, &[]).unwrap();
     assert_eq!(c.max_ratio, 0.3);
     assert_eq!(c.endpoint, Endpoint::Local("/from-file".into()));
@@ -50,11 +46,7 @@ fn flag_beats_env_beats_file_beats_default() {
     .unwrap();
     assert_eq!(c.max_ratio, 0.2);
     assert_eq!(c.endpoint, Endpoint::S3(Some("http://127.0.0.1:1".into())));
-    let flags = Overrides {
-        max_ratio: Some(0.1),
-        endpoint_url: Some("file:///flag".into()),
-        ..with_file
-    };
+    let flags = with_file.max_ratio(0.1).endpoint_url("file:///flag");
     let c = resolve(
         &flags,
         &[("DG_MAX_RATIO", "0.2"), ("DG_ENDPOINT_URL", "file:///env")],
@@ -62,17 +54,17 @@ fn flag_beats_env_beats_file_beats_default() {
     .unwrap();
     assert_eq!(c.max_ratio, 0.1);
     assert_eq!(c.endpoint, Endpoint::Local("/flag".into()));
-    let c = resolve(&Overrides::default(), &[]).unwrap();
+    let c = resolve(&Settings::default(), &[]).unwrap();
     assert_eq!(c.max_ratio, 0.5);
     assert_eq!(c.endpoint, Endpoint::S3(None));
-    assert_eq!(c.cache, CacheMode::Ephemeral);
+    assert!(matches!(c.cache, CacheConfig::Ephemeral { .. }));
 }
 
 #[cfg(not(feature = "s3"))]
 #[tokio::test]
 async fn an_s3_endpoint_without_the_s3_feature_is_a_clear_error() {
     let c = resolve(
-        &Overrides::default(),
+        &Settings::default(),
         &[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")],
     )
     .unwrap();
@@ -80,14 +72,14 @@ async fn an_s3_endpoint_without_the_s3_feature_is_a_clear_error() {
         panic!("an S3 store opened in a build without the S3 backend");
     };
     assert!(err.to_string().contains("without S3 support"), "{err}");
-    let c = resolve(&Overrides::default(), &[("DG_ENDPOINT_URL", "file:///x")]).unwrap();
+    let c = resolve(&Settings::default(), &[("DG_ENDPOINT_URL", "file:///x")]).unwrap();
     assert_eq!(c.endpoint, Endpoint::Local("/x".into()));
 }
 
 #[test]
 fn dg_endpoint_beats_aws_endpoint() {
     let c = resolve(
-        &Overrides::default(),
+        &Settings::default(),
         &[
             ("DG_ENDPOINT_URL", "file:///x"),
             ("AWS_ENDPOINT_URL", "http://h"),
@@ -99,31 +91,19 @@ fn dg_endpoint_beats_aws_endpoint() {
 
 #[test]
 fn bad_values_name_their_source() {
-    let e = resolve(&Overrides::default(), &[("DG_MAX_RATIO", "lots")])
+    let e = resolve(&Settings::default(), &[("DG_MAX_RATIO", "lots")])
         .unwrap_err()
         .to_string();
     assert!(e.contains("DG_MAX_RATIO"), "{e}");
-    let e = resolve(
-        &Overrides {
-            max_ratio: Some(2.0),
-            ..Default::default()
-        },
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
+    let e = resolve(&Settings::default().max_ratio(2.0), &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--max-ratio"), "{e}");
-    let e = resolve(
-        &Overrides {
-            endpoint_url: Some("ftp://x".into()),
-            ..Default::default()
-        },
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
+    let e = resolve(&Settings::default().endpoint_url("ftp://x"), &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("ftp://x"), "{e}");
-    let e = resolve(&Overrides::default(), &[("DG_NO_CACHE", "maybe")])
+    let e = resolve(&Settings::default(), &[("DG_NO_CACHE", "maybe")])
         .unwrap_err()
         .to_string();
     assert!(e.contains("DG_NO_CACHE"), "{e}");
@@ -134,77 +114,88 @@ fn broken_config_file_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
     std::fs::write(&file, "max_ratoi = 0.3\n").unwrap();
-    let e = resolve(
-        &Overrides {
-            config_file: Some(file.clone()),
-            ..Default::default()
-        },
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
+    let e = resolve(&with_file(&file), &[]).unwrap_err().to_string();
     assert!(e.contains("c.toml") && e.contains("max_ratoi"), "{e}");
 }
 
-fn resolve_cache(flags: &CacheOverrides, env: &[(&str, &str)]) -> Result<Config> {
-    let map: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let o = Overrides {
-        config_file: Some(PathBuf::from("/dev/null")),
-        ..Default::default()
-    };
-    Config::resolve_with(&o, flags, &|k| map.get(k).cloned())
+fn resolve_cache(flags: &Settings, env: &[(&str, &str)]) -> Result<Config> {
+    resolve(flags, env)
+}
+
+/// The persistent cache's settings, or a panic naming what was chosen instead.
+fn persistent(c: &Config) -> &PersistentCacheConfig {
+    match &c.cache {
+        CacheConfig::Persistent(p) => p,
+        other => panic!("not the persistent cache: {other:?}"),
+    }
 }
 
 const KEY32: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 
 #[test]
 fn cache_mode_selection() {
-    let none = CacheOverrides::default();
+    let none = Settings::default();
     let mode = |env: &[(&str, &str)]| resolve_cache(&none, env).unwrap().cache;
-    assert_eq!(mode(&[]), CacheMode::Ephemeral);
-    assert_eq!(
+    assert!(matches!(mode(&[]), CacheConfig::Ephemeral { .. }));
+    assert!(matches!(
         mode(&[("DG_NO_CACHE", "true"), ("DG_CACHE_DIR", "/x")]),
-        CacheMode::Disabled
-    );
-    assert_eq!(mode(&[("DG_CACHE_BACKEND", "memory")]), CacheMode::Memory);
-    assert_eq!(
+        CacheConfig::Disabled
+    ));
+    assert!(matches!(
+        mode(&[("DG_CACHE_BACKEND", "memory")]),
+        CacheConfig::Memory { .. }
+    ));
+    assert!(matches!(
         mode(&[("DG_CACHE_BACKEND", "filesystem")]),
-        CacheMode::Ephemeral
-    );
-    assert_eq!(mode(&[("DG_CACHE_DIR", "/x")]), CacheMode::Persistent);
-    assert_eq!(
+        CacheConfig::Ephemeral { .. }
+    ));
+    assert!(matches!(
+        mode(&[("DG_CACHE_DIR", "/x")]),
+        CacheConfig::Persistent(_)
+    ));
+    assert!(matches!(
         mode(&[("DG_CACHE_DIR", "/x"), ("DG_EPHEMERAL_CACHE", "true")]),
-        CacheMode::Ephemeral
-    );
+        CacheConfig::Ephemeral { .. }
+    ));
     let c = resolve_cache(
         &none,
         &[("DG_EPHEMERAL_CACHE", "false"), ("XDG_CACHE_HOME", "/xdg")],
     )
     .unwrap();
-    assert_eq!(c.cache, CacheMode::Persistent);
-    assert_eq!(
-        c.cache_settings.dir,
-        Some(PathBuf::from("/xdg/deltaglider/v2"))
-    );
+    assert_eq!(persistent(&c).dir, PathBuf::from("/xdg/deltaglider/v2"));
     let c = resolve_cache(
         &none,
         &[("DG_UNSAFE_SHARED_CACHE", "true"), ("HOME", "/home/u")],
     )
     .unwrap();
-    assert_eq!(c.cache, CacheMode::Persistent);
-    assert!(c.cache_settings.unsafe_shared);
-    assert_eq!(
-        c.cache_settings.dir,
-        Some(PathBuf::from("/home/u/.cache/deltaglider/v2"))
-    );
-    // Defaults.
-    let s = resolve_cache(&none, &[]).unwrap().cache_settings;
-    assert_eq!(s.memory_budget_bytes, 100 << 20);
-    assert_eq!(s.ttl, Some(Duration::from_secs(7 * 24 * 3600)));
-    assert!(!s.encrypt && s.monitor && !s.unsafe_shared);
+    let p = persistent(&c);
+    assert!(p.unsafe_shared);
+    assert_eq!(p.dir, PathBuf::from("/home/u/.cache/deltaglider/v2"));
+    // Defaults, each where it applies.
+    let c = resolve_cache(&none, &[("DG_CACHE_BACKEND", "memory")]).unwrap();
+    assert!(matches!(
+        c.cache,
+        CacheConfig::Memory {
+            budget_bytes,
+            encryption_key: None
+        } if budget_bytes == 100 << 20
+    ));
+    let c = resolve_cache(&none, &[("DG_CACHE_DIR", "/x"), ("HOME", "/home/u")]).unwrap();
+    let p = persistent(&c);
+    assert_eq!(p.ttl, Some(Duration::from_secs(7 * 24 * 3600)));
+    assert_eq!(p.max_bytes, 2048 << 20);
+    assert!(p.encryption_key.is_none() && p.monitor && !p.unsafe_shared);
+    assert!(matches!(
+        &p.signing_key,
+        SigningKey::File(f) if f == Path::new("/home/u/.config/deltaglider/cache.key")
+    ));
+    assert!(matches!(
+        resolve_cache(&none, &[]).unwrap().cache,
+        CacheConfig::Ephemeral {
+            encrypt: false,
+            encryption_key: None
+        }
+    ));
 }
 
 #[test]
@@ -216,53 +207,47 @@ fn cache_settings_precedence_flag_env_file() {
         "cache_dir = \"/from-file\"\ncache_ttl = 60\ncache_memory_size_mb = 7\n",
     )
     .unwrap();
-    let o = Overrides {
-        config_file: Some(file),
-        ..Default::default()
+    let run = |flags: Settings, env: &[(&str, &str)]| {
+        let c = resolve(&flags.clone().config_file(&file), env).unwrap();
+        // The memory budget, from the same layers with the memory backend chosen.
+        let memory = resolve(
+            &flags.config_file(&file).cache_backend(CacheBackend::Memory),
+            env,
+        )
+        .unwrap();
+        let CacheConfig::Memory { budget_bytes, .. } = memory.cache else {
+            panic!("not the memory cache: {:?}", memory.cache);
+        };
+        (c, budget_bytes)
     };
-    let run = |flags: &CacheOverrides, env: &[(&str, &str)]| {
-        let map: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::resolve_with(&o, flags, &|k| map.get(k).cloned()).unwrap()
-    };
-    let c = run(&CacheOverrides::default(), &[]);
-    assert_eq!(c.cache_settings.dir, Some(PathBuf::from("/from-file")));
-    assert_eq!(c.cache_settings.ttl, Some(Duration::from_secs(60)));
-    assert_eq!(c.cache_settings.memory_budget_bytes, 7 << 20);
+    let (c, budget) = run(Settings::default(), &[]);
+    assert_eq!(persistent(&c).dir, PathBuf::from("/from-file"));
+    assert_eq!(persistent(&c).ttl, Some(Duration::from_secs(60)));
+    assert_eq!(budget, 7 << 20);
     let env = [
         ("DG_CACHE_DIR", "/from-env"),
         ("DG_CACHE_TTL", "2h"),
         ("DG_CACHE_MEMORY_SIZE_MB", "8"),
     ];
-    let c = run(&CacheOverrides::default(), &env);
-    assert_eq!(c.cache_settings.dir, Some(PathBuf::from("/from-env")));
-    assert_eq!(c.cache_settings.ttl, Some(Duration::from_secs(7200)));
-    assert_eq!(c.cache_settings.memory_budget_bytes, 8 << 20);
-    let flags = CacheOverrides {
-        cache_dir: Some("/from-flag".into()),
-        ttl: Some("never".into()),
-        memory_size_mb: Some(9),
-        ..Default::default()
-    };
-    let c = run(&flags, &env);
-    assert_eq!(c.cache_settings.dir, Some(PathBuf::from("/from-flag")));
-    assert_eq!(c.cache_settings.ttl, None);
-    assert_eq!(c.cache_settings.memory_budget_bytes, 9 << 20);
-    let c = run(
-        &CacheOverrides {
-            ephemeral: Some(true),
-            ..Default::default()
-        },
-        &env,
-    );
-    assert_eq!(c.cache, CacheMode::Ephemeral);
+    let (c, budget) = run(Settings::default(), &env);
+    assert_eq!(persistent(&c).dir, PathBuf::from("/from-env"));
+    assert_eq!(persistent(&c).ttl, Some(Duration::from_secs(7200)));
+    assert_eq!(budget, 8 << 20);
+    let flags = Settings::default()
+        .cache_dir("/from-flag")
+        .cache_ttl(None)
+        .cache_memory_size_mb(9);
+    let (c, budget) = run(flags, &env);
+    assert_eq!(persistent(&c).dir, PathBuf::from("/from-flag"));
+    assert_eq!(persistent(&c).ttl, None);
+    assert_eq!(budget, 9 << 20);
+    let (c, _) = run(Settings::default().ephemeral_cache(true), &env);
+    assert!(matches!(c.cache, CacheConfig::Ephemeral { .. }));
 }
 
 #[test]
 fn bad_cache_values_name_their_variable() {
-    let none = CacheOverrides::default();
+    let none = Settings::default();
     for (var, value, needle) in [
         ("DG_CACHE_BACKEND", "disk-ish", "filesystem or memory"),
         ("DG_CACHE_MEMORY_SIZE_MB", "lots", "MiB"),
@@ -281,16 +266,15 @@ fn bad_cache_values_name_their_variable() {
             .to_string();
         assert!(e.contains(var) && e.contains(needle), "{var}={value}: {e}");
     }
-    let e = resolve_cache(
-        &CacheOverrides {
-            backend: Some("tape".into()),
-            ..Default::default()
-        },
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("--cache-backend"), "{e}");
+    let e = CacheBackend::parse("--cache-backend", "tape")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--cache-backend") && e.contains("tape"), "{e}");
+    // A caller's own value out of range is named by its flag.
+    let e = resolve_cache(&Settings::default().cache_memory_size_mb(0), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--cache-memory-size-mb"), "{e}");
     let e = resolve_cache(
         &none,
         &[("DG_CACHE_DIR", "/x"), ("DG_CACHE_ENCRYPT", "true")],
@@ -304,7 +288,24 @@ fn bad_cache_values_name_their_variable() {
         &[("DG_CACHE_ENCRYPTION_KEY", KEY32), ("DG_CACHE_KEY", KEY32)],
     )
     .unwrap();
-    assert!(c.cache_settings.encrypt);
+    assert!(matches!(
+        c.cache,
+        CacheConfig::Ephemeral {
+            encrypt: true,
+            encryption_key: Some(_)
+        }
+    ));
+    assert!(!format!("{c:?}").contains("AQEB"));
+    assert!(!format!("{c:?}").contains("1, 1, 1"));
+    let c = resolve_cache(
+        &none,
+        &[
+            ("DG_CACHE_DIR", "/x"),
+            ("DG_CACHE_ENCRYPTION_KEY", KEY32),
+            ("DG_CACHE_KEY", KEY32),
+        ],
+    )
+    .unwrap();
     assert!(!format!("{c:?}").contains("AQEB"));
     assert!(!format!("{c:?}").contains("1, 1, 1"));
 }
@@ -315,7 +316,7 @@ fn open_cache_builds_each_backend() {
     let dir = t.path().join("cache");
     let key_file = t.path().join("cfg/cache.key");
     let info = |env: &[(&str, &str)]| {
-        resolve_cache(&CacheOverrides::default(), env)
+        resolve_cache(&Settings::default(), env)
             .unwrap()
             .open_cache()
             .unwrap()
@@ -367,7 +368,7 @@ fn open_cache_builds_each_backend() {
     )
     .unwrap();
     let e = resolve_cache(
-        &CacheOverrides::default(),
+        &Settings::default(),
         &[
             ("DG_CACHE_DIR", t.path().join("open").to_str().unwrap()),
             ("DG_CACHE_KEY", KEY32),
@@ -378,4 +379,68 @@ fn open_cache_builds_each_backend() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("refusing cache directory"), "{e}");
+}
+
+#[test]
+fn the_file_is_settings_in_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    let read = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        Settings::from_file(&file)
+    };
+    let s = read("cache_ttl = 90\ncodec = \"XDELTA3\"\ncache_backend = \"memory\"\n").unwrap();
+    assert_eq!(s.cache_ttl, Some(Some(Duration::from_secs(90))));
+    assert_eq!(s.codec, Some(CodecChoice::Xdelta3));
+    assert_eq!(s.cache_backend, Some(CacheBackend::Memory));
+    let s = read("cache_ttl = \"never\"\n").unwrap();
+    assert_eq!(s.cache_ttl, Some(None));
+    for (text, needle) in [
+        (
+            "cache_ttl = true\n",
+            "cache_ttl in the config file: expected seconds",
+        ),
+        ("cache_ttl = \"soon\"\n", "cache_ttl in the config file"),
+        ("codec = \"zstd\"\n", "codec in the config file"),
+        (
+            "cache_backend = \"tape\"\n",
+            "cache_backend in the config file",
+        ),
+        // Secrets never come from the file.
+        ("cache_key = \"x\"\n", "cache_key"),
+    ] {
+        let e = read(text).unwrap_err().to_string();
+        assert!(e.contains(needle) && e.contains("c.toml"), "{text}: {e}");
+    }
+    // Values out of range are named as before resolution.
+    for (text, needle) in [
+        ("max_ratio = 3.0\n", "max_ratio in the config file"),
+        (
+            "cache_memory_size_mb = 0\n",
+            "cache_memory_size_mb in the config file",
+        ),
+    ] {
+        let e = read(text).unwrap_err().to_string();
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+    let e = Settings::from_file(&dir.path().join("absent.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot read config file"), "{e}");
+}
+
+#[test]
+fn merge_takes_each_field_from_the_upper_layer_if_set() {
+    let upper = Settings::default().region("upper").endpoint_url("");
+    let lower = Settings::default()
+        .region("lower")
+        .profile("lower")
+        .endpoint_url("file:///lower");
+    let s = upper.merge(lower);
+    assert_eq!(s.region.as_deref(), Some("upper"));
+    assert_eq!(s.profile.as_deref(), Some("lower"));
+    // An empty string is not a setting, as an empty variable is not.
+    assert_eq!(s.endpoint_url.as_deref(), Some("file:///lower"));
+    let env = Settings::from_env(&|k| (k == "DG_MAX_RATIO").then(|| "3".to_string()));
+    assert!(env.unwrap_err().to_string().contains("DG_MAX_RATIO"));
 }

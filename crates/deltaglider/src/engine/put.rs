@@ -24,8 +24,6 @@ use crate::storage::{ObjectSettings, PutOutcome, PutSource, StorageProtection};
 pub struct PutRequestOptions {
     /// Store the file whole even if its extension is delta-eligible.
     pub no_delta: bool,
-    /// Overrides the engine's `max_ratio` for this upload.
-    pub max_ratio: Option<f64>,
     /// `Content-Type` of the delta or direct object written (references get none).
     pub content_type: Option<String>,
     /// Caller metadata kept with the object (stored as `user-<key>`, as the proxy does).
@@ -407,7 +405,7 @@ impl Engine {
             let delta = self.encode(&reference, source, &progress).await?;
             let delta_size = delta.file().metadata().map_or(0, |m| m.len());
 
-            let max_ratio = options.max_ratio.unwrap_or(self.settings.max_ratio);
+            let max_ratio = self.settings.max_ratio;
             let zero_diff = live.sha256 == source.sha256;
             let reference_name = DgMetadata::parse(&live.metadata).source_name;
             let poor = |stored_whole| {
