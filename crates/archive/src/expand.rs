@@ -2,6 +2,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
+use crate::counter::Counter;
 use crate::scan::{Container, Piece, scan};
 use crate::{Error, Input, Result, deflate, varint};
 
@@ -81,13 +82,7 @@ pub fn expand<R: Read + Seek, W: Write>(
     limits: &Limits,
 ) -> Result<Expansion> {
     let input_len = input.seek(SeekFrom::End(0))?;
-    let mut out = io::BufWriter::with_capacity(
-        1 << 16,
-        Counter {
-            inner: out,
-            count: 0,
-        },
-    );
+    let mut out = io::BufWriter::with_capacity(1 << 16, Counter::new(out));
     out.write_all(MAGIC)?;
     let mut report = Expansion {
         input_len,
@@ -179,10 +174,7 @@ pub fn restore<R: Read, W: Write>(expanded: R, out: W) -> Result<u64> {
             "an expanded form of a newer version than this reader's (1)",
         ));
     }
-    let mut out = Counter {
-        inner: io::BufWriter::with_capacity(1 << 16, out),
-        count: 0,
-    };
+    let mut out = Counter::new(io::BufWriter::with_capacity(1 << 16, out));
     loop {
         match varint::byte(&mut r).map_err(relabel)? {
             TAG_END => break,
@@ -219,23 +211,5 @@ fn invalid(reason: &'static str) -> Error {
     Error::Invalid {
         input: Input::Expanded,
         reason,
-    }
-}
-
-/// Counts the bytes written through it.
-struct Counter<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W: Write> Write for Counter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }

@@ -17,6 +17,7 @@
 //! and `n` bytes copied as they are; `2` followed by a deflate stream's token form; `0` ends
 //! the form. Varints are unsigned LEB128.
 
+mod counter;
 pub mod deflate;
 mod error;
 mod expand;

@@ -5,6 +5,7 @@ use std::io::{self, BufWriter, Read, Write};
 use super::bits::{BitReader, BitWriter};
 use super::huffman::{Code, fixed};
 use super::{DIST_BASE, DIST_EXTRA, END_OF_BLOCK, LENGTH_BASE, LENGTH_EXTRA};
+use crate::counter::Counter;
 use crate::{Error, Input, Result, varint};
 
 /// Literal bytes gathered into one run of the token form at most.
@@ -221,29 +222,5 @@ fn invalid(reason: &'static str) -> Error {
     Error::Invalid {
         input: Input::Deflate,
         reason,
-    }
-}
-
-/// Counts the bytes written through it.
-struct Counter<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W> Counter<W> {
-    fn new(inner: W) -> Self {
-        Counter { inner, count: 0 }
-    }
-}
-
-impl<W: Write> Write for Counter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
