@@ -162,6 +162,15 @@ impl ClientBuilder {
         self.store(Arc::new(store))
     }
 
+    /// Stores through S3 as described by this AWS SDK configuration (for example from
+    /// `aws_config::load_defaults`), with the default multipart limits; a custom endpoint in
+    /// it gets path-style addressing, as the command line's does.
+    #[cfg(feature = "s3")]
+    pub fn sdk_config(self, sdk: &aws_config::SdkConfig) -> Self {
+        let store = crate::storage::s3::S3Store::from_sdk_config(sdk, Default::default());
+        self.store(Arc::new(store))
+    }
+
     /// Resolves the configuration and opens what the caller did not supply: a caller's
     /// store means no endpoint is resolved or connected to, a caller's cache means no cache
     /// directory is created.

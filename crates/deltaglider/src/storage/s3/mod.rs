@@ -131,7 +131,29 @@ impl S3Store {
             loader = loader.http_client(client);
         }
         let sdk = loader.load().await;
-        let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
+        let mut store = Self::from_sdk_config_at(
+            &sdk,
+            settings.endpoint_url.as_deref(),
+            settings.limits.unwrap_or_default(),
+        );
+        store.page_size = client.page_size;
+        Ok(store)
+    }
+
+    /// A store over an AWS SDK configuration the caller loaded (credentials, region,
+    /// endpoint, retries, HTTP client), set up as [`S3Store::connect`] sets up its own: a
+    /// custom endpoint gets path-style addressing, and checksums are computed only when an
+    /// operation requires them.
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, limits: TransferLimits) -> Self {
+        Self::from_sdk_config_at(sdk, None, limits)
+    }
+
+    fn from_sdk_config_at(
+        sdk: &aws_config::SdkConfig,
+        endpoint_url: Option<&str>,
+        limits: TransferLimits,
+    ) -> Self {
+        let mut builder = aws_sdk_s3::config::Builder::from(sdk)
             .request_checksum_calculation(
                 aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
             )
@@ -141,19 +163,18 @@ impl S3Store {
         if sdk.region().is_none() {
             builder = builder.region(aws_config::Region::new("us-east-1"));
         }
-        let endpoint = settings
-            .endpoint_url
-            .clone()
+        let endpoint = endpoint_url
+            .map(str::to_string)
             .or_else(|| sdk.endpoint_url().map(str::to_string));
         if let Some(ep) = &endpoint {
             builder = builder.endpoint_url(ep).force_path_style(true);
         }
-        Ok(S3Store {
+        S3Store {
             client: Client::from_conf(builder.build()),
             endpoint,
-            limits: settings.limits.unwrap_or_default(),
-            page_size: client.page_size,
-        })
+            limits,
+            page_size: None,
+        }
     }
 
     /// A store over a client the caller configured (credentials, endpoint, retries, HTTP
