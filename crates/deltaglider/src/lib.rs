@@ -2,29 +2,38 @@
 //! file per prefix plus small binary deltas, and get byte-exact originals back.
 //!
 //! The crate is the SDK; the `deltaglider` binary is a thin command line over it.
-//! The seams are narrow traits, each with implementations in their own files:
-//! [`storage::ObjectStore`] (S3, local directory), [`codec::DeltaCodec`] (the built-in
-//! VCDIFF codec, the `xdelta3` program) and [`cache::ReferenceCache`] (process-private
-//! directory, persistent signed directory, encrypted memory LRU, none). [`Client`] is the SDK's front door.
-//! [`engine::Engine`] applies the on-bucket format over them, and [`config::Config`] resolves
-//! [`config::Settings`] from flags, environment, config file and defaults in one place.
+//! [`Client`] is the front door: built like the command line is configured
+//! ([`config::Settings`] over `DG_*`/`AWS_*` over the config file), or from a caller's own
+//! store, cache, codec, AWS SDK configuration or S3 client, it offers the operations of an
+//! S3 client and says how each object is stored.
+//!
+//! Underneath, the seams are narrow traits, each with implementations in their own files:
+//! [`storage::ObjectStore`] (S3, local directory; bucket administration and presigning as
+//! capability traits of their own), [`codec::DeltaCodec`] (the built-in VCDIFF codec, the
+//! `xdelta3` program) and [`cache::ReferenceCache`] (process-private directory, persistent
+//! signed directory, encrypted memory LRU, none). [`engine::Engine`] applies the on-bucket
+//! format over them.
 //!
 //! The S3 backend is the cargo feature `s3` (on by default); without it the crate works on
 //! local stores only and does not depend on the AWS SDK.
 //!
 //! ```no_run
-//! use deltaglider::config::{Config, Settings};
+//! use deltaglider::Client;
+//! use deltaglider::config::Settings;
 //!
 //! # async fn demo() -> deltaglider::Result<()> {
-//! // Same configuration as the CLI: these settings over DG_* / AWS_* over the config file.
-//! let engine = Config::load(Settings::default().max_ratio(0.4))?
-//!     .build_engine()
+//! // These settings over DG_* / AWS_* over the config file, as for the command line.
+//! let client = Client::builder()
+//!     .settings(Settings::default().max_ratio(0.4))
+//!     .build()
 //!     .await?;
-//! let report = engine
-//!     .put_file("app-1.1.zip".as_ref(), "releases", "app/app-1.1.zip", &Default::default())
+//! let report = client
+//!     .upload_file("app-1.1.zip".as_ref(), "releases", "app/app-1.1.zip")
 //!     .await?;
 //! println!("stored {} of {} bytes", report.stored_size, report.original_size);
-//! engine.get_to_file("releases", "app/app-1.1.zip", "restored.zip".as_ref()).await?;
+//! client
+//!     .download_file("releases", "app/app-1.1.zip", "restored.zip".as_ref())
+//!     .await?;
 //! # Ok(()) }
 //! ```
 
