@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Downloads the test corpus listed in MANIFEST (beside this script): consecutive releases of
-# two PyPI packages, real versioned binaries for the end-to-end tests and benchmarks.
+# PyPI wheels, PyPI sdists and npm packages, real versioned binaries for the end-to-end tests
+# and benchmarks.
 #
 # Usage: scripts/corpus/fetch.sh [DEST]
 #   DEST defaults to $DG_CORPUS, else $HOME/.cache/deltaglider-corpus.
@@ -13,9 +14,11 @@
 #   On success the absolute DEST is the only thing printed on stdout:
 #     export DG_CORPUS=$(scripts/corpus/fetch.sh)
 #
-# Downloads use pip (`pip download --require-hashes`), from the first of these that has
-# it: $DG_CORPUS_PYTHON, the test venv (${DG_PY_VENV:-<repo>/target/py-venv}/bin/python),
-# python3.
+# Wheels and sdists download with pip (`pip download --require-hashes`), from the first of
+# these that has it: $DG_CORPUS_PYTHON, the test venv
+# (${DG_PY_VENV:-<repo>/target/py-venv}/bin/python), python3. npm packages are the registry's
+# own files (registry.npmjs.org/<name>/-/<name>-<version>.tgz, what `npm pack` fetches),
+# downloaded with curl. Every file is checked against MANIFEST before it is moved into place.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -61,7 +64,7 @@ while read -r want set file; do
   total=$((total + 1))
   out=$dest/$set/$file
   if [ -f "$out" ] && [ "$(sha "$out")" = "$want" ]; then
-    twin "$out"
+    case "$file" in *.whl) twin "$out" ;; esac
   else
     todo+=("$want $set $file")
   fi
@@ -71,29 +74,57 @@ done <"$manifest"
 # dir, check the hash again, and only then move it into place.
 fail=0
 [ ${#todo[@]} -eq 0 ] || { py=$(pick_python) && say "downloading ${#todo[@]} file(s) with $py -m pip"; }
+# fetch_url URL OUT: the registry's file, as it is
+fetch_url() {
+  curl -fsSL --retry 3 -o "$2" "$1"
+}
+
 for item in "${todo[@]}"; do
   read -r want set file <<<"$item"
-  # wheel file name: <name>-<version>-<python tag>-<abi tag>-<platform tag>.whl
-  name=${file%%-*}
-  rest=${file#*-}
-  version=${rest%%-*}
   tmp=$dest/$set/.download
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  echo "$name==$version --hash=sha256:$want" >"$tmp/requirements.txt"
-  if ! "$py" -m pip download --quiet --disable-pip-version-check --no-input --no-deps \
-    --only-binary=:all: --require-hashes -r "$tmp/requirements.txt" -d "$tmp" >&2; then
-    say "ERROR: pip could not download $set/$file"
+  got=ok
+  case "$file" in
+  *.whl)
+    # wheel file name: <name>-<version>-<python tag>-<abi tag>-<platform tag>.whl
+    name=${file%%-*}
+    rest=${file#*-}
+    version=${rest%%-*}
+    echo "$name==$version --hash=sha256:$want" >"$tmp/requirements.txt"
+    "$py" -m pip download --quiet --disable-pip-version-check --no-input --no-deps \
+      --only-binary=:all: --require-hashes -r "$tmp/requirements.txt" -d "$tmp" >&2 || got=
+    ;;
+  *.tar.gz)
+    # sdist: <name>-<version>.tar.gz
+    base=${file%.tar.gz}
+    echo "${base%-*}==${base##*-} --hash=sha256:$want" >"$tmp/requirements.txt"
+    "$py" -m pip download --quiet --disable-pip-version-check --no-input --no-deps \
+      --no-binary=:all: --require-hashes -r "$tmp/requirements.txt" -d "$tmp" >&2 || got=
+    ;;
+  *.tgz)
+    # npm package: <name>-<version>.tgz
+    base=${file%.tgz}
+    name=${base%-*}
+    fetch_url "https://registry.npmjs.org/$name/-/$file" "$tmp/$file" || got=
+    ;;
+  *)
+    say "ERROR: MANIFEST lists $set/$file, of a kind this script cannot fetch"
+    got=
+    ;;
+  esac
+  if [ -z "$got" ]; then
+    say "ERROR: could not download $set/$file"
     fail=1
   elif [ ! -f "$tmp/$file" ]; then
-    say "ERROR: pip did not produce $set/$file"
+    say "ERROR: the download did not produce $set/$file"
     fail=1
   elif [ "$(sha "$tmp/$file")" != "$want" ]; then
     say "ERROR: $set/$file has SHA-256 $(sha "$tmp/$file"), MANIFEST says $want"
     fail=1
   else
     mv -f "$tmp/$file" "$dest/$set/$file"
-    twin "$dest/$set/$file"
+    case "$file" in *.whl) twin "$dest/$set/$file" ;; esac
   fi
   rm -rf "$tmp"
 done
@@ -102,5 +133,5 @@ if [ "$fail" -ne 0 ]; then
   say "the corpus in $dest is incomplete"
   exit 1
 fi
-say "$total files verified in $dest (${#todo[@]} downloaded), each with a .zip twin"
+say "$total files verified in $dest (${#todo[@]} downloaded), each wheel with a .zip twin"
 echo "$dest"
