@@ -6,7 +6,8 @@ use crate::counter::Counter;
 use crate::limits::{Expansion, Limits, MAX_NESTING};
 use crate::plain::{self, Found, Search};
 use crate::scan::{Container, Piece, scan};
-use crate::{Error, Result, deflate, varint, zlib};
+use crate::zlib::{self, Params};
+use crate::{Error, Result, deflate, varint};
 
 pub(crate) const MAGIC: &[u8; 4] = b"DGX\x01";
 pub(crate) const TAG_END: u8 = 0;
@@ -27,6 +28,9 @@ struct Run<'a> {
     /// Bytes of token forms and plain bytes the expanded form may still hold.
     budget: u64,
     search: Search,
+    /// The parameters that reproduced the last stream at each depth: the members of a zip
+    /// and the gzip files inside them are often made by different tools.
+    last: [Option<Params>; MAX_NESTING as usize + 1],
     /// Streams expanded so far, at any depth.
     streams: u64,
     depth: u32,
@@ -47,6 +51,7 @@ pub fn expand<R: Read + Seek, W: Write>(
             per_stream: limits.plain_attempts_per_stream,
             misses: 0,
         },
+        last: [None; MAX_NESTING as usize + 1],
         streams: 0,
         depth: 0,
     };
@@ -141,7 +146,11 @@ impl Run<'_> {
             .saturating_mul(self.limits.max_plain_ratio)
             .saturating_add(4096)
             .min(self.budget);
-        self.search.find(input, start, len, max_plain)
+        let depth = self.depth as usize;
+        self.search.last = self.last[depth];
+        let found = self.search.find(input, start, len, max_plain)?;
+        self.last[depth] = self.search.last;
+        Ok(found)
     }
 
     /// Writes the plain segment of a stream that `found` reproduces; returns the streams

@@ -43,3 +43,4 @@ pub use expand::expand;
 pub use limits::{Expansion, Limits, MAX_NESTING};
 pub use restore::restore;
 pub use scan::Container;
+pub use zlib::encoder_id as plain_encoder_id;

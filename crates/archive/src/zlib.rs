@@ -12,9 +12,10 @@ use std::ptr;
 
 use libz_sys as z;
 
-/// The encoder's name as recorded in an expanded form: `zlib ` and the version the linked
-/// zlib reports.
-pub(crate) fn encoder_id() -> String {
+/// The name of the plain tier's encoder as an expanded form records it: `zlib ` and the
+/// version of the zlib this crate is built with. Plain segments of any other encoder are
+/// refused by [`restore`](crate::restore).
+pub fn encoder_id() -> String {
     // SAFETY: zlibVersion returns a static, zero-terminated string.
     let v = unsafe { CStr::from_ptr(z::zlibVersion()) };
     format!("zlib {}", v.to_string_lossy())

@@ -138,6 +138,9 @@ fn gzip_files_inside_a_zip_are_expanded_in_turn() {
     let (report, expanded) = round_trip(&zip, &Limits::default());
     assert_eq!((report.streams, report.plain_streams), (8, 8), "{report:?}");
     assert_eq!(report.nested_streams, 4, "{report:?}");
+    // Each depth starts from its own last parameters (the zip's level 6, the gzip files'
+    // level 9): one miss in all, on the first gzip file.
+    assert_eq!(report.plain_misses, 1, "{report:?}");
     let (flat, flat_expanded) = round_trip(&zip, &Limits::default().max_nesting(0));
     assert_eq!(flat.nested_streams, 0);
     // Nested, the JSON appears as text twice (as itself and inside its .gz).
