@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(&restored[..], data);
     let _ = restore(data, std::io::sink());
     // The same bytes as the body of a plain segment, so that its parameters, content kind,
-    // lengths and nested forms are all reached.
+    // lengths and nested forms are all reached (seed `plain-segment-body`).
     let id = plain_encoder_id();
     let mut form = b"DGX\x01\x03".to_vec();
     form.push(id.len() as u8);

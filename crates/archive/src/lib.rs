@@ -20,9 +20,9 @@
 //! and `n` bytes copied as they are; `2` followed by a deflate stream's token form; `3` a
 //! deflate stream in plain form; `0` ends the form. Varints are unsigned LEB128.
 //!
-//! A plain segment: a varint length and the encoder's name (`zlib ` and the version of the
-//! zlib this crate is built with; a reader with another refuses the segment as
-//! [`Error::Unsupported`]), four bytes level (1-9), window bits (9-15), memory level (1-9)
+//! A plain segment: a varint length and the encoder's name ([`plain_encoder_id`]: `zlib `,
+//! the version of the zlib this crate is built with and a fingerprint of its output; a
+//! reader with another refuses the segment as [`Error::Unsupported`]), four bytes level (1-9), window bits (9-15), memory level (1-9)
 //! and strategy (0-4) of a raw deflate encoder, one content byte, a varint `n`, and `n`
 //! bytes: with content `0` the plain bytes, with `1` an expanded form of them (whose
 //! restored bytes are the plain bytes).

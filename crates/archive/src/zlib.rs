@@ -7,18 +7,65 @@
 //! differs refuses such a stream instead of writing other bytes.
 
 use std::alloc::{Layout, alloc, dealloc};
-use std::ffi::{CStr, c_int, c_uint, c_void};
+use std::ffi::{CStr, c_int, c_uint, c_ulong, c_void};
 use std::ptr;
+use std::sync::OnceLock;
 
 use libz_sys as z;
 
-/// The name of the plain tier's encoder as an expanded form records it: `zlib ` and the
-/// version of the zlib this crate is built with. Plain segments of any other encoder are
-/// refused by [`restore`](crate::restore).
+/// The name of the plain tier's encoder as an expanded form records it: `zlib `, the version
+/// the zlib this crate is built with reports, and a fingerprint of its output (the CRC-32 of
+/// a fixed sample compressed at every level), so that a zlib whose version string stays but
+/// whose output changed is told apart too. Plain segments of any other encoder are refused
+/// by [`restore`](crate::restore).
 pub fn encoder_id() -> String {
-    // SAFETY: zlibVersion returns a static, zero-terminated string.
-    let v = unsafe { CStr::from_ptr(z::zlibVersion()) };
-    format!("zlib {}", v.to_string_lossy())
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        // SAFETY: zlibVersion returns a static, zero-terminated string.
+        let v = unsafe { CStr::from_ptr(z::zlibVersion()) };
+        format!("zlib {} {:08x}", v.to_string_lossy(), fingerprint())
+    })
+    .clone()
+}
+
+/// CRC-32 of a fixed, text-like sample compressed at levels 1 to 9.
+fn fingerprint() -> u32 {
+    let mut sample = Vec::with_capacity(1 << 17);
+    let mut x = 0x2545_f491_u32;
+    while sample.len() < 1 << 17 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let word = [
+            "alpha",
+            "beta",
+            "\"name\": ",
+            "{",
+            "}",
+            ",\n",
+            "0123",
+            "service",
+        ][(x % 8) as usize];
+        sample.extend_from_slice(word.as_bytes());
+        sample.push(b'a' + (x >> 8) as u8 % 26);
+    }
+    let mut crc = 0u32;
+    let mut out = vec![0u8; 1 << 18];
+    for level in 1..=9 {
+        let params = Params {
+            level,
+            window_bits: 15,
+            mem_level: 8,
+            strategy: 0,
+        };
+        let Some(mut d) = Deflater::new(params) else {
+            return 0;
+        };
+        let (_, written, _) = d.compress(&sample, &mut out, true);
+        // SAFETY: crc32 reads `written` bytes of `out`, all initialised.
+        crc = unsafe { z::crc32(c_ulong::from(crc), out.as_ptr(), written as c_uint) } as u32;
+    }
+    crc
 }
 
 /// Encoder parameters that decide a raw deflate stream's bytes given its plain bytes.
@@ -242,7 +289,9 @@ mod tests {
     #[test]
     fn the_bundled_zlib_is_linked_not_the_systems() {
         // The version of the zlib source libz-sys ships; a system zlib would report its own.
-        assert_eq!(encoder_id(), "zlib 1.4");
+        // Pinned on purpose: if this changes, plain segments written before no longer restore
+        // (they are refused), so a new zlib is a change of the expanded form.
+        assert_eq!(encoder_id(), "zlib 1.4 150ff068");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::io::Cursor;
 use std::process::{Command, Stdio};
 
-use deltaglider_archive::{Error, Expansion, Limits, expand, restore};
+use deltaglider_archive::{Error, Expansion, Limits, expand, plain_encoder_id, restore};
 
 fn round_trip(original: &[u8], limits: &Limits) -> (Expansion, Vec<u8>) {
     let mut expanded = Vec::new();
@@ -205,19 +205,26 @@ fn gzip_expanded() -> (Vec<u8>, Vec<u8>) {
 #[test]
 fn a_form_made_by_another_encoder_is_refused() {
     let (_, expanded) = gzip_expanded();
+    let id = plain_encoder_id();
     let at = expanded
-        .windows(8)
-        .position(|w| w == b"zlib 1.4")
+        .windows(id.len())
+        .position(|w| w == id.as_bytes())
         .expect("the encoder is named");
     let mut other = expanded.clone();
-    other[at + 7] = b'9';
+    other[at + 7] = b'9'; // another version
+    assert!(matches!(
+        restore(&other[..], Vec::new()),
+        Err(Error::Unsupported(_))
+    ));
+    let mut other = expanded.clone();
+    other[at + id.len() - 1] ^= 1; // the same version, other output
     assert!(matches!(
         restore(&other[..], Vec::new()),
         Err(Error::Unsupported(_))
     ));
     // Parameters zlib does not have.
     let mut bad = expanded.clone();
-    bad[at + 8] = 12; // level
+    bad[at + id.len()] = 12; // level
     assert!(matches!(
         restore(&bad[..], Vec::new()),
         Err(Error::Invalid { .. })
@@ -233,7 +240,8 @@ fn a_form_made_by_another_encoder_is_refused() {
 
 #[test]
 fn hostile_plain_segments_are_refused_without_a_panic() {
-    let id = b"zlib 1.4";
+    let id = plain_encoder_id();
+    let id = id.as_bytes();
     let segment = |kind: u8, len: u64, body: &[u8]| {
         let mut s = vec![3u8, id.len() as u8];
         s.extend_from_slice(id);
