@@ -72,12 +72,13 @@ fn expand_in<R: Read + Seek, W: Write>(input: &mut R, out: W, run: &mut Run) -> 
     let pieces = scan(input, input_len)?;
     report.container = pieces.container;
     for piece in pieces.streams {
-        let (start, len, tokens_len) = match piece {
+        let (start, len, tokens_len, first_block) = match piece {
             Piece::Stream {
                 start,
                 len,
                 tokens_len,
-            } => (start, len, tokens_len),
+                first_block_symbols,
+            } => (start, len, tokens_len, first_block_symbols),
             Piece::Left { reason } => {
                 report.streams_left += 1;
                 report.first_left_reason.get_or_insert(reason);
@@ -91,7 +92,7 @@ fn expand_in<R: Read + Seek, W: Write>(input: &mut R, out: W, run: &mut Run) -> 
                 .get_or_insert("more deflate streams than the limit".into());
             continue;
         }
-        if let Some(found) = run.search_plain(input, start, len)? {
+        if let Some(found) = run.search_plain(input, start, len, first_block)? {
             copy_raw(input, raw_from, start - raw_from, &mut out)?;
             report.nested_streams += run.write_plain(input, start, len, &found, &mut out)?;
             report.plain_streams += 1;
@@ -138,6 +139,7 @@ impl Run<'_> {
         input: &mut R,
         start: u64,
         len: u64,
+        first_block: Option<u64>,
     ) -> Result<Option<Found>> {
         if self.limits.plain_attempts_per_stream == 0 {
             return Ok(None);
@@ -148,7 +150,9 @@ impl Run<'_> {
             .min(self.budget);
         let depth = self.depth as usize;
         self.search.last = self.last[depth];
-        let found = self.search.find(input, start, len, max_plain)?;
+        let found = self
+            .search
+            .find(input, start, len, max_plain, first_block)?;
         self.last[depth] = self.search.last;
         Ok(found)
     }
