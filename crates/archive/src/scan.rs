@@ -28,6 +28,7 @@ pub(crate) enum Piece {
         start: u64,
         len: u64,
         tokens_len: u64,
+        first_block_symbols: Option<u64>,
     },
     Left {
         reason: String,
@@ -74,6 +75,7 @@ fn gzip<R: Read + Seek>(input: &mut R, len: u64) -> Result<Vec<Piece>> {
                     start,
                     len: s.deflate_len,
                     tokens_len: s.tokens_len,
+                    first_block_symbols: s.first_block_symbols,
                 });
                 pos = start + s.deflate_len + 8;
             }
@@ -160,6 +162,7 @@ fn zip<R: Read + Seek>(input: &mut R, len: u64) -> Result<Vec<Piece>> {
                     start: data,
                     len: s.deflate_len,
                     tokens_len: s.tokens_len,
+                    first_block_symbols: s.first_block_symbols,
                 });
                 data + s.deflate_len
             }

@@ -124,7 +124,8 @@ fn a_stream_past_the_limits_stays_compressed() {
     let gz = python(&format!(
         "{FILES}\nsys.stdout.buffer.write(gzip.compress(files[1][1], mtime=0))"
     ));
-    let (report, _) = round_trip(&gz, &Limits::default().max_stream_ratio(0));
+    let tokens_only = Limits::default().plain_attempts_per_stream(0);
+    let (report, _) = round_trip(&gz, &tokens_only.clone().max_stream_ratio(0));
     assert_eq!((report.streams, report.streams_left), (0, 1));
     assert!(
         report
@@ -134,6 +135,9 @@ fn a_stream_past_the_limits_stays_compressed() {
     );
     let (report, _) = round_trip(&gz, &Limits::default().max_expanded_len(100));
     assert_eq!((report.streams, report.streams_left), (0, 1));
+    // The plain tier has its own bound, after which the token form is tried.
+    let (report, _) = round_trip(&gz, &Limits::default().max_plain_ratio(1));
+    assert_eq!((report.streams, report.plain_streams), (1, 0));
 }
 
 #[test]

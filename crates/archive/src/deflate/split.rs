@@ -26,6 +26,10 @@ pub struct Split {
     pub tokens_len: u64,
     /// Length of the data the stream decompresses to.
     pub plain_len: u64,
+    /// Symbols (literals and matches) of the first block, when it is a Huffman-coded block
+    /// other than the last: an encoder that ends blocks when its symbol buffer is full (zlib)
+    /// is told by this number alone.
+    pub first_block_symbols: Option<u64>,
     /// Bytes read past the end of the stream (a gzip trailer, the next zip entry): they
     /// belong to whatever follows it.
     pub leftover: Vec<u8>,
@@ -36,6 +40,8 @@ pub fn split<R: Read, W: Write>(input: R, tokens: W) -> Result<Split> {
     let mut r = BitReader::new(input, Input::Deflate);
     let mut out = Counter::new(BufWriter::new(tokens));
     let mut plain_len = 0u64;
+    let mut first_block_symbols = None;
+    let mut first = true;
     loop {
         let bfinal = r.read(1)?;
         let btype = r.read(2)?;
@@ -56,7 +62,11 @@ pub fn split<R: Read, W: Write>(input: R, tokens: W) -> Result<Split> {
             }
             1 => {
                 let (lit, dist) = fixed();
-                plain_len = block_tokens(&mut r, lit, dist, plain_len, &mut out)?;
+                let symbols;
+                (plain_len, symbols) = block_tokens(&mut r, lit, dist, plain_len, &mut out)?;
+                if first && bfinal == 0 {
+                    first_block_symbols = Some(symbols);
+                }
             }
             2 => {
                 let mut recorded = BitWriter::new(Vec::new());
@@ -66,10 +76,15 @@ pub fn split<R: Read, W: Write>(input: R, tokens: W) -> Result<Split> {
                 let pad = recorded.to_boundary();
                 recorded.write(0, pad)?;
                 out.write_all(&recorded.finish()?)?;
-                plain_len = block_tokens(&mut r, &lit, &dist, plain_len, &mut out)?;
+                let symbols;
+                (plain_len, symbols) = block_tokens(&mut r, &lit, &dist, plain_len, &mut out)?;
+                if first && bfinal == 0 {
+                    first_block_symbols = Some(symbols);
+                }
             }
             _ => return Err(invalid("a block of the reserved type 3")),
         }
+        first = false;
         if bfinal == 1 {
             break;
         }
@@ -84,6 +99,7 @@ pub fn split<R: Read, W: Write>(input: R, tokens: W) -> Result<Split> {
         deflate_len,
         tokens_len,
         plain_len,
+        first_block_symbols,
         leftover,
     })
 }
@@ -160,17 +176,19 @@ pub(crate) fn read_tables<R: Read>(
 }
 
 /// Turns one block's Huffman-coded tokens into the token form, up to and including its end;
-/// returns the plain length after the block.
+/// returns the plain length after the block and the block's symbols (literals and matches).
 fn block_tokens<R: Read>(
     r: &mut BitReader<R>,
     lit: &Code,
     dist: &Code,
     mut plain_len: u64,
     out: &mut impl Write,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let mut run: Vec<u8> = Vec::with_capacity(MAX_RUN);
+    let mut symbols = 0u64;
     loop {
         let (sym, _, _) = lit.decode(r, Input::Deflate)?;
+        symbols += 1;
         if sym < 256 {
             run.push(sym as u8);
             plain_len += 1;
@@ -182,7 +200,7 @@ fn block_tokens<R: Read>(
         flush_run(&mut run, out)?;
         if sym == END_OF_BLOCK {
             varint::write(out, 0)?;
-            return Ok(plain_len);
+            return Ok((plain_len, symbols - 1));
         }
         let li = usize::from(sym - 257);
         if li >= LENGTH_BASE.len() {
