@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use deltaglider::PutRequestOptions;
+use deltaglider::UserMetadata;
 use deltaglider::config::{Config, Endpoint};
-use deltaglider::engine::PutRequestOptions;
-use deltaglider::metadata::UserMetadata;
 use deltaglider::storage::{
     Encryption, MetadataDirective, ObjectHeaders, ObjectSettings, StorageProtection,
 };

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) async fn sync(
-    engine: &Engine,
+    client: &Client,
     p: &Printer,
     args: SyncArgs,
     filters: Filters,
@@ -20,6 +20,6 @@ pub(super) async fn sync(
         always_copy: false,
     };
     let options = transfer_options(&args.transfer, filters, compare, put);
-    let summary = tree(engine, p, &args.source, &args.destination, &options).await?;
+    let summary = tree(client, p, &args.source, &args.destination, &options).await?;
     finish(p, "sync", options.dry_run, &summary)
 }
