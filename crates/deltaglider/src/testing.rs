@@ -41,6 +41,6 @@ pub mod hashing {
 /// The `dg-*` metadata parser and its encodings.
 pub mod metadata {
     pub use crate::metadata::{
-        DgMetadata, decode_text, encode_text, format_timestamp, parse_timestamp,
+        DgMetadata, UserMetadata, decode_text, encode_text, format_timestamp, parse_timestamp,
     };
 }
