@@ -135,10 +135,7 @@ async fn no_delta_empty_and_ineligible_files_are_direct() {
         .await
         .unwrap();
     assert_eq!(r.stored_as, StoredAs::Direct);
-    let no_delta = PutRequestOptions {
-        no_delta: true,
-        ..opts()
-    };
+    let no_delta = opts().no_delta(true);
     let r = engine
         .put_file(&zip, "bkt", "p/c.zip", &no_delta)
         .await
@@ -243,15 +240,7 @@ async fn replacing_a_delta_with_a_direct_upload_leaves_one_representation() {
         .await
         .unwrap();
     let r = engine
-        .put_file(
-            &f,
-            "bkt",
-            "s/v.zip",
-            &PutRequestOptions {
-                no_delta: true,
-                ..opts()
-            },
-        )
+        .put_file(&f, "bkt", "s/v.zip", &opts().no_delta(true))
         .await
         .unwrap();
     assert_eq!(r.stored_as, StoredAs::Direct);
@@ -403,10 +392,7 @@ async fn direct_object_with_wrong_bytes_is_rejected() {
             &write_file(dir.path(), "n.txt", b"original text"),
             "bkt",
             "t/2.zip",
-            &PutRequestOptions {
-                no_delta: true,
-                ..opts()
-            },
+            &opts().no_delta(true),
         )
         .await
         .unwrap();

@@ -516,10 +516,7 @@ async fn concurrent_whole_and_delta_uploads_of_one_key_leave_exactly_one_object(
             put(&w.a, &w, &f1, "rel/base.zip").await;
             // both have stored their form and are about to remove the other one
             let gate = Gate::new("put::before_other_form", 2);
-            let no_delta = deltaglider::PutRequestOptions {
-                no_delta: true,
-                ..Default::default()
-            };
+            let no_delta = deltaglider::PutRequestOptions::default().no_delta(true);
             let whole = spawn_put(&w.a, &w, &f2, &key, no_delta);
             gate.wait();
             let delta = spawn_put(&w.b, &w, &f3, &key, Default::default());

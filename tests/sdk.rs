@@ -28,13 +28,9 @@ async fn put_get_head_list_delete_with_metadata() {
     let (_dir, client) = local_client().await;
     let v1 = noise(300_000, 1);
     let v2 = edited(&v1, 2);
-    let mut options = PutRequestOptions {
-        content_type: Some("application/zip".into()),
-        ..Default::default()
-    };
-    options
-        .user_metadata
-        .insert("build-id".into(), "42 ✓".into());
+    let options = PutRequestOptions::default()
+        .content_type("application/zip")
+        .user_metadata("build-id", "42 ✓");
     let first = client
         .put_object("bkt", "p/a.zip", v1.clone(), &options)
         .await
@@ -120,8 +116,7 @@ async fn put_get_head_list_delete_with_metadata() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_metadata_keys_and_local_presign_are_clear_errors() {
     let (_dir, client) = local_client().await;
-    let mut options = PutRequestOptions::default();
-    options.user_metadata.insert("bad key".into(), "v".into());
+    let options = PutRequestOptions::default().user_metadata("bad key", "v");
     let err = client
         .put_object("bkt", "x.txt", b"x".to_vec(), &options)
         .await

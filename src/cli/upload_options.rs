@@ -75,17 +75,17 @@ pub fn put_options(object: &ObjectArgs, no_delta: bool, copy: bool) -> Result<Pu
             );
         }
     }
-    Ok(PutRequestOptions {
-        no_delta,
-        content_type: object.content_type.clone(),
-        user_metadata,
-        object: ObjectSettings {
+    let mut options = PutRequestOptions::default()
+        .no_delta(no_delta)
+        .object(ObjectSettings {
             headers,
             protection: protection(object)?,
             guess_content_type: !object.no_guess_mime_type,
             metadata_directive,
-        },
-    })
+        });
+    options.content_type = object.content_type.clone();
+    options.user_metadata = user_metadata;
+    Ok(options)
 }
 
 /// The header flags given (those a `COPY` copy does not apply).

@@ -37,6 +37,7 @@ use crate::storage::{BucketInfo, ObjectInfo, ObjectStore};
 use crate::transfer::{TransferOptions, TransferSummary};
 
 mod list;
+mod options;
 mod trees;
 
 pub use list::{ListObjectsOptions, ObjectPages};

@@ -328,14 +328,13 @@ pub(super) fn transfer_options(
     compare: CompareOptions,
     put: PutRequestOptions,
 ) -> TransferOptions {
-    TransferOptions {
-        compare,
-        filters,
-        dry_run: t.dryrun,
-        concurrency: concurrency(t),
-        put,
-        follow_symlinks: !t.no_follow_symlinks,
-    }
+    TransferOptions::default()
+        .compare(compare)
+        .filters(filters)
+        .dry_run(t.dryrun)
+        .concurrency(concurrency(t))
+        .put(put)
+        .follow_symlinks(!t.no_follow_symlinks)
 }
 
 /// `--concurrency`, or one file per core.
@@ -398,10 +397,7 @@ pub(super) async fn cp_recursive(
         args.no_delta,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
-    let compare = CompareOptions {
-        always_copy: true,
-        ..Default::default()
-    };
+    let compare = CompareOptions::default().always_copy(true);
     let options = transfer_options(&args.transfer, filters, compare, put);
     let summary = tree(client, p, &args.source, &args.destination, &options).await?;
     finish(p, "cp", options.dry_run, &summary)
@@ -409,8 +405,5 @@ pub(super) async fn cp_recursive(
 
 /// Upload options from the flags every storing command shares.
 pub(super) fn put_options(no_delta: bool) -> PutRequestOptions {
-    PutRequestOptions {
-        no_delta,
-        ..Default::default()
-    }
+    PutRequestOptions::default().no_delta(no_delta)
 }

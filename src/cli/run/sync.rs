@@ -13,12 +13,10 @@ pub(super) async fn sync(
         args.no_delta,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
-    let compare = CompareOptions {
-        size_only: args.size_only,
-        exact_timestamps: args.exact_timestamps,
-        delete: args.delete,
-        always_copy: false,
-    };
+    let compare = CompareOptions::default()
+        .size_only(args.size_only)
+        .exact_timestamps(args.exact_timestamps)
+        .delete(args.delete);
     let options = transfer_options(&args.transfer, filters, compare, put);
     let summary = tree(client, p, &args.source, &args.destination, &options).await?;
     finish(p, "sync", options.dry_run, &summary)

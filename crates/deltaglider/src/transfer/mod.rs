@@ -28,6 +28,7 @@ use plan::CompareOptions;
 
 /// Options of a multi-file transfer.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TransferOptions {
     /// What is copied and deleted; the default copies what is missing, resized or newer.
     pub compare: CompareOptions,
