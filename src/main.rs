@@ -144,11 +144,11 @@ fn main() -> ExitCode {
         Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     let result = runtime.block_on(async {
-        let engine = config.build_engine().await?;
+        let client = config.build_client().await?;
         // Dropping the command future on a signal drops its temporary files and the private
         // cache directory before the process exits.
         tokio::select! {
-            r = cli::run::run(cli, filters, engine) => r,
+            r = cli::run::run(cli, filters, client) => r,
             why = interrupted() => Err(why.into()),
         }
     });

@@ -4,8 +4,8 @@
 
 mod support;
 
+use deltaglider::PutRequestOptions;
 use deltaglider::StoredAs;
-use deltaglider::engine::PutRequestOptions;
 use deltaglider::storage::{ObjectStore, PutOptions, PutSource};
 use support::{edited, local_engine, noise};
 use tokio::io::AsyncReadExt;
@@ -19,7 +19,7 @@ async fn foreign(store: &dyn ObjectStore, key: &str) {
         .unwrap();
 }
 
-async fn put(engine: &deltaglider::Engine, key: &str, body: Vec<u8>) -> StoredAs {
+async fn put(engine: &deltaglider::testing::Engine, key: &str, body: Vec<u8>) -> StoredAs {
     engine
         .put_reader(
             &body[..],
@@ -34,7 +34,7 @@ async fn put(engine: &deltaglider::Engine, key: &str, body: Vec<u8>) -> StoredAs
         .stored_as
 }
 
-async fn bytes_of(engine: &deltaglider::Engine, key: &str) -> Vec<u8> {
+async fn bytes_of(engine: &deltaglider::testing::Engine, key: &str) -> Vec<u8> {
     let (_, mut reader) = engine.get_stream("bkt", key).await.unwrap();
     let mut out = Vec::new();
     reader.read_to_end(&mut out).await.unwrap();

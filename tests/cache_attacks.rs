@@ -27,18 +27,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use deltaglider::cache::keys::CacheKey;
-use deltaglider::cache::persistent::PersistentOptions;
-use deltaglider::cache::record::Record;
-use deltaglider::cache::signed::RecordSigner;
-use deltaglider::cache::store::StoreCache;
+use deltaglider::Error;
+use deltaglider::PutRequestOptions;
+use deltaglider::cache::CacheKey;
+use deltaglider::cache::PersistentOptions;
+use deltaglider::cache::StoreCache;
 use deltaglider::cache::{FillSlot, Lookup, ReferenceCache};
-use deltaglider::codec::xdelta3::Xdelta3Codec;
-use deltaglider::engine::PutRequestOptions;
-use deltaglider::hashing::sha256_hex;
+use deltaglider::codec::Xdelta3Codec;
 use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::local::LocalStore;
-use deltaglider::{Engine, EngineSettings, Error};
+use deltaglider::testing::cache::Record;
+use deltaglider::testing::cache::RecordSigner;
+use deltaglider::testing::hashing::sha256_hex;
+use deltaglider::testing::{Engine, EngineSettings};
 use support::{edited, noise};
 
 /// Signing keys of two users (base64 of 32 bytes).

@@ -12,22 +12,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use deltaglider::cache::dir_store::{DirStore, DirStoreOptions};
-use deltaglider::cache::keys::CacheKey;
-use deltaglider::cache::persistent::PersistentOptions;
-use deltaglider::cache::record::Record;
-use deltaglider::cache::signed::Signed;
-use deltaglider::cache::store::{Entry, EntryStore, PendingEntry, StoreCache, Usage};
-use deltaglider::cache::{
-    CacheInfo, FillLock, Lookup, ReferenceCache, VerifySummary, disabled::NoCache,
-};
-use deltaglider::codec::native::NativeCodec;
-use deltaglider::engine::PutRequestOptions;
-use deltaglider::hashing::sha256_hex;
+use deltaglider::PutRequestOptions;
+use deltaglider::cache::CacheKey;
+use deltaglider::cache::PersistentOptions;
+use deltaglider::cache::StoreCache;
+use deltaglider::cache::{CacheInfo, FillLock, Lookup, NoCache, ReferenceCache, VerifySummary};
+use deltaglider::codec::NativeCodec;
 use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::ObjectStore;
 use deltaglider::storage::local::LocalStore;
-use deltaglider::{Engine, EngineSettings, Error, Result};
+use deltaglider::testing::cache::Record;
+use deltaglider::testing::cache::Signed;
+use deltaglider::testing::cache::{DirStore, DirStoreOptions};
+use deltaglider::testing::cache::{Entry, EntryStore, PendingEntry, Usage};
+use deltaglider::testing::hashing::sha256_hex;
+use deltaglider::testing::{Engine, EngineSettings};
+use deltaglider::{Error, Result};
 use support::{edited, noise};
 
 const MIB: usize = 1 << 20;
@@ -165,7 +165,7 @@ fn faulty_cache(root: &Path, encryption: bool) -> (Arc<StoreCache>, Arc<Faults>,
     let signed: Arc<dyn EntryStore> =
         Arc::new(Signed::new(Arc::new(dir.clone()), CacheKey::per_process()));
     let below: Arc<dyn EntryStore> = if encryption {
-        Arc::new(deltaglider::cache::encrypted::Encrypted::new(
+        Arc::new(deltaglider::testing::cache::Encrypted::new(
             signed,
             CacheKey::per_process(),
         ))

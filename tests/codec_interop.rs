@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use deltaglider::codec::DeltaCodec;
-use deltaglider::codec::native::{
+use deltaglider::testing::codec::{
     DecodeOptions, EncodeOptions, NativeCodec, decode, decode_slices,
 };
-use deltaglider::hashing::HashingWriter;
+use deltaglider::testing::hashing::HashingWriter;
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -183,7 +183,8 @@ fn xdelta3_stdout_sha256(args: &[&str]) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run xdelta3");
-    let (sha, _) = deltaglider::hashing::sha256_reader(child.stdout.take().unwrap()).unwrap();
+    let (sha, _) =
+        deltaglider::testing::hashing::sha256_reader(child.stdout.take().unwrap()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -366,7 +367,7 @@ fn checksum_mismatch_is_detected() {
 
 /// SHA-256 of a file, streamed.
 fn file_sha256(path: &Path) -> String {
-    deltaglider::hashing::sha256_reader(File::open(path).unwrap())
+    deltaglider::testing::hashing::sha256_reader(File::open(path).unwrap())
         .unwrap()
         .0
 }
@@ -565,7 +566,8 @@ fn externally_compressed_deltas_decode_like_xdelta3() {
         let s = |p: &Path| p.to_str().unwrap().to_string();
         xdelta3(&["-e", "-9", "-f", "-s", &s(&rp), &s(&tp), &s(&dp)]);
         let delta = std::fs::read(&dp).unwrap();
-        let header = deltaglider::codec::read_header(&File::open(&dp).unwrap(), "test").unwrap();
+        let header =
+            deltaglider::testing::codec::read_header(&File::open(&dp).unwrap(), "test").unwrap();
         assert!(
             header.uses_external_compression(),
             "{program}: xdelta3 did not decompress its inputs"

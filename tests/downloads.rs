@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deltaglider::Error;
-use deltaglider::hashing::sha256_hex;
 use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::local::LocalStore;
 use deltaglider::storage::{ObjectStore, PutOptions, PutSource};
+use deltaglider::testing::hashing::sha256_hex;
 use support::{dg_bin, edited, noise, write_file};
 use tokio::io::AsyncReadExt;
 
@@ -882,7 +882,7 @@ async fn rehydrated_copies_expire_with_their_urls() {
         .unwrap()
         .unwrap();
     let meta = info.metadata.unwrap();
-    let expires = deltaglider::metadata::parse_timestamp(&meta["dg-expires-at"]).unwrap();
+    let expires = deltaglider::testing::metadata::parse_timestamp(&meta["dg-expires-at"]).unwrap();
     assert_eq!(
         expires.timestamp(),
         signed.expires_at.timestamp(),

@@ -6,11 +6,11 @@ mod support;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use deltaglider::PutRequestOptions;
 use deltaglider::StoredAs;
-use deltaglider::engine::PutRequestOptions;
-use deltaglider::hashing::sha256_hex;
-use deltaglider::metadata::DgMetadata;
 use deltaglider::storage::{ObjectStore, PutOptions, PutSource};
+use deltaglider::testing::hashing::sha256_hex;
+use deltaglider::testing::metadata::DgMetadata;
 use support::{edited, local_engine, noise, write_file};
 
 fn opts() -> PutRequestOptions {
@@ -135,10 +135,7 @@ async fn no_delta_empty_and_ineligible_files_are_direct() {
         .await
         .unwrap();
     assert_eq!(r.stored_as, StoredAs::Direct);
-    let no_delta = PutRequestOptions {
-        no_delta: true,
-        ..opts()
-    };
+    let no_delta = opts().no_delta(true);
     let r = engine
         .put_file(&zip, "bkt", "p/c.zip", &no_delta)
         .await
@@ -243,15 +240,7 @@ async fn replacing_a_delta_with_a_direct_upload_leaves_one_representation() {
         .await
         .unwrap();
     let r = engine
-        .put_file(
-            &f,
-            "bkt",
-            "s/v.zip",
-            &PutRequestOptions {
-                no_delta: true,
-                ..opts()
-            },
-        )
+        .put_file(&f, "bkt", "s/v.zip", &opts().no_delta(true))
         .await
         .unwrap();
     assert_eq!(r.stored_as, StoredAs::Direct);
@@ -275,7 +264,7 @@ async fn replacing_a_delta_with_a_direct_upload_leaves_one_representation() {
 async fn tamper(
     store: &Arc<deltaglider::storage::local::LocalStore>,
     key: &str,
-    edit: impl FnOnce(&mut Vec<u8>, &mut deltaglider::metadata::UserMetadata),
+    edit: impl FnOnce(&mut Vec<u8>, &mut deltaglider::UserMetadata),
 ) {
     let info = store.head_object("bkt", key).await.unwrap().unwrap();
     let mut reader = store.get_object("bkt", key).await.unwrap();
@@ -300,7 +289,7 @@ async fn tamper(
 }
 
 /// Stores v1 (reference) and v2 (delta) and returns v2's bytes.
-async fn two_versions(engine: &deltaglider::Engine, dir: &std::path::Path) -> Vec<u8> {
+async fn two_versions(engine: &deltaglider::testing::Engine, dir: &std::path::Path) -> Vec<u8> {
     let v1 = noise(400_000, 7);
     let v2 = edited(&v1, 8);
     engine
@@ -314,7 +303,11 @@ async fn two_versions(engine: &deltaglider::Engine, dir: &std::path::Path) -> Ve
     v2
 }
 
-async fn assert_download_fails(engine: &deltaglider::Engine, dir: &std::path::Path, needle: &str) {
+async fn assert_download_fails(
+    engine: &deltaglider::testing::Engine,
+    dir: &std::path::Path,
+    needle: &str,
+) {
     let out = dir.join("must-not-exist.zip");
     let err = engine
         .get_to_file("bkt", "t/2.zip", &out)
@@ -399,10 +392,7 @@ async fn direct_object_with_wrong_bytes_is_rejected() {
             &write_file(dir.path(), "n.txt", b"original text"),
             "bkt",
             "t/2.zip",
-            &PutRequestOptions {
-                no_delta: true,
-                ..opts()
-            },
+            &opts().no_delta(true),
         )
         .await
         .unwrap();

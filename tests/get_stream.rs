@@ -125,7 +125,9 @@ async fn a_delta_whose_bytes_do_not_match_ends_in_an_error_after_its_bytes() {
     assert_eq!(bytes, v2);
 
     // Record another SHA-256 on the delta: the bytes rebuilt are then not "the object".
-    let store = client.engine().store().clone();
+    let store: std::sync::Arc<dyn deltaglider::storage::ObjectStore> = std::sync::Arc::new(
+        deltaglider::storage::local::LocalStore::new(dir.path().join("store")).unwrap(),
+    );
     let stored = "p/app-2.zip.delta";
     let info = store.head_object("bkt", stored).await.unwrap().unwrap();
     let mut meta = info.metadata.unwrap();

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::MetadataDirective;
 use bytes::Bytes;
+use deltaglider::PutRequestOptions;
 use deltaglider::StoredAs;
-use deltaglider::engine::PutRequestOptions;
-use deltaglider::metadata::UserMetadata;
+use deltaglider::UserMetadata;
 use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::local::LocalStore;
 use deltaglider::storage::s3::S3Store;
@@ -376,7 +376,7 @@ async fn python_gzip_deltas() {
     }
     let raw = b.raw_keys("gz/").await;
     let delta = b.raw_get("gz/app-1.1.tar.gz.delta").await;
-    let header = deltaglider::codec::vcdiff_header::VcdiffHeader::parse(&delta).unwrap();
+    let header = deltaglider::testing::codec::VcdiffHeader::parse(&delta).unwrap();
     assert_eq!(
         header.external_compression().target,
         Some(b'G'),

@@ -14,12 +14,13 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deltaglider::cache::store::StoreCache;
-use deltaglider::codec::native::NativeCodec;
+use deltaglider::cache::StoreCache;
+use deltaglider::codec::NativeCodec;
 use deltaglider::storage::ObjectStore;
 use deltaglider::storage::bucket_admin;
 use deltaglider::storage::local::LocalStore;
-use deltaglider::{Engine, EngineSettings, Error, StoredAs};
+use deltaglider::testing::{Engine, EngineSettings};
+use deltaglider::{Error, StoredAs};
 use support::{edited, noise, unique_bucket, write_file};
 
 const WATCHDOG: Duration = Duration::from_secs(60);
@@ -173,7 +174,7 @@ fn v3() -> Vec<u8> {
     edited(&v1(), 3)
 }
 
-async fn put(e: &Engine, w: &World, path: &Path, key: &str) -> deltaglider::engine::PutReport {
+async fn put(e: &Engine, w: &World, path: &Path, key: &str) -> deltaglider::PutReport {
     e.put_file(path, &w.bucket, key, &Default::default())
         .await
         .unwrap_or_else(|err| panic!("upload {key}: {err}"))
@@ -187,8 +188,8 @@ fn spawn_put(
     w: &World,
     path: &Path,
     key: &str,
-    options: deltaglider::engine::PutRequestOptions,
-) -> Task<deltaglider::engine::PutReport> {
+    options: deltaglider::PutRequestOptions,
+) -> Task<deltaglider::PutReport> {
     let (e, path, bucket, key) = (
         e.clone(),
         path.to_path_buf(),
@@ -199,7 +200,7 @@ fn spawn_put(
 }
 
 /// Starts a delete by `e` that runs on while the test drives the others.
-fn spawn_delete(e: &Engine, w: &World, key: &str) -> Task<deltaglider::engine::DeleteReport> {
+fn spawn_delete(e: &Engine, w: &World, key: &str) -> Task<deltaglider::DeleteReport> {
     let (e, bucket, key) = (e.clone(), w.bucket.clone(), key.to_string());
     tokio::spawn(async move { e.delete(&bucket, &key).await })
 }
@@ -515,10 +516,7 @@ async fn concurrent_whole_and_delta_uploads_of_one_key_leave_exactly_one_object(
             put(&w.a, &w, &f1, "rel/base.zip").await;
             // both have stored their form and are about to remove the other one
             let gate = Gate::new("put::before_other_form", 2);
-            let no_delta = deltaglider::engine::PutRequestOptions {
-                no_delta: true,
-                ..Default::default()
-            };
+            let no_delta = deltaglider::PutRequestOptions::default().no_delta(true);
             let whole = spawn_put(&w.a, &w, &f2, &key, no_delta);
             gate.wait();
             let delta = spawn_put(&w.b, &w, &f3, &key, Default::default());

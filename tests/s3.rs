@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use deltaglider::PutRequestOptions;
 use deltaglider::StoredAs;
-use deltaglider::engine::PutRequestOptions;
-use deltaglider::hashing::sha256_hex;
 use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::{ListRequest, ObjectStore, PutOptions, PutOutcome, PutSource};
+use deltaglider::testing::hashing::sha256_hex;
 use support::{
     edited, engine_over, noise, run_dg, s3_endpoint, s3_store, unique_bucket, write_file,
 };

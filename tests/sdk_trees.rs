@@ -6,20 +6,25 @@ mod support;
 use std::path::Path;
 use std::sync::Mutex;
 
-use deltaglider::transfer::filter::{FilterKind, Filters};
-use deltaglider::transfer::{
-    DeleteTreeOptions, Location, MigrateOptions, MoveOptions, TransferEvent,
-};
-use deltaglider::{Client, Error, S3Url};
-use support::{edited, local_engine, noise, write_file};
+use deltaglider::{Client, Error, ListObjectsOptions, S3Url};
+use deltaglider::{DeleteTreeOptions, Location, MigrateOptions, MoveOptions, TransferEvent};
+use deltaglider::{FilterKind, Filters};
+use support::{client_over, edited, local_engine, noise, write_file};
 
 async fn client() -> (tempfile::TempDir, Client) {
-    let (dir, _store, engine) = local_engine().await;
-    (dir, Client::from_engine(engine))
+    let (dir, store, _engine) = local_engine().await;
+    (dir, client_over(store).await)
 }
 
 async fn keys(client: &Client, prefix: &str) -> Vec<String> {
-    let listing = client.list_objects("bkt", prefix, true).await.unwrap();
+    let listing = client
+        .list_all_objects(
+            "bkt",
+            prefix,
+            &ListObjectsOptions::default().recursive(true),
+        )
+        .await
+        .unwrap();
     listing.objects.into_iter().map(|o| o.key).collect()
 }
 

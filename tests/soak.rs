@@ -88,7 +88,7 @@ impl Target {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    deltaglider::hashing::sha256_hex(bytes)
+    deltaglider::testing::hashing::sha256_hex(bytes)
 }
 
 /// Runs `child` to its end, killing it after `kill_after` if given. `Some(true)` exit 0,

@@ -13,7 +13,7 @@
 #![no_main]
 
 use chrono::{DateTime, Timelike, Utc};
-use deltaglider::metadata::{
+use deltaglider::testing::metadata::{
     DgMetadata, UserMetadata, decode_text, encode_text, format_timestamp, parse_timestamp,
 };
 use libfuzzer_sys::fuzz_target;

@@ -2,7 +2,7 @@
 //! allocations are not. The first two bytes choose how much of the rest is the reference.
 #![no_main]
 
-use deltaglider::codec::native::decode_slices_limited;
+use deltaglider::testing::codec::decode_slices_limited;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

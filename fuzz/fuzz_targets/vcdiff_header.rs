@@ -1,7 +1,7 @@
 //! VCDIFF file header parsing (deltas are read from storage before xdelta3 sees them).
 #![no_main]
 
-use deltaglider::codec::vcdiff_header::{VcdiffHeader, read_varint};
+use deltaglider::testing::codec::{VcdiffHeader, read_varint};
 use libfuzzer_sys::fuzz_target;
 
 fn check(buf: &[u8]) {

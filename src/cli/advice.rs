@@ -1,10 +1,10 @@
 //! Why savings were poor, said once per cause: the uploads of a command are grouped by the
-//! engine's [`StoreReason`], and each cause gets one line on stderr with what to do.
+//! client's [`StoreReason`], and each cause gets one line on stderr with what to do.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use deltaglider::engine::{PutReport, StoreReason};
+use deltaglider::{PutReport, StoreReason};
 
 use super::output::human_size;
 
@@ -27,7 +27,7 @@ pub struct Advice {
 
 /// The extension of `name` as users write it (`.tar.gz`, `.whl`), or `(none)`.
 pub fn extension(name: &str) -> String {
-    let lower = deltaglider::deltaspace::file_name(name).to_lowercase();
+    let lower = deltaglider::keys::file_name(name).to_lowercase();
     for double in [".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst"] {
         if lower.ends_with(double) {
             return double.to_string();
@@ -64,7 +64,7 @@ impl Advice {
         cause.files += 1;
         cause.bytes += report.original_size;
         cause.extensions.insert(extension(&report.key));
-        let space = deltaglider::deltaspace::of_key(&report.key);
+        let space = deltaglider::keys::deltaspace(&report.key);
         cause.deltaspaces.insert(if space.is_empty() {
             format!("s3://{}/", report.bucket)
         } else {

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deltaglider::analyze::{AnalyzeReport, AnalyzeSource, DeltaspaceEstimate};
-use deltaglider::{Engine, S3Url};
+use deltaglider::{AnalyzeReport, AnalyzeSource, DeltaspaceEstimate};
+use deltaglider::{Client, S3Url};
 use indicatif::ProgressBar;
 
 use super::args::AnalyzeArgs;
@@ -14,7 +14,7 @@ use super::output::{human_size, pct};
 
 /// Runs the estimate, with a spinner while it encodes.
 pub async fn run(
-    engine: &Engine,
+    client: &Client,
     progress: &ProgressBar,
     args: &AnalyzeArgs,
 ) -> Result<AnalyzeReport> {
@@ -50,7 +50,7 @@ pub async fn run(
         super::output::escape(&args.target)
     ));
     progress.enable_steady_tick(std::time::Duration::from_millis(120));
-    let report = engine.analyze(source, args.sample as usize).await;
+    let report = client.analyze(source, args.sample as usize).await;
     progress.finish_and_clear();
     Ok(report?)
 }

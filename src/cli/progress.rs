@@ -1,4 +1,4 @@
-//! The progress display on stderr: what the engine reports (bytes hashed, encoded, uploaded,
+//! The progress display on stderr: what the client reports (bytes hashed, encoded, uploaded,
 //! rebuilt) drawn as one indicatif bar, with throughput and ETA.
 //!
 //! One file (`cp`): the bar follows the file's current phase, `encoding app.zip 45 MiB/120
@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use deltaglider::engine::{Phase, Progress};
+use deltaglider::{Phase, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Where each phase starts and ends within a file's share of a tree's bytes: hashing is a
@@ -61,7 +61,7 @@ struct Tree {
     done: usize,
 }
 
-/// The bar the engine reports to.
+/// The bar the client reports to.
 #[derive(Debug)]
 pub struct BarProgress {
     bar: ProgressBar,
@@ -81,7 +81,7 @@ fn style(template: &str) -> ProgressStyle {
 
 /// A file name short enough for a status line.
 fn short(key: &str) -> String {
-    let name = deltaglider::deltaspace::file_name(key);
+    let name = deltaglider::keys::file_name(key);
     let name = super::output::escape(name);
     if name.chars().count() > 40 {
         let tail: String = name.chars().skip(name.chars().count() - 39).collect();

@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use deltaglider::PutRequestOptions;
+use deltaglider::UserMetadata;
 use deltaglider::config::{Config, Endpoint};
-use deltaglider::engine::PutRequestOptions;
-use deltaglider::metadata::UserMetadata;
 use deltaglider::storage::{
     Encryption, MetadataDirective, ObjectHeaders, ObjectSettings, StorageProtection,
 };
@@ -75,17 +75,17 @@ pub fn put_options(object: &ObjectArgs, no_delta: bool, copy: bool) -> Result<Pu
             );
         }
     }
-    Ok(PutRequestOptions {
-        no_delta,
-        content_type: object.content_type.clone(),
-        user_metadata,
-        object: ObjectSettings {
+    let mut options = PutRequestOptions::default()
+        .no_delta(no_delta)
+        .object(ObjectSettings {
             headers,
             protection: protection(object)?,
             guess_content_type: !object.no_guess_mime_type,
             metadata_directive,
-        },
-    })
+        });
+    options.content_type = object.content_type.clone();
+    options.user_metadata = user_metadata;
+    Ok(options)
 }
 
 /// The header flags given (those a `COPY` copy does not apply).

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use deltaglider::cache::store::StoreCache;
-use deltaglider::codec::xdelta3::Xdelta3Codec;
+use deltaglider::cache::StoreCache;
+use deltaglider::codec::Xdelta3Codec;
 use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::ObjectStore;
 use deltaglider::storage::local::LocalStore;
 #[cfg(feature = "s3")]
 use deltaglider::storage::s3::{S3Settings, S3Store, TransferLimits};
-use deltaglider::{Engine, EngineSettings};
+use deltaglider::testing::{Engine, EngineSettings};
 
 fn required() -> bool {
     std::env::var("DG_REQUIRE_S3").is_ok_and(|v| !v.is_empty() && v != "0")
@@ -109,6 +109,19 @@ pub fn engine_over(store: Arc<dyn ObjectStore>) -> Engine {
         Arc::new(StoreCache::private(None).expect("cache")),
         EngineSettings::default(),
     )
+}
+
+/// A client over any store, as an application assembles one: the xdelta3 codec and a
+/// private cache, no config file.
+pub async fn client_over(store: Arc<dyn ObjectStore>) -> deltaglider::Client {
+    deltaglider::Client::builder()
+        .config_file("/dev/null")
+        .store(store)
+        .codec(Arc::new(Xdelta3Codec::default()))
+        .cache(Arc::new(StoreCache::private(None).expect("cache")))
+        .build()
+        .await
+        .expect("client")
 }
 
 /// A local store in a fresh directory with bucket `bkt` created.

@@ -24,18 +24,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deltaglider::cache::keys::CacheKey;
-use deltaglider::cache::persistent::{self, PersistentOptions};
-use deltaglider::cache::store::StoreCache;
+use deltaglider::PutRequestOptions;
+use deltaglider::cache::CacheKey;
+use deltaglider::cache::PersistentOptions;
+use deltaglider::cache::StoreCache;
 use deltaglider::cache::{
     CacheInfo, CacheWriter, FillLock, FillSlot, Lookup, ReferenceCache, VerifySummary,
 };
-use deltaglider::codec::native::NativeCodec;
-use deltaglider::engine::PutRequestOptions;
-use deltaglider::hashing::sha256_hex;
+use deltaglider::codec::NativeCodec;
 use deltaglider::storage::BucketAdmin;
 use deltaglider::storage::local::LocalStore;
-use deltaglider::{Engine, EngineSettings, Error, Result};
+use deltaglider::testing::cache::{DEFAULT_MAX_BYTES, DEFAULT_TTL};
+use deltaglider::testing::hashing::sha256_hex;
+use deltaglider::testing::{Engine, EngineSettings};
+use deltaglider::{Error, Result};
 
 const MIB: usize = 1 << 20;
 const CHUNK: usize = 256 << 10;
@@ -198,8 +200,8 @@ struct Impl {
 fn persistent_cache(root: &Path, encrypted: bool) -> StoreCache {
     StoreCache::persistent(PersistentOptions {
         root: root.to_path_buf(),
-        max_bytes: Some(persistent::DEFAULT_MAX_BYTES),
-        ttl: Some(persistent::DEFAULT_TTL),
+        max_bytes: Some(DEFAULT_MAX_BYTES),
+        ttl: Some(DEFAULT_TTL),
         unsafe_shared: false,
         signing_key: CacheKey::per_process(),
         encryption_key: encrypted.then(CacheKey::per_process),

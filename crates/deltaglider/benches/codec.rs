@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use deltaglider::codec::DeltaCodec;
-use deltaglider::codec::native::{EncodeOptions, Mapped, NativeCodec, encode};
+use deltaglider::testing::codec::{EncodeOptions, Mapped, NativeCodec, encode};
 
 const RUNS: usize = 5;
 

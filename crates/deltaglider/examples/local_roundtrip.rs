@@ -4,8 +4,8 @@
 //!     cargo run --example local_roundtrip
 
 use deltaglider::Client;
-use deltaglider::engine::PutRequestOptions;
-use deltaglider::stats::StatsMode;
+use deltaglider::PutRequestOptions;
+use deltaglider::StatsMode;
 use tokio::io::AsyncReadExt;
 
 /// A stand-in for consecutive releases: the same bytes with a few edits each time.

@@ -4,7 +4,7 @@
 //!     cargo run --example sync_directory
 
 use deltaglider::Client;
-use deltaglider::transfer::TransferOptions;
+use deltaglider::TransferOptions;
 
 #[tokio::main]
 async fn main() -> deltaglider::Result<()> {

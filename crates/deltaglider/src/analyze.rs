@@ -33,7 +33,7 @@ pub struct DeltaspaceEstimate {
     /// would miss `max_ratio`), the unsampled rest scaled by the sample's ratio, and
     /// ineligible files at full size.
     pub estimated_stored_bytes: u64,
-    /// The products of the eligible files ([`deltaspace::product_stem`] of their names), when
+    /// The products of the eligible files (`deltaspace::product_stem` of their names), when
     /// there is more than one: every file would be a delta against the first, and deltas
     /// between products are large. Empty when the deltaspace holds one product.
     pub mixed_products: Vec<String>,

@@ -23,19 +23,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::AsyncRead;
 
+use crate::analyze::{AnalyzeReport, AnalyzeSource};
 use crate::cache::ReferenceCache;
 use crate::codec::DeltaCodec;
 use crate::config::{Config, Settings};
 use crate::engine::{
-    DeleteReport, Engine, GetReport, KeyDeleted, Listing, ObjectDetails, PresignedUrl, PurgeReport,
-    PutReport, PutRequestOptions, VerifiedReader,
+    DeleteReport, Engine, GetReport, KeyDeleted, ObjectDetails, PresignedUrl, Progress,
+    PurgeReport, PutReport, PutRequestOptions, VerifiedReader, VerifyReport,
 };
 use crate::error::Result;
 use crate::stats::{BucketStats, StatsMode};
-use crate::storage::{BucketInfo, ObjectStore};
+use crate::storage::{BucketInfo, ObjectInfo, ObjectStore};
 use crate::transfer::{TransferOptions, TransferSummary};
 
+mod list;
+mod options;
 mod trees;
+
+pub use list::{ListObjectsOptions, ObjectPages};
 
 /// Bytes to store: in memory, a file, or any async reader. Each is first copied into a private
 /// unnamed temporary file (a delta needs the whole target, and the bytes hashed must be the
@@ -189,7 +194,7 @@ impl ClientBuilder {
             None => config.open_cache()?,
         };
         let engine = Engine::new(store, codec, cache, config.engine_settings());
-        Ok(Client { engine })
+        Ok(Client::from_engine(engine))
     }
 }
 
@@ -211,14 +216,17 @@ impl Client {
         ClientBuilder::default()
     }
 
-    /// Wraps an engine assembled by hand.
-    pub fn from_engine(engine: Engine) -> Self {
+    /// Wraps an assembled engine (the builder and [`Config::build_client`] assemble it).
+    pub(crate) fn from_engine(engine: Engine) -> Self {
         Client { engine }
     }
 
-    /// The engine underneath, for operations this façade does not cover.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The same client, reporting the byte progress of every upload and download (hashing,
+    /// encoding, transferring, rebuilding) to `progress`.
+    pub fn with_progress(self, progress: Arc<dyn Progress>) -> Self {
+        Client {
+            engine: self.engine.with_progress(progress),
+        }
     }
 
     /// Stores `body` as `s3://bucket/key` (as a delta when worthwhile) and reports what was
@@ -245,6 +253,29 @@ impl Client {
         }
     }
 
+    /// Stores what `reader` yields as `s3://bucket/key`, like [`Client::put_object`] with
+    /// [`Body::Reader`]; `name` names the stream in messages (`standard input`, say). With
+    /// `expected_size`, a stream of another length is refused and nothing is stored.
+    pub async fn put_object_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+        reader: impl AsyncRead + Unpin + Send,
+        name: &str,
+        expected_size: Option<u64>,
+        options: &PutRequestOptions,
+    ) -> Result<PutReport> {
+        self.engine
+            .put_reader(reader, name, expected_size, bucket, key, options)
+            .await
+    }
+
+    /// What a put to `s3://bucket/key` checks before it writes anything (the key is not
+    /// reserved, the bucket exists), without writing: a dry run fails as the put would.
+    pub async fn check_put_target(&self, bucket: &str, key: &str) -> Result<()> {
+        self.engine.check_upload_target(bucket, key).await
+    }
+
     /// Downloads `s3://bucket/key` as a stream; reading it to its end verifies it.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<VerifiedObject> {
         let (details, body) = self.engine.get_stream(bucket, key).await?;
@@ -256,14 +287,35 @@ impl Client {
         self.engine.head(bucket, key).await
     }
 
-    /// Every logical object under `prefix` (all pages), with original sizes.
-    pub async fn list_objects(
+    /// What the store records for one stored key (an [`ObjectDetails::stored_key`]): its
+    /// HTTP headers, storage class and encryption; `None` if absent.
+    pub async fn head_stored_object(
         &self,
         bucket: &str,
-        prefix: &str,
-        recursive: bool,
-    ) -> Result<Listing> {
-        self.engine.list(bucket, prefix, recursive).await
+        stored_key: &str,
+    ) -> Result<Option<ObjectInfo>> {
+        self.engine.store().head_object(bucket, stored_key).await
+    }
+
+    /// Rebuilds `s3://bucket/key` and checks it against its recorded SHA-256, writing
+    /// nothing; metadata that cannot be checked against is an error, not a report.
+    pub async fn verify_object(&self, bucket: &str, key: &str) -> Result<VerifyReport> {
+        self.engine.verify(bucket, key).await
+    }
+
+    /// Downloads `s3://bucket/key` into `out` as it is rebuilt. A mismatch found after
+    /// bytes were written is [`crate::Error::OutputDiscarded`] naming `destination` (for
+    /// messages, `stdout` say): the caller must discard what `out` received.
+    pub async fn download_to_writer<W: std::io::Write + Send + 'static>(
+        &self,
+        bucket: &str,
+        key: &str,
+        out: W,
+        destination: &str,
+    ) -> Result<GetReport> {
+        self.engine
+            .get_to_writer(bucket, key, out, destination)
+            .await
     }
 
     /// Deletes one logical object (and its reference once unused).
@@ -307,6 +359,21 @@ impl Client {
             .await
     }
 
+    /// Whether the bucket exists (S3 `HeadBucket`).
+    pub async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
+        self.engine.store().bucket_exists(bucket).await
+    }
+
+    /// Deletes every stored object in a bucket (references and internal objects included,
+    /// in batches), then the bucket; returns how many stored objects were deleted. A store
+    /// that cannot delete buckets is refused before anything is deleted.
+    pub async fn delete_bucket_and_contents(&self, bucket: &str) -> Result<usize> {
+        let admin = crate::storage::bucket_admin(&**self.engine.store())?;
+        let removed = self.engine.delete_everything(bucket).await?;
+        admin.delete_bucket(bucket).await?;
+        Ok(removed)
+    }
+
     /// Creates a bucket (on S3, in the client's region).
     pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
         crate::storage::bucket_admin(&**self.engine.store())?
@@ -343,7 +410,7 @@ impl Client {
         self.engine.purge(bucket).await
     }
 
-    /// Uploads one file.
+    /// Uploads one file with the default options (see [`Client::put_object`] for others).
     pub async fn upload_file(&self, path: &Path, bucket: &str, key: &str) -> Result<PutReport> {
         self.engine
             .put_file(path, bucket, key, &PutRequestOptions::default())
@@ -386,6 +453,12 @@ impl Client {
         self.engine.stats(bucket, prefix, mode).await
     }
 
+    /// Estimates what storing `source` as deltas would save, encoding at most `sample`
+    /// files per deltaspace; nothing is written.
+    pub async fn analyze(&self, source: AnalyzeSource<'_>, sample: usize) -> Result<AnalyzeReport> {
+        self.engine.analyze(source, sample).await
+    }
+
     /// Empties the reference cache (for long-running processes).
     pub fn clear_cache(&self) -> Result<()> {
         self.engine.cache().clear()
@@ -423,7 +496,14 @@ mod tests {
             .unwrap();
         assert_eq!(stored.original_size, 9);
         assert!(dir.path().join("store/bkt").is_dir());
-        let listed = client.list_objects("bkt", "app/", true).await.unwrap();
+        let listed = client
+            .list_all_objects(
+                "bkt",
+                "app/",
+                &ListObjectsOptions::default().recursive(true),
+            )
+            .await
+            .unwrap();
         assert_eq!(listed.objects.len(), 1);
     }
 
@@ -447,10 +527,10 @@ mod tests {
             .build()
             .await
             .expect("a client over the local store");
-        let settings = client.engine().settings();
+        let settings = client.engine.settings();
         assert_eq!(settings.max_ratio, 0.2);
         assert!(settings.policy.is_eligible("x.bin") && !settings.policy.is_eligible("x.zip"));
-        assert_eq!(client.engine().cache().info().unwrap().backend, "disabled");
+        assert_eq!(client.engine.cache().info().unwrap().backend, "disabled");
         let e = Client::builder()
             .config_file("/dev/null")
             .store(Arc::new(LocalStore::new(dir.path().join("s")).unwrap()))

@@ -8,6 +8,7 @@ pub const DELTA_SUFFIX: &str = ".delta";
 pub const INTERNAL_PREFIX: &str = ".deltaglider/";
 
 /// Extensions the Python tool delta-compresses, matched case-insensitively as suffixes.
+#[cfg(test)]
 pub const PYTHON_DELTA_EXTENSIONS: &[&str] = &[
     ".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar",
     ".dmg", ".iso", ".pkg", ".deb", ".rpm", ".apk", ".jar", ".war", ".ear",
@@ -18,6 +19,7 @@ pub const PYTHON_DELTA_EXTENSIONS: &[&str] = &[
 /// of their bytes, as `.zip` and `.jar` releases do. Eligibility only decides how this tool
 /// writes; reading never depends on it, so buckets written by the Python tool (which stores
 /// these whole) read as before.
+#[cfg(test)]
 pub const PACKAGE_DELTA_EXTENSIONS: &[&str] =
     &[".whl", ".nupkg", ".crate", ".gem", ".vsix", ".aar"];
 

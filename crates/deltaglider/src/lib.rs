@@ -11,8 +11,9 @@
 //! [`storage::ObjectStore`] (S3, local directory; bucket administration and presigning as
 //! capability traits of their own), [`codec::DeltaCodec`] (the built-in VCDIFF codec, the
 //! `xdelta3` program) and [`cache::ReferenceCache`] (process-private directory, persistent
-//! signed directory, encrypted memory LRU, none). [`engine::Engine`] applies the on-bucket
-//! format over them.
+//! signed directory, encrypted memory LRU, none); the client applies the on-bucket format
+//! over them. What the operations take and report is re-exported here; [`keys`] says how
+//! a key maps onto the format (its deltaspace, its reference).
 //!
 //! The S3 backend is the cargo feature `s3` (on by default); without it the crate works on
 //! local stores only and does not depend on the AWS SDK.
@@ -39,24 +40,41 @@
 
 #![warn(missing_docs)]
 
-pub mod analyze;
 pub mod cache;
-pub mod client;
 pub mod codec;
 pub mod config;
-pub mod deltaspace;
-pub mod engine;
-pub mod error;
-pub mod hashing;
-pub mod metadata;
-pub mod stats;
+pub mod keys;
 pub mod storage;
-mod task;
 pub mod testing;
-pub mod transfer;
-pub mod url;
 
-pub use client::{Body, Client, ClientBuilder, VerifiedObject};
-pub use engine::{Engine, EngineSettings, StoredAs};
+mod analyze;
+mod client;
+mod deltaspace;
+mod engine;
+mod error;
+mod hashing;
+mod metadata;
+mod stats;
+mod task;
+mod transfer;
+mod url;
+
+pub use client::{Body, Client, ClientBuilder, ListObjectsOptions, ObjectPages, VerifiedObject};
 pub use error::{Error, Result};
 pub use url::S3Url;
+
+// What the operations take and report.
+pub use analyze::{AnalyzeReport, AnalyzeSource, DeltaspaceEstimate};
+pub use engine::{
+    DeleteReport, GetReport, KeyDeleted, ListEntry, Listing, ObjectDetails, Phase, PresignedUrl,
+    Progress, PurgeReport, PutReport, PutRequestOptions, StoreReason, StoredAs, VerifiedReader,
+    VerifyReport,
+};
+pub use metadata::UserMetadata;
+pub use stats::{BucketStats, DeltaspaceStats, StatsMode};
+pub use transfer::filter::{FilterKind, Filters};
+pub use transfer::plan::CompareOptions;
+pub use transfer::{
+    DeleteTreeOptions, DeleteTreeReport, EventSink, Location, MigrateOptions, MigrationPlan,
+    MoveOptions, Moved, TransferEvent, TransferOptions, TransferSummary,
+};

@@ -63,7 +63,7 @@ pub struct DgMetadata {
     pub delta_size: Option<u64>,
     /// The codec command line that made the delta (`dg-delta-cmd`); informational only.
     pub delta_cmd: Option<String>,
-    /// [`NOTE_REFERENCE`] on references, [`NOTE_ZERO_DIFF`] on zero-diff deltas (`dg-note`).
+    /// `NOTE_REFERENCE` on references, `NOTE_ZERO_DIFF` on zero-diff deltas (`dg-note`).
     pub note: Option<String>,
     /// `none` on direct objects (`dg-compression`).
     pub compression: Option<String>,

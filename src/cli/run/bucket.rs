@@ -1,7 +1,6 @@
 //! `mb` and `rb`.
 
 use super::*;
-use deltaglider::storage::bucket_admin;
 
 pub(super) fn bucket_only(s: &str) -> Result<String> {
     let url = parse_s3(s)?;
@@ -13,11 +12,9 @@ pub(super) fn bucket_only(s: &str) -> Result<String> {
     Ok(url.bucket)
 }
 
-pub(super) async fn mb(engine: &Engine, p: &Printer, args: BucketArgs) -> Result<()> {
+pub(super) async fn mb(client: &Client, p: &Printer, args: BucketArgs) -> Result<()> {
     let bucket = bucket_only(&args.bucket)?;
-    bucket_admin(&**engine.store())?
-        .create_bucket(&bucket)
-        .await?;
+    client.create_bucket(&bucket).await?;
     p.show(&Doc {
         json: json!({ "bucket": bucket, "created": true }),
         text: |out: &dyn Text| out.line(&format!("make_bucket: {bucket}")),
@@ -25,18 +22,19 @@ pub(super) async fn mb(engine: &Engine, p: &Printer, args: BucketArgs) -> Result
     Ok(())
 }
 
-pub(super) async fn rb(engine: &Engine, p: &Printer, args: RbArgs) -> Result<()> {
+pub(super) async fn rb(client: &Client, p: &Printer, args: RbArgs) -> Result<()> {
     let bucket = bucket_only(&args.bucket)?;
-    // Before `--force` empties anything: a store that cannot delete buckets is refused now.
-    let admin = bucket_admin(&**engine.store())?;
-    if args.force {
-        let removed = engine.delete_everything(&bucket).await?;
-        p.show(&TextOnly(|out: &dyn Text| {
+    // With `--force`, a store that cannot delete buckets is refused before anything goes.
+    let deleted = if args.force {
+        client.delete_bucket_and_contents(&bucket).await.map(Some)
+    } else {
+        client.delete_bucket(&bucket).await.map(|()| None)
+    };
+    match deleted {
+        Ok(Some(removed)) => p.show(&TextOnly(|out: &dyn Text| {
             out.line(&format!("deleted {removed} objects from {bucket}"))
-        }));
-    }
-    match admin.delete_bucket(&bucket).await {
-        Ok(()) => {}
+        })),
+        Ok(None) => {}
         Err(deltaglider::Error::BucketNotEmpty(_)) => bail!(
             "bucket '{bucket}' is not empty; `deltaglider rb --force s3://{bucket}` deletes \
              everything in it, then the bucket"

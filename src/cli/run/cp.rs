@@ -7,7 +7,7 @@ pub(super) fn describe_put(r: &PutReport) -> String {
         StoredAs::Delta if r.created_reference => format!(
             "(new reference for s3://{}/{}, {})",
             r.bucket,
-            deltaglider::deltaspace::reference_key_for(&r.key),
+            deltaglider::keys::reference_key(&r.key),
             human_size(r.original_size)
         ),
         StoredAs::Delta => format!(
@@ -24,14 +24,14 @@ pub(super) fn describe_put(r: &PutReport) -> String {
     }
 }
 
-pub(super) async fn cp(engine: &Engine, p: &Printer, args: CpArgs) -> Result<()> {
-    copy_one(engine, p, args, false).await
+pub(super) async fn cp(client: &Client, p: &Printer, args: CpArgs) -> Result<()> {
+    copy_one(client, p, args, false).await
 }
 
 /// One file or object: copied, or with `moving` moved (the source goes once the copy is
 /// stored; a source that had to be kept fails the command after the copy is shown).
 pub(super) async fn copy_one(
-    engine: &Engine,
+    client: &Client,
     p: &Printer,
     args: CpArgs,
     moving: bool,
@@ -52,7 +52,7 @@ pub(super) async fn copy_one(
                 )));
             }
             if args.transfer.dryrun {
-                engine.check_upload_target(&dest.bucket, &dest.key).await?;
+                client.check_put_target(&dest.bucket, &dest.key).await?;
                 p.show(&TextOnly(|out: &dyn Text| {
                     out.line(&format!(
                         "(dryrun) {}: - to s3://{}/{}",
@@ -63,13 +63,13 @@ pub(super) async fn copy_one(
                 }));
                 return Ok(());
             }
-            let report = engine
-                .put_reader(
+            let report = client
+                .put_object_stream(
+                    &dest.bucket,
+                    &dest.key,
                     tokio::io::stdin(),
                     "standard input",
                     args.expected_size,
-                    &dest.bucket,
-                    &dest.key,
                     &options,
                 )
                 .await?;
@@ -104,7 +104,7 @@ pub(super) async fn copy_one(
                 // Everything an upload checks before it writes, and nothing else.
                 std::fs::File::open(&src)
                     .with_context(|| format!("cannot read source file {}", src.display()))?;
-                engine.check_upload_target(&dest.bucket, &key).await?;
+                client.check_put_target(&dest.bucket, &key).await?;
                 let to = format!("s3://{}/{key}", dest.bucket);
                 p.show(&Doc {
                     json: TransferEvent::WouldCopy {
@@ -126,7 +126,7 @@ pub(super) async fn copy_one(
                 src.display()
             ));
             let report = if moving {
-                engine
+                client
                     .move_file(&src, &dest.bucket, &key, &options)
                     .await
                     .map(|m| {
@@ -134,7 +134,9 @@ pub(super) async fn copy_one(
                         m.copy
                     })
             } else {
-                engine.put_file(&src, &dest.bucket, &key, &options).await
+                client
+                    .put_object(&dest.bucket, &key, src.as_path(), &options)
+                    .await
             };
             p.done();
             let report = report?;
@@ -163,14 +165,14 @@ pub(super) async fn copy_one(
             }
             if args.destination == "-" {
                 // The verified bytes alone on stdout, streamed as they are rebuilt.
-                engine
-                    .get_to_writer(&src.bucket, &src.key, std::io::stdout(), "stdout")
+                client
+                    .download_to_writer(&src.bucket, &src.key, std::io::stdout(), "stdout")
                     .await?;
                 return Ok(());
             }
             let dest = local_destination(&src, &args.destination);
             if args.transfer.dryrun {
-                engine.head(&src.bucket, &src.key).await?;
+                client.head_object(&src.bucket, &src.key).await?;
                 p.show(&Doc {
                     json: TransferEvent::WouldCopy {
                         from: src.to_string(),
@@ -194,7 +196,7 @@ pub(super) async fn copy_one(
                 "fetching {src} (downloading, rebuilding, verifying)"
             ));
             let report = if moving {
-                engine
+                client
                     .move_to_file(&src.bucket, &src.key, &dest)
                     .await
                     .map(|m| {
@@ -202,7 +204,7 @@ pub(super) async fn copy_one(
                         m.copy
                     })
             } else {
-                engine.get_to_file(&src.bucket, &src.key, &dest).await
+                client.download_file(&src.bucket, &src.key, &dest).await
             };
             p.done();
             let report = report?;
@@ -232,15 +234,15 @@ pub(super) async fn copy_one(
                     "{src} names a prefix, not an object (use --recursive)"
                 )));
             }
-            let name = deltaglider::deltaspace::file_name(&src.key).to_string();
+            let name = deltaglider::keys::file_name(&src.key).to_string();
             let key = if dest.is_dir_like() {
                 format!("{}{}", dest.key, name)
             } else {
                 dest.key.clone()
             };
             if args.transfer.dryrun {
-                engine.head(&src.bucket, &src.key).await?;
-                engine.check_upload_target(&dest.bucket, &key).await?;
+                client.head_object(&src.bucket, &src.key).await?;
+                client.check_put_target(&dest.bucket, &key).await?;
                 let to = format!("s3://{}/{key}", dest.bucket);
                 p.show(&Doc {
                     json: TransferEvent::WouldCopy {
@@ -254,13 +256,13 @@ pub(super) async fn copy_one(
                 return Ok(());
             }
             let report = if moving {
-                let m = engine
+                let m = client
                     .move_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
                     .await?;
                 kept = m.source_kept;
                 m.copy
             } else {
-                engine
+                client
                     .copy_object(&src.bucket, &src.key, &dest.bucket, &key, &options)
                     .await?
             };
@@ -311,7 +313,7 @@ pub(super) fn object_key_for_upload(dest: &S3Url, src: &Path) -> Result<String> 
 
 /// AWS semantics: an existing directory or a path ending in `/` receives the object's name.
 pub(super) fn local_destination(src: &S3Url, dest: &str) -> PathBuf {
-    let name = deltaglider::deltaspace::file_name(&src.key);
+    let name = deltaglider::keys::file_name(&src.key);
     let path = PathBuf::from(dest);
     if dest.ends_with('/') || path.is_dir() {
         path.join(name)
@@ -326,32 +328,31 @@ pub(super) fn transfer_options(
     compare: CompareOptions,
     put: PutRequestOptions,
 ) -> TransferOptions {
-    TransferOptions {
-        compare,
-        filters,
-        dry_run: t.dryrun,
-        concurrency: concurrency(t),
-        put,
-        follow_symlinks: !t.no_follow_symlinks,
-    }
+    TransferOptions::default()
+        .compare(compare)
+        .filters(filters)
+        .dry_run(t.dryrun)
+        .concurrency(concurrency(t))
+        .put(put)
+        .follow_symlinks(!t.no_follow_symlinks)
 }
 
 /// `--concurrency`, or one file per core.
 pub(super) fn concurrency(t: &TransferArgs) -> usize {
     t.concurrency
-        .unwrap_or_else(deltaglider::transfer::default_concurrency)
+        .unwrap_or_else(|| TransferOptions::default().concurrency)
 }
 
 /// Runs a tree transfer in the direction the two arguments imply.
 pub(super) async fn tree(
-    engine: &Engine,
+    client: &Client,
     p: &Printer,
     source: &str,
     destination: &str,
     options: &TransferOptions,
 ) -> Result<TransferSummary> {
     let (from, to) = locations(source, destination)?;
-    Ok(engine
+    Ok(client
         .transfer_tree(&from, &to, options, &event_printer(p))
         .await?)
 }
@@ -386,7 +387,7 @@ pub(super) fn locations(source: &str, destination: &str) -> Result<(Location, Lo
 }
 
 pub(super) async fn cp_recursive(
-    engine: &Engine,
+    client: &Client,
     p: &Printer,
     args: CpArgs,
     filters: Filters,
@@ -396,19 +397,13 @@ pub(super) async fn cp_recursive(
         args.no_delta,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
-    let compare = CompareOptions {
-        always_copy: true,
-        ..Default::default()
-    };
+    let compare = CompareOptions::default().always_copy(true);
     let options = transfer_options(&args.transfer, filters, compare, put);
-    let summary = tree(engine, p, &args.source, &args.destination, &options).await?;
+    let summary = tree(client, p, &args.source, &args.destination, &options).await?;
     finish(p, "cp", options.dry_run, &summary)
 }
 
 /// Upload options from the flags every storing command shares.
 pub(super) fn put_options(no_delta: bool) -> PutRequestOptions {
-    PutRequestOptions {
-        no_delta,
-        ..Default::default()
-    }
+    PutRequestOptions::default().no_delta(no_delta)
 }

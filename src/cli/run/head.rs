@@ -1,19 +1,18 @@
 //! `head`: what is stored for one object, with the properties its writer set.
 
 use super::*;
-use deltaglider::engine::ObjectDetails;
+use deltaglider::ObjectDetails;
 use deltaglider::storage::{Encryption, ObjectInfo};
 
 /// `head`: what is stored for one object, with the properties its writer set.
-pub(super) async fn head(engine: &Engine, args: HeadArgs) -> Result<Head> {
+pub(super) async fn head(client: &Client, args: HeadArgs) -> Result<Head> {
     let url = S3Url::parse(&args.target)?;
     if url.is_dir_like() {
         bail!("{url} names a prefix, not an object");
     }
-    let details = engine.head(&url.bucket, &url.key).await?;
-    let stored = engine
-        .store()
-        .head_object(&url.bucket, &details.stored_key)
+    let details = client.head_object(&url.bucket, &url.key).await?;
+    let stored = client
+        .head_stored_object(&url.bucket, &details.stored_key)
         .await?
         .ok_or_else(|| deltaglider::Error::NotFound {
             bucket: url.bucket.clone(),

@@ -2,10 +2,10 @@
 //! library plans and copies, the command shows the plan and asks before copying.
 
 use super::*;
-use deltaglider::transfer::MigrationPlan;
+use deltaglider::MigrationPlan;
 
 pub(super) async fn migrate(
-    engine: &Engine,
+    client: &Client,
     p: &Printer,
     args: MigrateArgs,
     filters: Filters,
@@ -16,17 +16,17 @@ pub(super) async fn migrate(
         .filters(filters)
         .concurrency(
             args.concurrency
-                .unwrap_or_else(deltaglider::transfer::default_concurrency),
+                .unwrap_or_else(|| TransferOptions::default().concurrency),
         )
         .put(put_options(args.no_delta));
-    let plan = engine.plan_migration(&src, &dest, &options).await?;
+    let plan = client.plan_migration(&src, &dest, &options).await?;
     p.show(&Planned {
         plan: &plan,
         dry_run: args.dry_run,
     });
     if args.dry_run {
         let options = options.dry_run(true);
-        let summary = engine.migrate(&plan, &options, &event_printer(p)).await?;
+        let summary = client.migrate(&plan, &options, &event_printer(p)).await?;
         return finish(p, "migrate", true, &summary);
     }
     if plan.to_copy == 0 {
@@ -35,7 +35,7 @@ pub(super) async fn migrate(
     if !args.yes {
         confirm(plan.to_copy)?;
     }
-    let summary = engine.migrate(&plan, &options, &event_printer(p)).await?;
+    let summary = client.migrate(&plan, &options, &event_printer(p)).await?;
     finish(p, "migrate", false, &summary)
 }
 

@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use deltaglider::config::Config;
-use deltaglider::engine::{PutReport, PutRequestOptions};
-use deltaglider::{Engine, S3Url, StoredAs};
+use deltaglider::{Client, S3Url, StoredAs};
+use deltaglider::{PutReport, PutRequestOptions};
 use serde_json::json;
 
-use deltaglider::transfer::filter::{FilterKind, Filters};
-use deltaglider::transfer::plan::CompareOptions;
-use deltaglider::transfer::{
+use deltaglider::{CompareOptions, FilterKind, Filters};
+use deltaglider::{
     DeleteTreeOptions, Location, MigrateOptions, MoveOptions, TransferEvent, TransferOptions,
     TransferSummary,
 };
@@ -57,34 +56,34 @@ use sync::*;
 use verify::*;
 
 /// Runs the command.
-pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -> Result<()> {
+pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, client: Client) -> Result<()> {
     let mut printer = Printer::new(
         cli.global.json,
         cli.global.quiet,
         cli.global.connection.no_progress,
     );
     printer.moving = matches!(cli.command, Command::Mv(_));
-    let engine = if printer.progress.is_hidden() {
-        engine
+    let client = if printer.progress.is_hidden() {
+        client
     } else {
-        engine.with_progress(printer.reporter.clone())
+        client.with_progress(printer.reporter.clone())
     };
     let filters = Filters::new(filters)?;
     match cli.command {
-        Command::Cp(args) if args.recursive => cp_recursive(&engine, &printer, args, filters).await,
-        Command::Cp(args) => cp(&engine, &printer, args).await,
-        Command::Sync(args) => sync(&engine, &printer, args, filters).await,
-        Command::Mv(args) => mv(&engine, &printer, args, filters).await,
+        Command::Cp(args) if args.recursive => cp_recursive(&client, &printer, args, filters).await,
+        Command::Cp(args) => cp(&client, &printer, args).await,
+        Command::Sync(args) => sync(&client, &printer, args, filters).await,
+        Command::Mv(args) => mv(&client, &printer, args, filters).await,
         Command::Head(args) => {
-            let head = head(&engine, args).await?;
+            let head = head(&client, args).await?;
             printer.show(&head);
             Ok(())
         }
-        Command::Stats(args) => stats(&engine, &printer, args).await,
-        Command::Presign(args) => presign(&engine, &printer, args).await,
+        Command::Stats(args) => stats(&client, &printer, args).await,
+        Command::Presign(args) => presign(&client, &printer, args).await,
         Command::Analyze(args) => {
             let limit = (!args.all).then_some(args.top);
-            let report = super::analyze::run(&engine, &printer.progress, &args).await?;
+            let report = super::analyze::run(&client, &printer.progress, &args).await?;
             printer.show(&Doc {
                 json: &report,
                 text: |out: &dyn Text| {
@@ -98,17 +97,17 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, engine: Engine) -
             });
             Ok(())
         }
-        Command::Purge(args) => purge(&engine, &printer, args).await,
+        Command::Purge(args) => purge(&client, &printer, args).await,
         Command::Completions(_) | Command::Cache(_) => {
-            unreachable!("handled before the engine is built")
+            unreachable!("handled before the client is built")
         }
-        Command::Migrate(args) => migrate(&engine, &printer, args, filters).await,
-        Command::Ls(args) => ls(&engine, &printer, args).await,
-        Command::Rm(args) if args.recursive => rm_recursive(&engine, &printer, args, filters).await,
-        Command::Rm(args) => rm(&engine, &printer, args).await,
-        Command::Verify(args) => verify(&engine, &printer, args).await,
-        Command::Mb(args) => mb(&engine, &printer, args).await,
-        Command::Rb(args) => rb(&engine, &printer, args).await,
+        Command::Migrate(args) => migrate(&client, &printer, args, filters).await,
+        Command::Ls(args) => ls(&client, &printer, args).await,
+        Command::Rm(args) if args.recursive => rm_recursive(&client, &printer, args, filters).await,
+        Command::Rm(args) => rm(&client, &printer, args).await,
+        Command::Verify(args) => verify(&client, &printer, args).await,
+        Command::Mb(args) => mb(&client, &printer, args).await,
+        Command::Rb(args) => rb(&client, &printer, args).await,
     }
 }
 

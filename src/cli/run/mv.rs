@@ -2,9 +2,9 @@
 
 use super::*;
 
-pub(super) async fn mv(engine: &Engine, p: &Printer, args: MvArgs, filters: Filters) -> Result<()> {
+pub(super) async fn mv(client: &Client, p: &Printer, args: MvArgs, filters: Filters) -> Result<()> {
     if args.recursive {
-        return mv_recursive(engine, p, args, filters).await;
+        return mv_recursive(client, p, args, filters).await;
     }
     if args.source == "-" || args.destination == "-" {
         return Err(usage("mv cannot move standard input or output; use cp"));
@@ -21,12 +21,12 @@ pub(super) async fn mv(engine: &Engine, p: &Printer, args: MvArgs, filters: Filt
         expected_size: None,
         object: args.object,
     };
-    copy_one(engine, p, copy, true).await
+    copy_one(client, p, copy, true).await
 }
 
 /// `mv -r`: `cp -r`, then each source file or object goes once its copy is stored.
 pub(super) async fn mv_recursive(
-    engine: &Engine,
+    client: &Client,
     p: &Printer,
     args: MvArgs,
     filters: Filters,
@@ -43,7 +43,7 @@ pub(super) async fn mv_recursive(
         .put(put)
         .follow_symlinks(!args.transfer.no_follow_symlinks);
     let (from, to) = locations(&args.source, &args.destination)?;
-    let summary = engine
+    let summary = client
         .move_tree(&from, &to, &options, &event_printer(p))
         .await?;
     finish(p, "mv", options.dry_run, &summary)

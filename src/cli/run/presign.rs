@@ -2,10 +2,10 @@
 
 use super::*;
 
-pub(super) async fn presign(engine: &Engine, p: &Printer, args: PresignArgs) -> Result<()> {
+pub(super) async fn presign(client: &Client, p: &Printer, args: PresignArgs) -> Result<()> {
     let url = parse_s3(&args.target)?;
-    let signed = engine
-        .presign_get(
+    let signed = client
+        .presigned_get_url(
             &url.bucket,
             &url.key,
             std::time::Duration::from_secs(args.expires_in),
@@ -19,9 +19,9 @@ pub(super) async fn presign(engine: &Engine, p: &Printer, args: PresignArgs) -> 
     Ok(())
 }
 
-pub(super) async fn purge(engine: &Engine, p: &Printer, args: PurgeArgs) -> Result<()> {
+pub(super) async fn purge(client: &Client, p: &Printer, args: PurgeArgs) -> Result<()> {
     let url = bucket_and_prefix(&args.bucket)?;
-    let report = engine.purge(&url.bucket).await?;
+    let report = client.purge(&url.bucket).await?;
     p.show(&Doc {
         json: &report,
         text: |out: &dyn Text| purged(out, &url.bucket, &report),
@@ -29,7 +29,7 @@ pub(super) async fn purge(engine: &Engine, p: &Printer, args: PurgeArgs) -> Resu
     Ok(())
 }
 
-fn purged(out: &dyn Text, bucket: &str, report: &deltaglider::engine::PurgeReport) {
+fn purged(out: &dyn Text, bucket: &str, report: &deltaglider::PurgeReport) {
     for key in report
         .deleted
         .iter()

@@ -2,13 +2,13 @@
 
 use super::*;
 
-/// Settings the command needs besides the engine.
+/// Settings the command needs besides the client.
 pub(super) struct Printer {
     pub(super) json: bool,
     pub(super) quiet: bool,
     /// Progress on stderr; hidden unless stderr is a terminal and output is for people.
     pub(super) progress: ProgressBar,
-    /// What the engine reports goes to `progress` through it.
+    /// What the client reports goes to `progress` through it.
     pub(super) reporter: std::sync::Arc<crate::cli::progress::BarProgress>,
     /// `mv`: transfer lines say `move`.
     pub(super) moving: bool,

@@ -2,14 +2,14 @@
 
 use super::*;
 
-pub(super) async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()> {
+pub(super) async fn rm(client: &Client, p: &Printer, args: RmArgs) -> Result<()> {
     let url = parse_s3(&args.target)?;
     if url.is_dir_like() {
         return Err(usage(format!(
             "{url} names a prefix, not an object (use --recursive)"
         )));
     }
-    if deltaglider::deltaspace::file_name(&url.key) == deltaglider::deltaspace::REFERENCE_NAME {
+    if deltaglider::keys::is_reference(&url.key) {
         return Err(deltaglider::Error::InvalidKey {
             bucket: url.bucket,
             key: url.key,
@@ -18,7 +18,7 @@ pub(super) async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()>
         .into());
     }
     if args.dryrun {
-        let exists = match engine.head(&url.bucket, &url.key).await {
+        let exists = match client.head_object(&url.bucket, &url.key).await {
             Ok(_) => true,
             Err(deltaglider::Error::NotFound { .. }) if !args.fail_if_missing => false,
             Err(e) => return Err(e.into()),
@@ -38,12 +38,12 @@ pub(super) async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()>
         });
         return Ok(());
     }
-    let report = match engine.delete(&url.bucket, &url.key).await {
+    let report = match client.delete_object(&url.bucket, &url.key).await {
         Ok(r) => r,
         // `aws s3 rm` of a missing key succeeds: the object is gone either way.
         Err(deltaglider::Error::NotFound { .. }) if !args.fail_if_missing => {
             p.show(&Doc {
-                json: deltaglider::engine::DeleteReport {
+                json: deltaglider::DeleteReport {
                     bucket: url.bucket.clone(),
                     key: url.key.clone(),
                     deleted: Vec::new(),
@@ -71,7 +71,7 @@ pub(super) async fn rm(engine: &Engine, p: &Printer, args: RmArgs) -> Result<()>
 }
 
 pub(super) async fn rm_recursive(
-    engine: &Engine,
+    client: &Client,
     p: &Printer,
     args: RmArgs,
     filters: Filters,
@@ -80,7 +80,7 @@ pub(super) async fn rm_recursive(
     let options = DeleteTreeOptions::default()
         .filters(filters)
         .dry_run(args.dryrun);
-    let report = engine
+    let report = client
         .delete_tree(&url.bucket, &url.key, &options, &event_printer(p))
         .await?;
     finish(p, "rm", args.dryrun, &report.summary)

@@ -2,14 +2,14 @@
 
 use super::*;
 
-pub(super) async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Result<()> {
+pub(super) async fn stats(client: &Client, p: &Printer, args: StatsArgs) -> Result<()> {
     let url = bucket_and_prefix(&args.target)?;
     let mode = if args.sampled {
-        deltaglider::stats::StatsMode::Sampled { per_deltaspace: 8 }
+        deltaglider::StatsMode::Sampled { per_deltaspace: 8 }
     } else {
-        deltaglider::stats::StatsMode::Exact
+        deltaglider::StatsMode::Exact
     };
-    let mut s = engine.stats(&url.bucket, &url.key, mode).await?;
+    let mut s = client.stats(&url.bucket, &url.key, mode).await?;
     if !args.detailed {
         s.deltaspaces.clear();
     }
@@ -20,7 +20,7 @@ pub(super) async fn stats(engine: &Engine, p: &Printer, args: StatsArgs) -> Resu
     Ok(())
 }
 
-fn lines(out: &dyn Text, s: &deltaglider::stats::BucketStats, detailed: bool) {
+fn lines(out: &dyn Text, s: &deltaglider::BucketStats, detailed: bool) {
     let approx = if s.estimated {
         " (estimated from a sample)"
     } else {

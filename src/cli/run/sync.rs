@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) async fn sync(
-    engine: &Engine,
+    client: &Client,
     p: &Printer,
     args: SyncArgs,
     filters: Filters,
@@ -13,13 +13,11 @@ pub(super) async fn sync(
         args.no_delta,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
-    let compare = CompareOptions {
-        size_only: args.size_only,
-        exact_timestamps: args.exact_timestamps,
-        delete: args.delete,
-        always_copy: false,
-    };
+    let compare = CompareOptions::default()
+        .size_only(args.size_only)
+        .exact_timestamps(args.exact_timestamps)
+        .delete(args.delete);
     let options = transfer_options(&args.transfer, filters, compare, put);
-    let summary = tree(engine, p, &args.source, &args.destination, &options).await?;
+    let summary = tree(client, p, &args.source, &args.destination, &options).await?;
     finish(p, "sync", options.dry_run, &summary)
 }

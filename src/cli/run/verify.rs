@@ -2,9 +2,9 @@
 
 use super::*;
 
-pub(super) async fn verify(engine: &Engine, p: &Printer, args: VerifyArgs) -> Result<()> {
+pub(super) async fn verify(client: &Client, p: &Printer, args: VerifyArgs) -> Result<()> {
     let url = parse_s3(&args.target)?;
-    let report = engine.verify(&url.bucket, &url.key).await?;
+    let report = client.verify_object(&url.bucket, &url.key).await?;
     p.show(&Doc {
         json: &report,
         text: |out: &dyn Text| match (&report.expected_sha256, report.valid) {

@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn xdelta3_reads_the_sealed_memfd_reference() {
         use crate::codec::DeltaCodec;
-        let codec = crate::codec::xdelta3::Xdelta3Codec::default();
+        let codec = crate::codec::Xdelta3Codec::default();
         if codec.check_available().is_err() {
             eprintln!("xdelta3 not installed; skipped");
             return;

@@ -15,7 +15,7 @@
 //! | constructor | stack (top to bottom) |
 //! | --- | --- |
 //! | `StoreCache::private` (default) | `StoreCache` → (`Encrypted` →) `DirStore` in a private temp dir |
-//! | `StoreCache::persistent` (`DG_CACHE_DIR`) | `StoreCache` → (`Encrypted` →) `Signed` → `DirStore`, watched by [`monitor::IntegrityMonitor`] |
+//! | `StoreCache::persistent` (`DG_CACHE_DIR`) | `StoreCache` → (`Encrypted` →) `Signed` → `DirStore`, watched by `monitor::IntegrityMonitor` |
 //! | `StoreCache::memory` (`DG_CACHE_BACKEND=memory`) | `StoreCache` → `Encrypted` → `MemoryStore` |
 //! | [`disabled::NoCache`] (`DG_NO_CACHE`) | none |
 //!
@@ -23,25 +23,25 @@
 //! ciphertext) plus `ab/cd/<sha256>.rec` (a fixed-size [`record::Record`]: sha256, size,
 //! created, expires, writer uid, flags, signing key id and MAC). [`signed::Signed`]
 //! authenticates that record with HMAC-SHA-256; [`encrypted::Encrypted`] turns the bytes into
-//! segmented XChaCha20-Poly1305 ([`segments`]) bound to the content hash. The wrappers are
+//! segmented XChaCha20-Poly1305 (`segments`) bound to the content hash. The wrappers are
 //! compiled with `#[deny(clippy::missing_trait_methods)]` and the traits have no default
 //! methods, so a layer cannot silently drop what the layer below does (its fill lock, say).
 //! docs/cache.md says which threat each layer stops.
 
-pub mod dir_store;
-pub mod disabled;
-pub mod encrypted;
-pub mod ephemeral;
-pub mod keys;
-pub mod memory;
+pub(crate) mod dir_store;
+pub(crate) mod disabled;
+pub(crate) mod encrypted;
+pub(crate) mod ephemeral;
+pub(crate) mod keys;
+pub(crate) mod memory;
 pub mod migrate;
-pub mod monitor;
-pub mod persistent;
-pub mod record;
-pub mod secure_fs;
-pub mod segments;
-pub mod signed;
-pub mod store;
+pub(crate) mod monitor;
+pub(crate) mod persistent;
+pub(crate) mod record;
+pub(crate) mod secure_fs;
+pub(crate) mod segments;
+pub(crate) mod signed;
+pub(crate) mod store;
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -52,7 +52,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::hashing::HashingWriter;
 
-pub use keys::KeySource;
+pub use disabled::NoCache;
+pub use keys::{CacheKey, KeySource};
+pub use persistent::PersistentOptions;
+pub use store::StoreCache;
 
 /// A store of verified reference files, keyed by content hash: the seam the engine sees.
 ///

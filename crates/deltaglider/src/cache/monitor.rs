@@ -8,7 +8,7 @@
 //! changes an entry in place — entries are written under temporary names and renamed into
 //! place, and use is recorded in the record's access time, which is not reported as an
 //! attribute change — so in-place changes are foreign whoever made them; a deletion is
-//! foreign unless this process noted it ([`DirStore::own_changes`], within [`OWN_WINDOW`]).
+//! foreign unless this process noted it ([`DirStore::own_changes`], within `OWN_WINDOW`).
 //! New entries appearing (another run publishing into the shared cache) are not events.
 //! Lookups re-verify every entry anyway; the monitor adds detection and logging of tampering
 //! between lookups, and of tampering with a file while it is being used.
@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use notify::event::{EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-pub use super::dir_store::OWN_WINDOW;
 use super::dir_store::{DirStore, RECORD_SUFFIX};
 use super::is_sha;
 use crate::error::{Error, Result};

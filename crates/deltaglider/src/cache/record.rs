@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | 0 | 4 | magic `DGRC` |
 //! | 4 | 1 | version (1) |
-//! | 5 | 1 | flags ([`FLAG_ENCRYPTED`], [`FLAG_SIGNED`]) |
+//! | 5 | 1 | flags (`FLAG_ENCRYPTED`, `FLAG_SIGNED`) |
 //! | 6 | 2 | reserved, zero |
 //! | 8 | 32 | SHA-256 of the plaintext (the entry's name) |
 //! | 40 | 8 | size of the stored bytes (ciphertext size if encrypted) |
@@ -35,7 +35,7 @@ const KNOWN_FLAGS: u8 = FLAG_ENCRYPTED | FLAG_SIGNED;
 pub struct Record {
     /// SHA-256 of the plaintext: the entry's name.
     pub sha256: [u8; 32],
-    /// Length of the stored bytes (ciphertext length if [`FLAG_ENCRYPTED`]).
+    /// Length of the stored bytes (ciphertext length if `FLAG_ENCRYPTED`).
     pub size: u64,
     /// Creation time, Unix seconds.
     pub created: u64,
@@ -43,9 +43,9 @@ pub struct Record {
     pub expires: u64,
     /// Effective uid of the writer; a signed record naming another uid is refused.
     pub uid: u32,
-    /// [`FLAG_ENCRYPTED`] and/or [`FLAG_SIGNED`]; other bits are rejected by [`Record::decode`].
+    /// `FLAG_ENCRYPTED` and/or `FLAG_SIGNED`; other bits are rejected by [`Record::decode`].
     pub flags: u8,
-    /// Id of the signing key ([`SecretBytes::id`](super::keys::SecretBytes::id)); zero if
+    /// Id of the signing key (`SecretBytes::id`); zero if
     /// unsigned.
     pub key_id: [u8; 8],
     /// HMAC-SHA-256 over [`Record::signed_bytes`]; zero if unsigned.
@@ -64,7 +64,7 @@ pub enum RecordError {
     /// A version other than 1.
     #[error("record version {0} is not supported")]
     Version(u8),
-    /// Flag bits beyond [`FLAG_ENCRYPTED`] and [`FLAG_SIGNED`] (the whole flags byte).
+    /// Flag bits beyond `FLAG_ENCRYPTED` and `FLAG_SIGNED` (the whole flags byte).
     #[error("record has unknown flags {0:#04x}")]
     Flags(u8),
     /// Bytes 6..8 are not zero.

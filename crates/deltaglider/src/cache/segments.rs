@@ -65,6 +65,7 @@ pub enum SegmentError {
 }
 
 /// Length of the ciphertext for `plaintext` bytes at the given segment size.
+#[cfg(test)]
 pub fn ciphertext_len(plaintext: u64, segment_log2: u8) -> u64 {
     let seg = 1u64 << segment_log2;
     let segments = plaintext.div_ceil(seg).max(1);

@@ -176,6 +176,7 @@ impl FileIdentity {
 
 impl StoreCache {
     /// `backend` names the cache in `cache info`; `ttl` is written into each new record.
+    #[doc(hidden)] // Over the cache's internal layers: for the project's tests.
     pub fn new(
         store: Arc<dyn EntryStore>,
         ttl: Option<Duration>,
@@ -223,6 +224,7 @@ impl StoreCache {
 
     /// The directory store at the bottom (paths, invalidation state), for the file-system
     /// caches. Paths are for diagnostics and tests: the cache never opens an entry by name.
+    #[doc(hidden)] // Over the cache's internal layers: for the project's tests.
     pub fn dir_store(&self) -> Option<&DirStore> {
         self.dir.as_ref()
     }
@@ -233,17 +235,13 @@ impl StoreCache {
     }
 
     /// The integrity monitor, if running.
+    #[doc(hidden)] // Over the cache's internal layers: for the project's tests.
     pub fn monitor(&self) -> Option<&IntegrityMonitor> {
         self.monitor.as_ref()
     }
 
     fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, FileIdentity>> {
         self.verified.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The top of the store stack below this cache.
-    pub fn store(&self) -> &Arc<dyn EntryStore> {
-        &self.store
     }
 
     fn reject(&self, sha: &str, why: &str) -> Result<Option<File>> {

@@ -3,9 +3,12 @@
 //! Codecs take open, already-verified file handles, never paths: the reference a codec reads
 //! is exactly the file whose hash the caller checked.
 
-pub mod native;
-pub mod vcdiff_header;
-pub mod xdelta3;
+pub(crate) mod native;
+pub(crate) mod vcdiff_header;
+pub(crate) mod xdelta3;
+
+pub use native::NativeCodec;
+pub use xdelta3::Xdelta3Codec;
 
 use std::fs::File;
 use std::io::Write;
@@ -48,7 +51,7 @@ pub trait DeltaCodec: Send + Sync + std::fmt::Debug {
 
 /// Reads the VCDIFF file header at the start of `delta` (with `pread`: the handle's
 /// position is left alone). `operation` names the step in the error.
-pub fn read_header(delta: &File, operation: &str) -> Result<VcdiffHeader> {
+pub(crate) fn read_header(delta: &File, operation: &str) -> Result<VcdiffHeader> {
     // Large enough for any application header the parser accepts.
     let mut head = vec![0u8; 128 * 1024];
     let n = delta
@@ -63,7 +66,7 @@ pub fn read_header(delta: &File, operation: &str) -> Result<VcdiffHeader> {
 /// The program that must recompress what `delta` rebuilds (a delta xdelta3 made of
 /// externally decompressed data), or `None`; for the error that says why a rebuilt file
 /// does not match. A malformed header is the decoder's to report, so it gives `None` here.
-pub fn recompressed_with(delta: &File) -> Option<&'static str> {
+pub(crate) fn recompressed_with(delta: &File) -> Option<&'static str> {
     use native::external::Compressor;
     read_header(delta, "decode")
         .ok()?

@@ -9,13 +9,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cache::keys::CacheKey;
-use crate::cache::persistent::PersistentOptions;
-use crate::cache::store::StoreCache;
-use crate::cache::{ReferenceCache, disabled::NoCache};
-use crate::codec::DeltaCodec;
-use crate::codec::xdelta3::Xdelta3Codec;
-use crate::deltaspace::DeltaPolicy;
+use crate::cache::{CacheKey, NoCache, PersistentOptions, ReferenceCache, StoreCache};
+use crate::client::Client;
+use crate::codec::{DeltaCodec, Xdelta3Codec};
 use crate::engine::{Engine, EngineSettings};
 use crate::error::{Error, Result};
 use crate::storage::ObjectStore;
@@ -28,6 +24,7 @@ mod open;
 mod settings;
 mod values;
 
+pub use crate::deltaspace::DeltaPolicy;
 pub use cache::{CacheConfig, PersistentCacheConfig, SigningKey};
 pub use settings::Settings;
 use values::non_empty;

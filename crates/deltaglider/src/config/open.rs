@@ -71,7 +71,7 @@ impl Config {
     }
 
     /// The engine's settings from this configuration.
-    pub fn engine_settings(&self) -> EngineSettings {
+    pub(crate) fn engine_settings(&self) -> EngineSettings {
         EngineSettings {
             policy: self.policy.clone(),
             max_ratio: self.max_ratio,
@@ -79,13 +79,15 @@ impl Config {
         }
     }
 
-    /// Builds an engine from this configuration.
-    pub async fn build_engine(&self) -> Result<Engine> {
-        Ok(Engine::new(
+    /// A client over the store, codec and cache this configuration names, as
+    /// [`crate::ClientBuilder::build`] makes one from settings.
+    pub async fn build_client(&self) -> Result<Client> {
+        let engine = Engine::new(
             self.open_store().await?,
             self.open_codec(),
             self.open_cache()?,
             self.engine_settings(),
-        ))
+        );
+        Ok(Client::from_engine(engine))
     }
 }

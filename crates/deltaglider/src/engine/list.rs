@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
@@ -31,7 +32,7 @@ pub struct ListEntry {
     pub last_modified: Option<DateTime<Utc>>,
 }
 
-/// A listing: objects and, for non-recursive listings, the sub-prefixes.
+/// A listing, or one page of it: objects and, for non-recursive listings, the sub-prefixes.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Listing {
     /// Logical objects in key order, one per key even when `<key>` and `<key>.delta` both
@@ -45,37 +46,106 @@ pub struct Listing {
 }
 
 impl Engine {
-    /// Lists logical objects under `prefix`; with `recursive == false`, groups deeper keys
-    /// into prefixes like `aws s3 ls`.
+    /// Lists logical objects under `prefix`, every page collected into one listing in key
+    /// order; with `recursive == false`, groups deeper keys into prefixes like `aws s3 ls`.
+    pub async fn list(&self, bucket: &str, prefix: &str, recursive: bool) -> Result<Listing> {
+        let mut pages = self.list_pages(bucket, prefix, recursive, None);
+        let mut all = Listing::default();
+        while let Some(page) = pages.try_next().await? {
+            all.objects.extend(page.objects);
+            all.prefixes.extend(page.prefixes);
+            all.reference_bytes += page.reference_bytes;
+        }
+        all.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(all)
+    }
+
+    /// The listing of `prefix` one store page at a time (`page_size` keys per request, the
+    /// store's default when `None`), each page's logical objects in key order.
     ///
     /// S3 listings carry no user metadata, so the original size of a delta needs one HEAD per
     /// delta; they run `list_concurrency` at a time. Stores that return metadata with the
     /// listing (the local store) need none.
-    pub async fn list(&self, bucket: &str, prefix: &str, recursive: bool) -> Result<Listing> {
+    pub fn list_pages<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &str,
+        recursive: bool,
+        page_size: Option<usize>,
+    ) -> BoxStream<'a, Result<Listing>> {
         let request = ListRequest {
             prefix: prefix.to_string(),
             delimiter: (!recursive).then(|| "/".to_string()),
+            max_keys: page_size,
             ..Default::default()
         };
-        let mut raw: Vec<ObjectInfo> = Vec::new();
-        let mut prefixes = Vec::new();
-        let mut reference_bytes = 0u64;
-        let mut pages = self.store.list_pages(bucket, request);
-        while let Some(page) = pages.try_next().await? {
+        let raw = self.store.list_pages(bucket, request);
+        // `held`: keys of earlier pages whose `<key>.delta` may still come; `None` once the
+        // last page was returned.
+        let held: Option<Vec<ObjectInfo>> = Some(Vec::new());
+        stream::try_unfold((raw, held), move |(mut raw, held)| async move {
+            let Some(mut held) = held else {
+                return Ok(None);
+            };
+            let Some(page) = raw.try_next().await? else {
+                // The stream ended without a page (a store that returned none at all).
+                if held.is_empty() {
+                    return Ok(None);
+                }
+                let objects = self.entries(bucket, held).await?;
+                return Ok(Some((
+                    Listing {
+                        objects,
+                        ..Default::default()
+                    },
+                    (raw, None),
+                )));
+            };
+            let last_page = page.next_token.is_none();
+            // S3 orders objects and prefixes in one sequence; a page ends at the greater.
+            let last_key = page
+                .objects
+                .last()
+                .map(|o| o.key.clone())
+                .into_iter()
+                .chain(page.common_prefixes.last().cloned())
+                .max()
+                .unwrap_or_default();
+            let mut reference_bytes = 0u64;
             for o in page.objects {
                 if deltaspace::file_name(&o.key) == deltaspace::REFERENCE_NAME {
                     reference_bytes += o.size;
                 } else if !deltaspace::is_hidden(&o.key) {
-                    raw.push(o);
+                    held.push(o);
                 }
             }
-            prefixes.extend(
-                page.common_prefixes
-                    .into_iter()
-                    .filter(|p| !deltaspace::is_hidden(p)),
-            );
-        }
+            let prefixes = page
+                .common_prefixes
+                .into_iter()
+                .filter(|p| !deltaspace::is_hidden(p))
+                .collect();
+            // `<key>` and `<key>.delta` are one logical object: keep back the keys whose
+            // `<key>.delta` would sort after this page, until the page that settles them.
+            let (held, later): (Vec<ObjectInfo>, Vec<ObjectInfo>) =
+                held.into_iter().partition(|o| {
+                    let logical = o.key.strip_suffix(DELTA_SUFFIX).unwrap_or(&o.key);
+                    last_page || format!("{logical}{DELTA_SUFFIX}") <= last_key
+                });
+            let objects = self.entries(bucket, held).await?;
+            let listing = Listing {
+                objects,
+                prefixes,
+                reference_bytes,
+            };
+            let next = if last_page { None } else { Some(later) };
+            Ok(Some((listing, (raw, next))))
+        })
+        .boxed()
+    }
 
+    /// The logical objects of stored keys in key order, `<key>` and `<key>.delta` among
+    /// them being one object (the newer, as downloads pick).
+    async fn entries(&self, bucket: &str, raw: Vec<ObjectInfo>) -> Result<Vec<ListEntry>> {
         // Deltas need a HEAD for their original size when the listing has no metadata, and so
         // do direct objects shadowed by a delta of the same name (to pick the newer one).
         let delta_keys: HashSet<String> = raw
@@ -151,10 +221,6 @@ impl Engine {
                 by_key.insert(key, entry);
             }
         }
-        Ok(Listing {
-            objects: by_key.into_values().collect(),
-            prefixes,
-            reference_bytes,
-        })
+        Ok(by_key.into_values().collect())
     }
 }

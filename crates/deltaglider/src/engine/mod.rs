@@ -9,9 +9,9 @@ mod integrity;
 mod lease;
 mod list;
 mod presign;
-pub mod progress;
+mod progress;
 mod put;
-pub mod reason;
+pub(crate) mod reason;
 mod reference;
 mod source;
 mod stream;
@@ -23,15 +23,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use delete::{DeleteReport, KeyDeleted};
-pub use destination::{TEMP_SUFFIX as DOWNLOAD_TEMP_SUFFIX, is_download_temp_name};
+pub use destination::is_download_temp_name;
 pub use get::{GetReport, ObjectDetails, VerifyReport};
-pub use lease::LEASE_PREFIX;
 pub use list::{ListEntry, Listing};
-pub use presign::{PresignedUrl, PurgeReport, REHYDRATED_PREFIX};
+pub use presign::{PresignedUrl, PurgeReport};
 pub use progress::{Phase, Progress};
 pub use put::{PutReport, PutRequestOptions};
 pub use reason::StoreReason;
-pub use reference::RETIRED_PREFIX;
 pub use stream::VerifiedReader;
 pub use sweep::ReferenceSweep;
 
@@ -88,7 +86,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Assembles an engine from its parts; [`crate::config::Config::build_engine`] does this
+    /// Assembles an engine from its parts; [`crate::config::Config::build_client`] does this
     /// from configuration.
     pub fn new(
         store: Arc<dyn ObjectStore>,

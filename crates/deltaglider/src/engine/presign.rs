@@ -36,7 +36,7 @@ pub struct PresignedUrl {
 /// What `purge` removed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PurgeReport {
-    /// Objects found under [`REHYDRATED_PREFIX`].
+    /// Objects found under `REHYDRATED_PREFIX`.
     pub examined: usize,
     /// Keys removed because their `dg-expires-at` had passed.
     pub deleted: Vec<String>,

@@ -21,6 +21,7 @@ use crate::storage::{ObjectSettings, PutOutcome, PutSource, StorageProtection};
 
 /// Per-upload options.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PutRequestOptions {
     /// Store the file whole even if its extension is delta-eligible.
     pub no_delta: bool,

@@ -3,13 +3,13 @@
 //! reported without stopping the rest. This file holds their options, events and summary;
 //! `tree.rs` runs them, `local_tree.rs` walks the local side.
 
-pub mod delete;
-pub mod filter;
+pub(crate) mod delete;
+pub(crate) mod filter;
 mod local_tree;
-pub mod location;
-pub mod migrate;
-pub mod mv;
-pub mod plan;
+pub(crate) mod location;
+pub(crate) mod migrate;
+pub(crate) mod mv;
+pub(crate) mod plan;
 mod tree;
 
 pub use delete::{DeleteTreeOptions, DeleteTreeReport};
@@ -28,6 +28,7 @@ use plan::CompareOptions;
 
 /// Options of a multi-file transfer.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TransferOptions {
     /// What is copied and deleted; the default copies what is missing, resized or newer.
     pub compare: CompareOptions,

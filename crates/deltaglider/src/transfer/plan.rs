@@ -27,6 +27,7 @@ pub enum Direction {
 
 /// How to compare files that exist on both sides.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct CompareOptions {
     /// Compare sizes only.
     pub size_only: bool,

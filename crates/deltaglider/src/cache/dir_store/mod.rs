@@ -47,9 +47,9 @@ use super::store::{Entry, EntryStore, PendingEntry, Usage};
 use super::{CacheInfo, FillLock, is_sha};
 use crate::error::Result;
 
-pub use fill_lock::{FILL_LOCK_WAIT, LOCK_NAME};
+pub use fill_lock::LOCK_NAME;
 pub use layout::RECORD_SUFFIX;
-pub use monitor_state::{OWN_WINDOW, OwnChanges};
+pub use monitor_state::OwnChanges;
 
 /// How a [`DirStore`] behaves.
 #[derive(Debug, Clone)]

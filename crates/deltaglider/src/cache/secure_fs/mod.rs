@@ -10,7 +10,7 @@ mod dir;
 mod sys;
 
 pub use dir::SecureDir;
-pub use sys::{fill_random, memfd, open_nofollow, os, random_hex, seal, try_lock_exclusive};
+pub use sys::{fill_random, memfd, open_nofollow, random_hex, seal, try_lock_exclusive};
 
 use std::path::Path;
 

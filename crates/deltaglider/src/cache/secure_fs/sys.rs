@@ -1,11 +1,9 @@
 //! The small system calls around the cache's files: randomness, `flock` probes, opening
 //! without following, and sealed anonymous memory files.
 
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
@@ -36,11 +34,6 @@ pub fn open_nofollow(path: &Path) -> io::Result<OwnedFd> {
         Mode::empty(),
     )
     .map_err(Into::into)
-}
-
-/// A name as the `OsStr` rustix accepts.
-pub fn os(name: &str) -> &OsStr {
-    OsStr::from_bytes(name.as_bytes())
 }
 
 /// A fresh anonymous memory file (never on disk), close-on-exec and sealable.

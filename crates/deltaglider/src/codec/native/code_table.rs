@@ -1,8 +1,6 @@
 //! The RFC 3284 default instruction code table (the only one xdelta3 writes), for
 //! decoding opcodes and for choosing the opcode of one or two instructions.
 
-/// Smallest COPY the table has dedicated sizes for.
-pub const MIN_MATCH: u32 = 4;
 /// Near-cache slots (modes 2..=5).
 pub const NEAR_SLOTS: usize = 4;
 /// Same-cache groups (modes 6..=8).

@@ -41,7 +41,7 @@ const SECONDARY_MIN_INPUT: usize = 10;
 /// Encoder settings.
 #[derive(Debug, Clone)]
 pub struct EncodeOptions {
-    /// Target window size (at most [`MAX_WINDOW`]).
+    /// Target window size (at most `MAX_WINDOW`).
     pub window_size: usize,
     /// LZMA secondary compression preset (0-9) of the instruction and address sections,
     /// or `None` for plain RFC 3284 sections.
@@ -52,7 +52,7 @@ pub struct EncodeOptions {
     /// The reference is indexed at every `sample_step`-th byte (or more sparsely, to keep
     /// the index within `max_index_bytes`).
     pub sample_step: usize,
-    /// Memory budget of the reference's hash index (see [`MAX_INDEX_BYTES`]).
+    /// Memory budget of the reference's hash index (see `MAX_INDEX_BYTES`).
     pub max_index_bytes: usize,
     /// Shortest COPY found through the indexes.
     pub min_match: usize,

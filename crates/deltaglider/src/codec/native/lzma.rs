@@ -192,11 +192,6 @@ impl CompressedBlock {
     pub fn len(&self) -> usize {
         self.raw.len()
     }
-
-    /// Whether the raw LZMA2 data is empty.
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
 }
 
 impl BlockStream {

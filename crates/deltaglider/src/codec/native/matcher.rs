@@ -133,6 +133,7 @@ impl ReferenceIndex {
     /// Indexes every `step`-th position of `reference`; `step` grows if the index would
     /// exceed `max_bytes` (at least 4 KiB). Threads each fill one part of the table (by
     /// hash), so the result does not depend on the thread count.
+    #[cfg(test)]
     pub fn build(reference: &[u8], step: usize, max_bytes: usize) -> ReferenceIndex {
         Self::build_releasing(reference, step, max_bytes, &|| {})
     }

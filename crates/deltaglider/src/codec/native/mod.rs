@@ -22,15 +22,15 @@
 //!
 //! [`decode_slices`] is the in-memory entry point used for fuzzing.
 
-pub mod address_cache;
-pub mod adler32;
-pub mod code_table;
-pub mod decoder;
-pub mod encoder;
-pub mod external;
-pub mod lzma;
-pub mod matcher;
-pub mod varint;
+pub(crate) mod address_cache;
+pub(crate) mod adler32;
+pub(crate) mod code_table;
+pub(crate) mod decoder;
+pub(crate) mod encoder;
+pub(crate) mod external;
+pub(crate) mod lzma;
+pub(crate) mod matcher;
+pub(crate) mod varint;
 
 #[cfg(test)]
 mod proptests;
@@ -39,8 +39,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 
-pub use decoder::{DecodeOptions, DecodeSummary, decode, decode_slices, decode_slices_limited};
-pub use encoder::{EncodeOptions, EncodeSummary, encode, encode_releasing, encode_with_progress};
+pub use decoder::{DecodeOptions, decode, decode_slices, decode_slices_limited};
+pub use encoder::{EncodeOptions, encode, encode_with_progress};
 
 use super::DeltaCodec;
 use crate::error::{Error, Result};

@@ -7,7 +7,7 @@
 //! published together by a single `rename` (or `link`, for create-if-absent; see [`write`]).
 //!
 //! The tree may be damaged or hostile: everything is reached by handle from the root, opened
-//! once ([`tree`]), no symlink below the root is ever followed, and nothing but a regular file
+//! once (`tree`), no symlink below the root is ever followed, and nothing but a regular file
 //! is ever read or replaced as an object, nor anything but a directory entered.
 
 mod format;
