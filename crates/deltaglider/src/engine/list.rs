@@ -63,7 +63,7 @@ impl Engine {
         let mut pages = self.store.list_pages(bucket, request);
         while let Some(page) = pages.try_next().await? {
             for o in page.objects {
-                if deltaspace::file_name(&o.key) == deltaspace::REFERENCE_NAME {
+                if deltaspace::is_reference_name(deltaspace::file_name(&o.key)) {
                     reference_bytes += o.size;
                 } else if !deltaspace::is_hidden(&o.key) {
                     raw.push(o);
