@@ -302,3 +302,117 @@ async fn a_deltaspace_keeps_its_format_whatever_the_setting() {
         }
     }
 }
+
+/// Files under `dir` named by a SHA-256 (the cache's entries).
+fn cache_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if p.is_dir() {
+                todo.push(p);
+            } else if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_corrupted_expanded_reference_in_the_cache_is_never_used_and_is_refetched() {
+    let lab = tempfile::tempdir().unwrap();
+    for d in ["home", "config", "tmp", "src", "cache"] {
+        std::fs::create_dir(lab.path().join(d)).unwrap();
+    }
+    let at = |d: &str| lab.path().join(d).to_str().unwrap().to_string();
+    let endpoint = format!("file://{}", at("store"));
+    let env = [
+        ("DG_ENDPOINT_URL", endpoint.as_str()),
+        ("DG_CACHE_DIR", &at("cache")),
+        (
+            "DG_CACHE_KEY",
+            "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        ),
+        ("DG_FORMAT", "compact"),
+        ("HOME", &at("home")),
+        ("XDG_CONFIG_HOME", &at("config")),
+        ("TMPDIR", &at("tmp")),
+    ];
+    let dg = |args: &[&str]| support::run_dg(args, &env);
+    let ok = |args: &[&str]| {
+        let out = dg(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(&["mb", "s3://bkt"]);
+    let v1 = noise(400_000, 21);
+    let v2 = edited(&v1, 22);
+    let src = lab.path().join("src");
+    ok(&[
+        "cp",
+        write_file(&src, "v1.zip", &v1).to_str().unwrap(),
+        "s3://bkt/rel/",
+    ]);
+    ok(&[
+        "cp",
+        write_file(&src, "v2.zip", &v2).to_str().unwrap(),
+        "s3://bkt/rel/",
+    ]);
+    let out = lab.path().join("out.zip");
+    ok(&["cp", "s3://bkt/rel/v2.zip", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), v2);
+    // the cache holds the expanded reference, under its dg-expanded-sha256
+    let reference = lab.path().join("store/bkt/rel.d/reference.dgx.o");
+    let header = std::fs::read(&reference).unwrap();
+    let entries = cache_entries(&lab.path().join("cache"));
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let sha = entries[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        String::from_utf8_lossy(&header[..header.len().min(4096)]).contains(&sha),
+        "the entry is named by the reference's dg-expanded-sha256"
+    );
+    // one byte flipped in the entry
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    let mode = std::fs::metadata(&entries[0]).unwrap().permissions();
+    let mut w = mode.clone();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut w, 0o600);
+    std::fs::set_permissions(&entries[0], w).unwrap();
+    std::fs::write(&entries[0], &bytes).unwrap();
+    std::fs::set_permissions(&entries[0], mode).unwrap();
+    // with the stored reference out of the way, the poisoned entry is not used
+    let hidden = lab.path().join("hidden.o");
+    std::fs::rename(&reference, &hidden).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let failed = dg(&["cp", "s3://bkt/rel/v2.zip", out.to_str().unwrap()]);
+    assert!(!failed.status.success(), "a poisoned entry must not serve");
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("missing"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert!(!out.exists());
+    // with the reference back, it is fetched again, and the download is exact
+    std::fs::rename(&hidden, &reference).unwrap();
+    ok(&["cp", "s3://bkt/rel/v2.zip", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), v2);
+    let entries = cache_entries(&lab.path().join("cache"));
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        sha256_hex(&std::fs::read(&entries[0]).unwrap()),
+        sha,
+        "the entry holds the expanded reference again"
+    );
+}
