@@ -291,6 +291,15 @@ async fn a_deltaspace_keeps_its_format_whatever_the_setting() {
         let listing = compact.list(&bucket, "", true).await.unwrap();
         let names: Vec<&str> = listing.objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(names.len(), 4, "{names:?}");
+        let format_of = |key: &str| {
+            listing
+                .objects
+                .iter()
+                .find(|o| o.key == key)
+                .and_then(|o| o.format)
+        };
+        assert_eq!(format_of("old/app-2.zip"), Some(StorageFormat::Compatible));
+        assert_eq!(format_of("new/app-1.zip"), Some(StorageFormat::Compact));
         for (key, file) in [("old/app-2.zip", &p2), ("new/app-1.zip", &p1)] {
             let head = compatible.head(&bucket, key).await.unwrap();
             let size = std::fs::metadata(file).unwrap().len();
