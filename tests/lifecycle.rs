@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use deltaglider::StorageFormat;
 use deltaglider::cache::StoreCache;
 use deltaglider::codec::NativeCodec;
 use deltaglider::storage::ObjectStore;
@@ -76,15 +77,27 @@ struct World {
 }
 
 fn engine(store: Arc<dyn ObjectStore>) -> Engine {
+    engine_in(store, StorageFormat::Compatible)
+}
+
+fn engine_in(store: Arc<dyn ObjectStore>, format: StorageFormat) -> Engine {
     Engine::new(
         store,
         Arc::new(NativeCodec::default()),
         Arc::new(StoreCache::private(None).unwrap()),
-        EngineSettings::default(),
+        EngineSettings {
+            format,
+            ..EngineSettings::default()
+        },
     )
 }
 
 async fn worlds(tag: &str) -> Vec<World> {
+    worlds_in(tag, StorageFormat::Compatible).await
+}
+
+/// The worlds of [`worlds`], their engines creating deltaspaces of `format`.
+async fn worlds_in(tag: &str, format: StorageFormat) -> Vec<World> {
     let mut out = Vec::new();
     let local = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(local.path().join("s")).unwrap());
@@ -102,8 +115,8 @@ async fn worlds(tag: &str) -> Vec<World> {
             .await
             .unwrap();
         worlds.push(World {
-            a: engine(store.clone()),
-            b: engine(store.clone()),
+            a: engine_in(store.clone(), format),
+            b: engine_in(store.clone(), format),
             store,
             bucket,
             dir: tempfile::tempdir().unwrap(),
@@ -232,6 +245,38 @@ async fn a_failed_first_writer_never_deletes_the_reference_another_writer_uses()
         drop(scenario);
         w.assert_recoverable("rel/app-2.zip", &v2()).await;
         assert!(!w.exists("rel/app-1.zip.delta").await);
+    }
+}
+
+/// The same race in a new compact deltaspace: its reference is `reference.dgx`, made and kept
+/// by the same rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compact_first_uploads_racing_leave_both_recoverable() {
+    for w in worlds_in("lc-compact", StorageFormat::Compact).await {
+        let scenario = fail::FailScenario::setup();
+        let (f1, f2) = (w.file("app-1.zip", &v1()), w.file("app-2.zip", &v2()));
+        let gate = Gate::new("put::after_reference_create", 1);
+        let first = spawn_put(&w.a, &w, &f1, "rel/app-1.zip", Default::default());
+        gate.wait();
+        let second = put(&w.b, &w, &f2, "rel/app-2.zip").await;
+        assert_eq!(second.stored_as, StoredAs::Delta);
+        assert!(
+            !second.created_reference,
+            "the first writer made the reference"
+        );
+        gate.release(0);
+        let first = first.await.unwrap().unwrap();
+        assert!(first.created_reference);
+        drop(scenario);
+        w.assert_recoverable("rel/app-1.zip", &v1()).await;
+        w.assert_recoverable("rel/app-2.zip", &v2()).await;
+        let keys = w.keys().await;
+        assert!(keys.contains(&"rel/reference.dgx".to_string()), "{keys:?}");
+        assert!(!keys.contains(&"rel/reference.bin".to_string()), "{keys:?}");
+        // the last delete removes the compact reference by the deleter's rule
+        w.a.delete(&w.bucket, "rel/app-1.zip").await.unwrap();
+        w.a.delete(&w.bucket, "rel/app-2.zip").await.unwrap();
+        assert!(!w.exists("rel/reference.dgx").await, "{:?}", w.keys().await);
     }
 }
 

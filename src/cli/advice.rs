@@ -127,6 +127,9 @@ fn explain(reason: StoreReason, c: &Cause) -> Option<String> {
             "{n} stored whole: their deltas against the reference ({}) were not below --max-ratio; they differ too much from it (a new major version?): under a new prefix, the first of them becomes a new reference",
             some(&c.references)
         ),
+        StoreReason::NotRebuilt => format!(
+            "{n} stored whole: their compact form did not rebuild them exactly, so it was not written (the reason is in each file's report); this is a defect worth reporting with the file"
+        ),
         StoreReason::LowSavings => format!(
             "{n} saved less than half: their deltas against the reference ({}) are large; files that differ this much from it are better under a new prefix, where the first becomes a new reference",
             some(&c.references)
@@ -152,6 +155,7 @@ mod tests {
             direct_reason: None,
             reason,
             reference_name: reference.map(str::to_string),
+            expansion: None,
         }
     }
 

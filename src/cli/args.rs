@@ -324,6 +324,10 @@ pub struct CpArgs {
     /// Store whole when the delta is at least this fraction of the file (default 0.5).
     #[arg(long, value_name = "RATIO")]
     pub max_ratio: Option<f64>,
+    /// Storage format of new deltaspaces: compatible (read by the Python tool) or compact
+    /// (deltas between expanded archives; default compatible). A deltaspace keeps its own.
+    #[arg(long, value_name = "FORMAT", ignore_case = true, value_parser = ["compatible", "compact"])]
+    pub format: Option<String>,
     /// Delta-eligible extensions, comma separated; a leading '+' adds to the defaults.
     #[arg(long, value_name = "LIST")]
     pub delta_extensions: Option<String>,
@@ -377,6 +381,10 @@ pub struct SyncArgs {
     /// Store whole when the delta is at least this fraction of the file (default 0.5).
     #[arg(long, value_name = "RATIO")]
     pub max_ratio: Option<f64>,
+    /// Storage format of new deltaspaces: compatible (read by the Python tool) or compact
+    /// (deltas between expanded archives; default compatible). A deltaspace keeps its own.
+    #[arg(long, value_name = "FORMAT", ignore_case = true, value_parser = ["compatible", "compact"])]
+    pub format: Option<String>,
     /// Delta-eligible extensions, comma separated; a leading '+' adds to the defaults.
     #[arg(long, value_name = "LIST")]
     pub delta_extensions: Option<String>,
@@ -485,6 +493,10 @@ pub struct MigrateArgs {
     /// Store whole when the delta is at least this fraction of the file (default 0.5).
     #[arg(long, value_name = "RATIO")]
     pub max_ratio: Option<f64>,
+    /// Storage format of new deltaspaces: compatible (read by the Python tool) or compact
+    /// (deltas between expanded archives; default compatible). A deltaspace keeps its own.
+    #[arg(long, value_name = "FORMAT", ignore_case = true, value_parser = ["compatible", "compact"])]
+    pub format: Option<String>,
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Files transferred at once (default: one per CPU, at least 2).

@@ -67,6 +67,7 @@ pub fn library_code(e: &deltaglider::Error) -> u8 {
         Error::NotFound { .. } | Error::NoSuchBucket(_) | Error::ReferenceMissing { .. } => 3,
         Error::IntegrityMismatch { .. }
         | Error::InvalidMetadata { .. }
+        | Error::NewerFormat { .. }
         | Error::SizeMismatch { .. } => 4,
         // A delta that does not decode (bad VCDIFF, adler32 mismatch) is corrupt data,
         // not a failure of the machine running the decoder.

@@ -1,7 +1,11 @@
 //! Key layout: deltaspaces, reserved names and the delta-eligible extension policy.
 
-/// Name of the reference object inside a deltaspace.
+/// Name of the reference object inside a deltaspace of the compatible format (the one the
+/// Python tool reads).
 pub const REFERENCE_NAME: &str = "reference.bin";
+/// Name of the reference object inside a deltaspace of the compact format: the xz of the
+/// expanded form of the deltaspace's first file (docs/format.md, "Compact format").
+pub const COMPACT_REFERENCE_NAME: &str = "reference.dgx";
 /// Suffix of delta objects.
 pub const DELTA_SUFFIX: &str = ".delta";
 /// Prefix under which DeltaGlider keeps internal objects (hidden from listings).
@@ -54,9 +58,19 @@ pub fn reference_key_for(key: &str) -> String {
     join(of_key(key), REFERENCE_NAME)
 }
 
+/// True if `name` (a key's last segment) is a reference's name, of either format.
+pub fn is_reference_name(name: &str) -> bool {
+    name == REFERENCE_NAME || name == COMPACT_REFERENCE_NAME
+}
+
+/// Key of the compact reference of the deltaspace that `key` belongs to.
+pub fn compact_reference_key_for(key: &str) -> String {
+    join(of_key(key), COMPACT_REFERENCE_NAME)
+}
+
 /// True for keys users never see in listings: references and internal objects.
 pub fn is_hidden(key: &str) -> bool {
-    file_name(key) == REFERENCE_NAME
+    is_reference_name(file_name(key))
         || key.starts_with(INTERNAL_PREFIX)
         || key.contains(&format!("/{INTERNAL_PREFIX}"))
 }
@@ -65,9 +79,9 @@ pub fn is_hidden(key: &str) -> bool {
 /// objects (and, for `reference.bin`, overwrite a reference every delta depends on).
 pub fn reserved_key_reason(key: &str) -> Option<String> {
     let name = file_name(key);
-    if name == REFERENCE_NAME {
+    if is_reference_name(name) {
         Some(format!(
-            "'{REFERENCE_NAME}' is reserved for DeltaGlider references; rename the file"
+            "'{name}' is reserved for DeltaGlider references; rename the file"
         ))
     } else if name.ends_with(DELTA_SUFFIX) {
         Some(format!(
@@ -184,6 +198,8 @@ mod tests {
         assert_eq!(of_key("app.zip"), "");
         assert_eq!(reference_key_for("a/b.zip"), "a/reference.bin");
         assert_eq!(reference_key_for("b.zip"), "reference.bin");
+        assert_eq!(compact_reference_key_for("a/b.zip"), "a/reference.dgx");
+        assert!(is_hidden("a/reference.dgx") && reserved_key_reason("reference.dgx").is_some());
         assert_eq!(file_name("a/b/c.zip"), "c.zip");
     }
 

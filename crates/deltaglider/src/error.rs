@@ -110,6 +110,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// The object is stored in a format this version cannot read: a newer DeltaGlider wrote
+    /// it (`dg-format` of a later version, or unknown). Nothing was written.
+    #[error(
+        "s3://{bucket}/{key} is stored in format '{format}', written by a newer DeltaGlider than this one (which reads the compatible format and {}); upgrade to read it",
+        crate::metadata::FORMAT_COMPACT
+    )]
+    NewerFormat {
+        /// Bucket of the object.
+        bucket: String,
+        /// Stored key of the object.
+        key: String,
+        /// Its `dg-format`.
+        format: String,
+    },
+
     /// A delta's reference is gone (and no retired copy of it is left).
     #[error(
         "reference s3://{bucket}/{reference} is missing, and {needed_by} cannot be rebuilt without it"

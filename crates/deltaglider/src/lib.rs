@@ -67,8 +67,8 @@ pub use url::S3Url;
 pub use analyze::{AnalyzeReport, AnalyzeSource, DeltaspaceEstimate};
 pub use engine::{
     DeleteReport, GetReport, KeyDeleted, ListEntry, Listing, ObjectDetails, Phase, PresignedUrl,
-    Progress, PurgeReport, PutReport, PutRequestOptions, StoreReason, StoredAs, VerifiedReader,
-    VerifyReport,
+    Progress, PurgeReport, PutReport, PutRequestOptions, StorageFormat, StoreReason, StoredAs,
+    VerifiedReader, VerifyReport,
 };
 pub use metadata::UserMetadata;
 pub use stats::{BucketStats, DeltaspaceStats, StatsMode};

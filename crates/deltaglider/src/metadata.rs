@@ -69,7 +69,18 @@ pub struct DgMetadata {
     pub compression: Option<String>,
     /// File name of the upload that became the reference (`dg-source-name`), on references.
     pub source_name: Option<String>,
+    /// The storage format (`dg-format`): absent on objects of the compatible format,
+    /// [`FORMAT_COMPACT`] on the compact format's references and deltas.
+    pub format: Option<String>,
+    /// SHA-256 of the object's expanded form (`dg-expanded-sha256`), on compact references:
+    /// the content identity deltas name in `dg-ref-sha256`.
+    pub expanded_sha256: Option<String>,
+    /// Length of the expanded form (`dg-expanded-size`), on compact references and deltas.
+    pub expanded_size: Option<u64>,
 }
+
+/// `dg-format` of the compact format, version 1 (docs/format.md, "Compact format").
+pub const FORMAT_COMPACT: &str = "compact/1";
 
 /// Looks a field up under all its historical spellings; the first non-empty one wins.
 fn lookup<'a>(meta: &'a UserMetadata, field: &str) -> Option<&'a str> {
@@ -112,6 +123,13 @@ impl DgMetadata {
             note: lookup_text(meta, "note"),
             compression: lookup_text(meta, "compression"),
             source_name: lookup_text(meta, "source-name"),
+            // One spelling only: a bare `format` is too common a name on other tools' objects.
+            format: meta
+                .get("dg-format")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
+            expanded_sha256: lookup_sha(meta, "expanded-sha256"),
+            expanded_size: lookup(meta, "expanded-size").and_then(|s| s.parse().ok()),
         }
     }
 
@@ -183,6 +201,9 @@ impl DgMetadata {
         put("delta-cmd", self.delta_cmd.as_deref().map(encode_text));
         put("note", self.note.clone());
         put("compression", self.compression.clone());
+        put("format", self.format.clone());
+        put("expanded-sha256", self.expanded_sha256.clone());
+        put("expanded-size", self.expanded_size.map(|n| n.to_string()));
         m
     }
 }

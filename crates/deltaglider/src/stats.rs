@@ -40,10 +40,14 @@ pub struct DeltaspaceStats {
     pub original_bytes: u64,
     /// Bytes stored, the reference included.
     pub stored_bytes: u64,
-    /// Size of `reference.bin`; 0 without one.
+    /// Size of the reference (`reference.bin`, or `reference.dgx` in the compact format); 0
+    /// without one.
     pub reference_bytes: u64,
-    /// A `reference.bin` exists; with no delta beside it, it is an orphan.
+    /// A reference exists; with no delta beside it, it is an orphan.
     pub has_reference: bool,
+    /// The storage format of the deltaspace, by its reference: `compatible` or `compact`
+    /// (`None` without a reference).
+    pub format: Option<&'static str>,
     /// True when some original sizes were extrapolated from a sample.
     pub estimated: bool,
 }
@@ -111,8 +115,14 @@ impl Engine {
                         ..Default::default()
                     });
                 space.stored_bytes += o.size;
-                if deltaspace::file_name(&o.key) == REFERENCE_NAME {
+                let name = deltaspace::file_name(&o.key);
+                if deltaspace::is_reference_name(name) {
                     space.has_reference = true;
+                    space.format = Some(if name == REFERENCE_NAME {
+                        "compatible"
+                    } else {
+                        "compact"
+                    });
                     space.reference_bytes += o.size;
                 } else if o.key.ends_with(DELTA_SUFFIX) {
                     space.deltas += 1;
@@ -211,9 +221,13 @@ impl Engine {
             stats.reference_bytes += space.reference_bytes;
             stats.estimated |= space.estimated;
             if space.has_reference && space.deltas == 0 {
-                stats
-                    .orphaned_references
-                    .push(deltaspace::join(&space.deltaspace, REFERENCE_NAME));
+                stats.orphaned_references.push(deltaspace::join(
+                    &space.deltaspace,
+                    match space.format {
+                        Some("compact") => deltaspace::COMPACT_REFERENCE_NAME,
+                        _ => REFERENCE_NAME,
+                    },
+                ));
             }
         }
         stats.savings_percent = if stats.original_bytes == 0 {

@@ -3,7 +3,7 @@
 //! codec's entry points, the metadata parser) are re-exported here and nowhere else.
 #![doc(hidden)]
 
-pub use crate::engine::{Engine, EngineSettings};
+pub use crate::engine::{Engine, EngineSettings, ExpansionLimits};
 
 /// Whether this build has the `fail_point!` interleaving hooks compiled in (the cargo feature
 /// `failpoints`, which only test builds turn on). The binary sets up `FAILPOINTS` only then.

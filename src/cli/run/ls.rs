@@ -1,7 +1,7 @@
 //! `ls`: buckets, prefixes and objects with their original sizes.
 
 use super::*;
-use deltaglider::ListObjectsOptions;
+use deltaglider::{ListObjectsOptions, StorageFormat};
 
 pub(super) async fn ls(client: &Client, p: &Printer, args: LsArgs) -> Result<()> {
     let size = |n: u64| {
@@ -75,10 +75,15 @@ pub(super) async fn ls(client: &Client, p: &Printer, args: LsArgs) -> Result<()>
             for o in &page.objects {
                 let name = &o.key[base_len.min(o.key.len())..];
                 if args.long {
-                    let how = serde_json::to_value(o.stored_as)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
+                    let how = if o.format == Some(StorageFormat::Compact) {
+                        // a delta of the compact format
+                        "compact".to_string()
+                    } else {
+                        serde_json::to_value(o.stored_as)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default()
+                    };
                     out.line(&format!(
                         "{} {:>10} {:>10} {:>6}% {:<6} {name}",
                         listing_time(o.last_modified),

@@ -17,6 +17,7 @@ pub(super) async fn mv(client: &Client, p: &Printer, args: MvArgs, filters: Filt
         transfer: args.transfer,
         no_delta: args.no_delta,
         max_ratio: None,
+        format: None,
         delta_extensions: None,
         expected_size: None,
         object: args.object,

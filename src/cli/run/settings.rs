@@ -18,11 +18,11 @@ pub fn config(cli: &Cli) -> Result<Config> {
 /// The settings the command line gives; flags not given are unset (a switch not given
 /// leaves the environment and the file to decide).
 fn flag_settings(cli: &Cli) -> Result<Settings> {
-    let (max_ratio, delta_extensions) = match &cli.command {
-        Command::Cp(a) => (a.max_ratio, a.delta_extensions.clone()),
-        Command::Migrate(a) => (a.max_ratio, None),
-        Command::Sync(a) => (a.max_ratio, a.delta_extensions.clone()),
-        _ => (None, None),
+    let (max_ratio, delta_extensions, format) = match &cli.command {
+        Command::Cp(a) => (a.max_ratio, a.delta_extensions.clone(), a.format.as_deref()),
+        Command::Migrate(a) => (a.max_ratio, None, a.format.as_deref()),
+        Command::Sync(a) => (a.max_ratio, a.delta_extensions.clone(), a.format.as_deref()),
+        _ => (None, None, None),
     };
     let g = &cli.global;
     let c = &g.connection;
@@ -32,6 +32,7 @@ fn flag_settings(cli: &Cli) -> Result<Settings> {
     s.profile = g.profile.clone();
     s.config_file = g.config.clone();
     s.max_ratio = max_ratio;
+    s.format = format.and_then(deltaglider::StorageFormat::parse);
     s.delta_extensions = delta_extensions;
     s.no_cache = g.no_cache.then_some(true);
     s.cache_dir = g.cache_dir.clone();

@@ -91,6 +91,8 @@ pub struct Config {
     pub profile: Option<String>,
     /// Largest delta/file size ratio worth keeping, in (0, 1] (`DG_MAX_RATIO`, default 0.5).
     pub max_ratio: f64,
+    /// The storage format of new deltaspaces (`DG_FORMAT`, `format`; default compatible).
+    pub format: crate::engine::StorageFormat,
     /// Which file extensions are stored as deltas (`DG_DELTA_EXTENSIONS`).
     pub policy: DeltaPolicy,
     /// The `xdelta3` binary (`DG_XDELTA3`, default `xdelta3` on `PATH`).
@@ -136,6 +138,7 @@ impl Config {
             region: s.region,
             profile: s.profile,
             max_ratio: s.max_ratio.unwrap_or(0.5),
+            format: s.format.unwrap_or_default(),
             policy: s
                 .delta_extensions
                 .map(|l| DeltaPolicy::parse(&l))

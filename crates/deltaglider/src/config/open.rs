@@ -75,6 +75,7 @@ impl Config {
         EngineSettings {
             policy: self.policy.clone(),
             max_ratio: self.max_ratio,
+            format: self.format,
             ..EngineSettings::default()
         }
     }

@@ -29,6 +29,10 @@ pub struct Settings {
     /// A delta is kept only if smaller than this fraction of the file, in (0, 1]
     /// (`--max-ratio`, `DG_MAX_RATIO`; default 0.5).
     pub max_ratio: Option<f64>,
+    /// The storage format of new deltaspaces: `compatible` (read by the Python tool) or
+    /// `compact` (`--format`, `DG_FORMAT`, `format`; default compatible). A deltaspace
+    /// keeps the format of its reference.
+    pub format: Option<crate::engine::StorageFormat>,
     /// Delta-eligible extensions, comma separated; a leading `+` adds to the defaults
     /// (`--delta-extensions`, `DG_DELTA_EXTENSIONS`).
     pub delta_extensions: Option<String>,
@@ -128,6 +132,8 @@ setters! {
     profile: impl Into<String> => Into::into;
     /// Sets [`Settings::max_ratio`].
     max_ratio: f64 => id;
+    /// Sets [`Settings::format`].
+    format: crate::engine::StorageFormat => id;
     /// Sets [`Settings::delta_extensions`].
     delta_extensions: impl Into<String> => Into::into;
     /// Sets [`Settings::xdelta3`].
@@ -219,6 +225,7 @@ impl Settings {
             region: text(self.region, lower.region),
             profile: text(self.profile, lower.profile),
             max_ratio: self.max_ratio.or(lower.max_ratio),
+            format: self.format.or(lower.format),
             delta_extensions: text(self.delta_extensions, lower.delta_extensions),
             xdelta3: self.xdelta3.or(lower.xdelta3),
             codec: self.codec.or(lower.codec),
@@ -260,6 +267,15 @@ impl Settings {
             profile: var("AWS_PROFILE"),
             max_ratio: var("DG_MAX_RATIO")
                 .map(|v| parse_ratio("DG_MAX_RATIO", &v))
+                .transpose()?,
+            format: var("DG_FORMAT")
+                .map(|v| {
+                    crate::engine::StorageFormat::parse(&v).ok_or_else(|| {
+                        Error::Config(format!(
+                            "DG_FORMAT: '{v}' is not a storage format (compatible or compact)"
+                        ))
+                    })
+                })
                 .transpose()?,
             delta_extensions: var("DG_DELTA_EXTENSIONS"),
             xdelta3: path("DG_XDELTA3"),

@@ -71,6 +71,7 @@ impl Engine {
                 direct_reason: None,
                 reason: None,
                 reference_name: None,
+                expansion: None,
             });
         }
         self.check_upload_target(dst_bucket, dst_key).await?;

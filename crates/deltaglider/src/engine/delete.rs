@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 use serde::Serialize;
 
 use super::Engine;
-use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
+use crate::deltaspace::{self, DELTA_SUFFIX};
 use crate::error::{Error, Result};
 use crate::storage::{ListRequest, ObjectStoreExt};
 
@@ -27,7 +27,7 @@ impl Engine {
     /// Deletes the logical object `key` (`<key>` and/or `<key>.delta`); if that removed the
     /// last delta of its deltaspace, removes the deltaspace's `reference.bin` too.
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<DeleteReport> {
-        if deltaspace::file_name(key) == REFERENCE_NAME {
+        if deltaspace::is_reference_name(deltaspace::file_name(key)) {
             return Err(Error::InvalidKey {
                 bucket: bucket.to_string(),
                 key: key.to_string(),
@@ -92,7 +92,7 @@ impl Engine {
     /// for `purge`; it never fails the keys, which are gone. Each key's result says whether
     /// it is gone: a failed request fails the keys of its batch, and the next batch is tried.
     pub async fn delete_keys(&self, bucket: &str, keys: &[String]) -> Vec<KeyDeleted> {
-        let names_reference = |key: &str| deltaspace::file_name(key) == REFERENCE_NAME;
+        let names_reference = |key: &str| deltaspace::is_reference_name(deltaspace::file_name(key));
         let mut stored: Vec<String> = Vec::with_capacity(keys.len() * 2);
         for key in keys.iter().filter(|k| !names_reference(k)) {
             stored.extend(stored_forms(key));

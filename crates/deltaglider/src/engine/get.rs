@@ -199,6 +199,8 @@ impl Engine {
         };
         let raw = info.metadata.clone().unwrap_or_default();
         let meta = DgMetadata::parse(&raw);
+        // Before anything is read or written: a newer writer's format is refused by name.
+        super::compact::object_format(bucket, &info.key, &meta)?;
         let claimed = meta.is_deltaglider() || has_deltaglider_keys(&raw);
         // `<key>.delta` standing for `<key>` is a delta whatever its metadata says: if that
         // is incomplete, reading it is an integrity error, never its VCDIFF bytes served as
@@ -252,6 +254,15 @@ impl Engine {
             )
         };
         match resolved.stored_as {
+            StoredAs::Delta if resolved.meta.format.is_some() => {
+                let expanded = self.compact_expanded(bucket, resolved, &what).await?;
+                super::blocking("restore", move || {
+                    let mut capped = output(out);
+                    super::compact::restore_into(&expanded, &mut capped).map_err(too_long)?;
+                    finish(capped, None)
+                })
+                .await
+            }
             StoredAs::Delta => {
                 let ref_sha =
                     resolved

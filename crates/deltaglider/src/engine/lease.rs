@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 
 use super::Engine;
-use crate::deltaspace::{self, REFERENCE_NAME};
+use crate::deltaspace;
 use crate::error::Result;
 use crate::storage::{ListRequest, ObjectStoreExt, PutOptions, PutSource};
 
@@ -77,7 +77,7 @@ fn lease_prefix(ref_key: &str) -> String {
 /// The reference key a lease's key names.
 pub(crate) fn parse_lease_key(key: &str) -> Option<&str> {
     let (ref_key, _) = key.strip_prefix(LEASE_PREFIX)?.rsplit_once('/')?;
-    (deltaspace::file_name(ref_key) == REFERENCE_NAME).then_some(ref_key)
+    (deltaspace::is_reference_name(deltaspace::file_name(ref_key))).then_some(ref_key)
 }
 
 /// True if a lease written at `other` still counts as held, judged against `newest`, the

@@ -8,7 +8,7 @@ use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::{Engine, StoredAs};
+use super::{Engine, StorageFormat, StoredAs};
 use crate::deltaspace::{self, DELTA_SUFFIX};
 use crate::error::Result;
 use crate::metadata::DgMetadata;
@@ -30,6 +30,11 @@ pub struct ListEntry {
     pub stored_size: u64,
     /// The store's modification time of the stored object.
     pub last_modified: Option<DateTime<Utc>>,
+    /// For deltas, the storage format (`compatible` or `compact`), from the metadata the
+    /// listing already has; absent for whole objects and for a format this version does
+    /// not know.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<StorageFormat>,
 }
 
 /// A listing, or one page of it: objects and, for non-recursive listings, the sub-prefixes.
@@ -113,7 +118,7 @@ impl Engine {
                 .unwrap_or_default();
             let mut reference_bytes = 0u64;
             for o in page.objects {
-                if deltaspace::file_name(&o.key) == deltaspace::REFERENCE_NAME {
+                if deltaspace::is_reference_name(deltaspace::file_name(&o.key)) {
                     reference_bytes += o.size;
                 } else if !deltaspace::is_hidden(&o.key) {
                     held.push(o);
@@ -203,6 +208,15 @@ impl Engine {
                 stored_as,
                 stored_size: o.size,
                 last_modified: o.last_modified,
+                format: match (stored_as, &meta.format) {
+                    (StoredAs::Delta, None) if meta.is_deltaglider() => {
+                        Some(StorageFormat::Compatible)
+                    }
+                    (StoredAs::Delta, Some(_)) => {
+                        super::compact::object_format(bucket, &o.key, &meta).ok()
+                    }
+                    _ => None,
+                },
             };
             // Same rule as downloads: newer dg-created-at wins, else the direct object.
             let keep_existing = match (by_key.get(&key), created.get(&key)) {

@@ -1,6 +1,7 @@
 //! The DeltaGlider engine: the on-bucket format applied over a storage backend, a delta codec
 //! and a reference cache.
 
+mod compact;
 mod copy;
 mod delete;
 mod destination;
@@ -22,7 +23,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use compact::{DEFAULT_XZ_PRESET, StorageFormat};
 pub use delete::{DeleteReport, KeyDeleted};
+/// Bounds on expanding a file for the compact format ([`EngineSettings::expansion_limits`]).
+pub use deltaglider_archive::Limits as ExpansionLimits;
 pub use destination::is_download_temp_name;
 pub use get::{GetReport, ObjectDetails, VerifyReport};
 pub use list::{ListEntry, Listing};
@@ -62,6 +66,14 @@ pub struct EngineSettings {
     pub max_ratio: f64,
     /// Concurrent metadata requests when listing.
     pub list_concurrency: usize,
+    /// The format of deltaspaces this engine creates; an existing deltaspace keeps its own.
+    pub format: StorageFormat,
+    /// Bounds on expanding a file for the compact format; past them its streams stay
+    /// compressed.
+    pub expansion_limits: deltaglider_archive::Limits,
+    /// xz preset (0-9) of compact references; the dictionary is capped whatever the preset
+    /// so that encoding stays within the product's memory bound.
+    pub xz_preset: u32,
 }
 
 impl Default for EngineSettings {
@@ -70,6 +82,9 @@ impl Default for EngineSettings {
             policy: DeltaPolicy::default(),
             max_ratio: 0.5,
             list_concurrency: 16,
+            format: StorageFormat::default(),
+            expansion_limits: deltaglider_archive::Limits::default(),
+            xz_preset: DEFAULT_XZ_PRESET,
         }
     }
 }

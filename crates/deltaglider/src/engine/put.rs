@@ -13,7 +13,7 @@ use tokio::io::AsyncRead;
 use super::progress::{KeyProgress, Phase};
 use super::reason::{StoreReason, poor_delta_reason};
 use super::source::{PrivateFile, Source};
-use super::{Engine, StoredAs, blocking, now};
+use super::{Engine, StorageFormat, StoredAs, blocking, now};
 use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
 use crate::error::{Error, Result};
 use crate::metadata::{DgMetadata, NOTE_ZERO_DIFF};
@@ -85,6 +85,10 @@ pub struct PutReport {
     /// The name the deltaspace's reference was made from, when a delta was encoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference_name: Option<String>,
+    /// In the compact format, why part or all of the file was not expanded (a bound of the
+    /// expansion limits was reached, or the file is no archive it can expand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expansion: Option<String>,
 }
 
 /// Which of a logical object's two stored forms a write produced.
@@ -113,13 +117,13 @@ pub(crate) fn replaces_other_form(
     }
 }
 
-const ATTEMPTS: usize = 3;
+pub(super) const ATTEMPTS: usize = 3;
 
 /// Why an upload is stored whole: the text shown after the size, and the code.
-struct Whole {
-    why: Option<String>,
-    reason: StoreReason,
-    reference_name: Option<String>,
+pub(super) struct Whole {
+    pub why: Option<String>,
+    pub reason: StoreReason,
+    pub reference_name: Option<String>,
 }
 
 impl Engine {
@@ -205,7 +209,14 @@ impl Engine {
                 let why = whole(Some("empty file"), StoreReason::Empty);
                 self.put_direct(bucket, key, source, options, why).await?
             } else {
-                self.put_delta(bucket, key, source, options).await?
+                match self.deltaspace_format(bucket, key).await? {
+                    StorageFormat::Compatible => {
+                        self.put_delta(bucket, key, source, options).await?
+                    }
+                    StorageFormat::Compact => {
+                        self.put_compact(bucket, key, source, options).await?
+                    }
+                }
             };
             // Ours is almost always there (one request); only if it is not does the other
             // form, written by a newer concurrent upload, count.
@@ -267,7 +278,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn put_direct(
+    pub(super) async fn put_direct(
         &self,
         bucket: &str,
         key: &str,
@@ -313,6 +324,7 @@ impl Engine {
             direct_reason: why.why,
             reason: Some(why.reason),
             reference_name: why.reference_name,
+            expansion: None,
         })
     }
 
@@ -346,7 +358,8 @@ impl Engine {
         let created = matches!(outcome, PutOutcome::Stored { .. });
         if created {
             // The snapshot is the reference: spare the download that would verify it.
-            self.prime_cache(source, ref_key).await;
+            self.prime_cache(&source.sha256, source.snapshot.file(), ref_key)
+                .await;
         }
         fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
             "failpoint put::after_reference_create",
@@ -403,7 +416,9 @@ impl Engine {
                 .reference_handle(bucket, &ref_key, &live.sha256, &what)
                 .await?;
             let progress = self.progress_for(key);
-            let delta = self.encode(&reference, source, &progress).await?;
+            let delta = self
+                .encode(&reference, source.reopen()?, source.size, &progress)
+                .await?;
             let delta_size = delta.file().metadata().map_or(0, |m| m.len());
 
             let max_ratio = self.settings.max_ratio;
@@ -505,6 +520,7 @@ impl Engine {
                 direct_reason: None,
                 reason,
                 reference_name,
+                expansion: None,
             });
         }
         Err(Error::storage(
@@ -515,19 +531,20 @@ impl Engine {
         ))
     }
 
-    /// Encodes the snapshot against a verified reference into a private temporary file.
-    async fn encode(
+    /// Encodes `target` (`size` bytes: the snapshot, or its expanded form) against a
+    /// verified reference into a private temporary file.
+    pub(super) async fn encode(
         &self,
         reference: &std::fs::File,
-        source: &Source,
+        target: std::fs::File,
+        size: u64,
         progress: &KeyProgress,
     ) -> Result<PrivateFile> {
         let reference = reference
             .try_clone()
             .map_err(|e| Error::io("cannot reopen the reference", e))?;
-        let target = source.reopen()?;
         let codec = self.codec.clone();
-        let (progress, size) = (progress.clone(), source.size);
+        let progress = progress.clone();
         progress.start(Phase::Encoding, size);
         blocking("encoder", move || {
             let delta = PrivateFile::new()?;

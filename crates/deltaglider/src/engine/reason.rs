@@ -30,6 +30,9 @@ pub enum StoreReason {
     DeltaTooLarge,
     /// Stored as a delta, but the delta is at least half the file.
     LowSavings,
+    /// In the compact format, what would have been stored did not rebuild the file exactly
+    /// (checked before anything is written), so the file was stored whole.
+    NotRebuilt,
 }
 
 /// A delta at least this share of its file saves little.

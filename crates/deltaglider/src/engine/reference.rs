@@ -1,5 +1,8 @@
-//! The lifecycle of a deltaspace's `reference.bin`: finding it, holding verified bytes of it,
-//! restoring it, and deleting it only when no delta can need it.
+//! The lifecycle of a deltaspace's reference (`reference.bin`, or `reference.dgx` in the
+//! compact format): finding it, holding verified bytes of it, restoring it, and deleting it
+//! only when no delta can need it. Both formats follow the same rules, told apart only by the
+//! reference key: a compact reference is stored as xz and known by the SHA-256 of its content
+//! (the expanded form), which is what the cache holds and what deltas name.
 //!
 //! Writers take no lock, so the rules (docs/format.md, "Lifecycle") are written for any
 //! interleaving of writers, deleters and crashes:
@@ -17,15 +20,16 @@ use std::io::{self, Write};
 
 use futures::TryStreamExt;
 
+use super::compact::drain_xz_into;
 use super::get::drain_into;
 use super::lease::DeleterLease;
-use super::source::{PrivateFile, Source};
+use super::source::PrivateFile;
 use super::{Engine, blocking};
 use crate::cache::{FillSlot, Lookup};
-use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
+use crate::deltaspace::{self, COMPACT_REFERENCE_NAME, DELTA_SUFFIX, REFERENCE_NAME};
 use crate::error::{Error, IoContext, Result};
 use crate::hashing::HashingWriter;
-use crate::metadata::{DgMetadata, UserMetadata};
+use crate::metadata::{DgMetadata, FORMAT_COMPACT, UserMetadata};
 use crate::storage::{
     CopyOptions, ListRequest, ObjectInfo, ObjectStoreExt, PutOptions, PutOutcome, PutSource,
     StorageProtection,
@@ -37,7 +41,8 @@ pub const RETIRED_PREFIX: &str = ".deltaglider/retired/";
 /// A reference as it is in the store now.
 #[derive(Debug, Clone)]
 pub(crate) struct LiveReference {
-    /// Its recorded `dg-file-sha256`.
+    /// Its content's SHA-256: the recorded `dg-file-sha256`, or for a compact reference
+    /// `dg-expanded-sha256`.
     pub sha256: String,
     /// Its metadata, to write it back exactly as it was.
     pub metadata: UserMetadata,
@@ -59,7 +64,14 @@ pub(super) fn parse_retired_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix(RETIRED_PREFIX)?;
     let (ref_key, leaf) = rest.rsplit_once('/')?;
     let (sha, _) = leaf.split_once('.')?;
-    (deltaspace::file_name(ref_key) == REFERENCE_NAME && sha.len() == 64).then_some((ref_key, sha))
+    (deltaspace::is_reference_name(deltaspace::file_name(ref_key)) && sha.len() == 64)
+        .then_some((ref_key, sha))
+}
+
+/// True if `ref_key` names a compact reference, whose stored bytes are the xz of its
+/// content.
+pub(crate) fn is_compact_reference(ref_key: &str) -> bool {
+    deltaspace::file_name(ref_key) == COMPACT_REFERENCE_NAME
 }
 
 /// The listing prefixes (with delimiter `/`) that together hold exactly the keys of
@@ -87,15 +99,25 @@ impl Engine {
         };
         let protection = info.protection;
         let metadata = info.metadata.unwrap_or_default();
-        let sha256 =
-            DgMetadata::parse(&metadata)
-                .file_sha256
-                .ok_or_else(|| Error::InvalidMetadata {
+        let meta = DgMetadata::parse(&metadata);
+        let format = super::compact::object_format(bucket, ref_key, &meta)?;
+        let (sha256, field) = if is_compact_reference(ref_key) {
+            if format != super::StorageFormat::Compact {
+                return Err(Error::InvalidMetadata {
                     bucket: bucket.to_string(),
                     key: ref_key.to_string(),
-                    reason: "reference has no dg-file-sha256; refusing to build deltas against it"
-                        .into(),
-                })?;
+                    reason: format!("a compact reference without dg-format {FORMAT_COMPACT}"),
+                });
+            }
+            (meta.expanded_sha256, "dg-expanded-sha256")
+        } else {
+            (meta.file_sha256, "dg-file-sha256")
+        };
+        let sha256 = sha256.ok_or_else(|| Error::InvalidMetadata {
+            bucket: bucket.to_string(),
+            key: ref_key.to_string(),
+            reason: format!("reference has no {field}; refusing to build deltas against it"),
+        })?;
         Ok(Some(LiveReference {
             sha256,
             metadata,
@@ -123,8 +145,9 @@ impl Engine {
             Lookup::Miss(slot) => slot,
         };
         tracing::debug!(%ref_key, "reference cache miss: downloading");
+        let compact = is_compact_reference(ref_key);
         let first = match self
-            .fetch_reference(&mut slot, bucket, ref_key, needed_by)
+            .fetch_reference(&mut slot, bucket, ref_key, compact, needed_by)
             .await
         {
             Ok(f) => return Ok(f),
@@ -133,7 +156,7 @@ impl Engine {
         };
         for retired in self.retired_copies(bucket, ref_key, ref_sha).await? {
             match self
-                .fetch_reference(&mut slot, bucket, &retired, needed_by)
+                .fetch_reference(&mut slot, bucket, &retired, compact, needed_by)
                 .await
             {
                 Ok(f) => {
@@ -174,20 +197,27 @@ impl Engine {
         }
     }
 
-    /// Downloads `key` into `slot` and verifies it. If the cache fails on the way (a full
+    /// Downloads `key` into `slot` (decompressing it, for a `compact` reference or a retired
+    /// copy of one) and verifies it. If the cache fails on the way (a full
     /// disk, say), the slot turns uncached and the download starts over once.
     async fn fetch_reference(
         &self,
         slot: &mut FillSlot,
         bucket: &str,
         key: &str,
+        compact: bool,
         needed_by: &str,
     ) -> Result<File> {
         loop {
             let reader = self.store.get_object(bucket, key).await?;
             let mut writer = slot.writer()?;
             let cached = writer.is_cached();
-            let result = match drain_into(reader.body, &mut writer).await {
+            let drained = if compact {
+                drain_xz_into(reader.body, &mut writer).await
+            } else {
+                drain_into(reader.body, &mut writer).await
+            };
+            let result = match drained {
                 Ok(_) => writer.commit(&format!(
                     "reference s3://{bucket}/{key} (needed by {needed_by})"
                 )),
@@ -219,16 +249,18 @@ impl Engine {
         Ok(keys)
     }
 
-    /// Puts a just-created reference's bytes into the cache, sparing the download that
-    /// would otherwise verify them. A cache that cannot take them only costs that download.
-    pub(crate) async fn prime_cache(&self, source: &Source, ref_key: &str) {
+    /// Puts a just-created reference's content (`bytes`, whose SHA-256 is `sha256`: the
+    /// upload's snapshot, or its expanded form) into the cache, sparing the download that
+    /// would otherwise verify it. A cache that cannot take it only costs that download.
+    pub(crate) async fn prime_cache(&self, sha256: &str, bytes: &File, ref_key: &str) {
         let result = async {
-            let mut slot = match self.cache_lookup(&source.sha256).await? {
+            let mut slot = match self.cache_lookup(sha256).await? {
                 Lookup::Hit(_) => return Ok(()),
                 Lookup::Miss(slot) if slot.is_cached() => slot,
                 Lookup::Miss(_) => return Ok(()),
             };
-            let mut reader = source.reopen()?;
+            let mut reader = File::open(PrivateFile::path_of(bytes))
+                .ctx(|| "cannot reopen the new reference".into())?;
             let what = format!("new reference {ref_key}");
             blocking("reference cache", move || {
                 let mut writer = slot.writer()?;
@@ -265,7 +297,24 @@ impl Engine {
                 Some(now) => return Ok(now.sha256 == expected.sha256),
                 None => {
                     tracing::warn!(%ref_key, "reference removed under a new delta; restoring it");
-                    let path = PrivateFile::path_of(bytes);
+                    // A compact reference is held as its content: stored, it is the xz of it.
+                    let compressed = if is_compact_reference(ref_key) {
+                        let (content, preset) = (
+                            File::open(PrivateFile::path_of(bytes))
+                                .ctx(|| "cannot reopen the reference".into())?,
+                            self.settings.xz_preset,
+                        );
+                        Some(
+                            blocking("xz", move || super::compact::compress_xz(&content, preset))
+                                .await?,
+                        )
+                    } else {
+                        None
+                    };
+                    let path = match &compressed {
+                        Some(xz) => xz.path(),
+                        None => PrivateFile::path_of(bytes),
+                    };
                     self.create_reference(
                         bucket,
                         ref_key,
@@ -340,27 +389,54 @@ impl Engine {
         Ok(found)
     }
 
-    /// Removes `<space>/reference.bin` when no delta of the deltaspace is left, by the
-    /// deleter's rule (module docs): retire, delete, look again, restore if needed. A
-    /// restore gives the reference `protection` where it asks for any (an upload's
-    /// `--storage-class`, `--sse`, `--acl`), else the reference's own.
+    /// Removes `<space>/reference.bin` (and `<space>/reference.dgx`, if there is one) when
+    /// no delta of the deltaspace is left, by the deleter's rule (module docs): retire,
+    /// delete, look again, restore if needed. A restore gives the reference `protection`
+    /// where it asks for any (an upload's `--storage-class`, `--sse`, `--acl`), else the
+    /// reference's own. Returns the key of a reference removed.
     pub(crate) async fn remove_reference_if_unused(
         &self,
         bucket: &str,
         space: &str,
         protection: &StorageProtection,
     ) -> Result<Option<String>> {
-        let ref_key = deltaspace::join(space, REFERENCE_NAME);
         // a first look without the lease: most deletes leave deltas behind
         if self.space_has_deltas(bucket, space).await? {
             return Ok(None);
         }
-        let Some(lease) = self.take_deleter_lease(bucket, &ref_key).await? else {
+        let compact_key = deltaspace::join(space, COMPACT_REFERENCE_NAME);
+        let compact = if self
+            .store
+            .head_object(bucket, &compact_key)
+            .await?
+            .is_some()
+        {
+            self.remove_one_reference(bucket, space, &compact_key, protection)
+                .await?
+        } else {
+            None
+        };
+        let ref_key = deltaspace::join(space, REFERENCE_NAME);
+        let compatible = self
+            .remove_one_reference(bucket, space, &ref_key, protection)
+            .await?;
+        Ok(compatible.or(compact))
+    }
+
+    /// The deleter's rule for one reference key of deltaspace `space`.
+    async fn remove_one_reference(
+        &self,
+        bucket: &str,
+        space: &str,
+        ref_key: &str,
+        protection: &StorageProtection,
+    ) -> Result<Option<String>> {
+        let Some(lease) = self.take_deleter_lease(bucket, ref_key).await? else {
             tracing::info!(%ref_key, "another deleter is at work on this reference; it is left to that one, or to purge");
             return Ok(None);
         };
         let removed = self
-            .remove_reference_holding(bucket, space, &ref_key, protection, &lease)
+            .remove_reference_holding(bucket, space, ref_key, protection, &lease)
             .await;
         self.release_deleter_lease(bucket, lease).await;
         removed
@@ -458,6 +534,18 @@ impl Engine {
         let (sha, _, mut w) = hashing.into_parts();
         w.flush().ctx(|| "cannot write a temporary file".into())?;
         drop(w);
+        // A compact reference is known by its content, not by its xz bytes.
+        let sha = if is_compact_reference(ref_key) {
+            let xz = copy
+                .file()
+                .try_clone()
+                .ctx(|| "cannot reopen a temporary file".into())?;
+            blocking("xz", move || super::compact::xz_content_sha256(&xz))
+                .await?
+                .0
+        } else {
+            sha
+        };
         if sha != reference.sha256 {
             return Err(Error::IntegrityMismatch {
                 what: format!("s3://{bucket}/{retired}"),

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::Engine;
 use super::lease::parse_lease_key;
 use super::reference::{LiveReference, parse_retired_key};
-use crate::deltaspace::{self, INTERNAL_PREFIX, REFERENCE_NAME};
+use crate::deltaspace::{self, INTERNAL_PREFIX};
 use crate::error::Result;
 use crate::metadata::DgMetadata;
 use crate::storage::{ListRequest, ObjectInfo, ObjectStoreExt, StorageProtection};
@@ -58,7 +58,7 @@ impl Engine {
                     leftovers.entry(ref_key).or_default().push(copy);
                 } else if let Some(ref_key) = parse_lease_key(&o.key) {
                     leftovers.entry(ref_key.to_string()).or_default();
-                } else if deltaspace::file_name(&o.key) == REFERENCE_NAME
+                } else if deltaspace::is_reference_name(deltaspace::file_name(&o.key))
                     && !o.key.starts_with(INTERNAL_PREFIX)
                 {
                     references.push(o.key);
