@@ -50,6 +50,13 @@ fn xz_size(path: &Path) -> u64 {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench binaries too; only `cargo bench` passes --bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!(
+            "corpus benchmark: run it with `cargo bench -p deltaglider-archive --bench corpus`"
+        );
+        return;
+    }
     let corpus = std::env::var_os("DG_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -4,6 +4,7 @@
 mod compact;
 mod copy;
 mod delete;
+mod delta_write;
 mod destination;
 mod get;
 mod integrity;

@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::io::AsyncRead;
 
+use super::delta_write::{EncodedAgainst, EncodedDelta};
 use super::progress::{KeyProgress, Phase};
-use super::reason::{StoreReason, poor_delta_reason};
+use super::reason::StoreReason;
 use super::source::{PrivateFile, Source};
 use super::{Engine, StorageFormat, StoredAs, blocking, now};
 use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
@@ -421,93 +422,41 @@ impl Engine {
                 .await?;
             let delta_size = delta.file().metadata().map_or(0, |m| m.len());
 
-            let max_ratio = self.settings.max_ratio;
-            let zero_diff = live.sha256 == source.sha256;
-            let reference_name = DgMetadata::parse(&live.metadata).source_name;
-            let poor = |stored_whole| {
-                poor_delta_reason(
-                    &source.name,
-                    reference_name.as_deref(),
-                    delta_size,
-                    source.size,
-                    stored_whole,
-                )
+            let encoded = EncodedDelta {
+                source,
+                size: delta_size,
+                zero_diff: live.sha256 == source.sha256,
+                reference_name: DgMetadata::parse(&live.metadata).source_name,
+                created_reference: *created_reference,
             };
-            if !zero_diff && delta_size as f64 >= max_ratio * source.size as f64 {
-                let why = Whole {
-                    why: Some(format!(
-                        "delta is {:.1}% of the file, not below --max-ratio {max_ratio}",
-                        100.0 * delta_size as f64 / source.size as f64
-                    )),
-                    reason: poor(true).unwrap_or(StoreReason::DeltaTooLarge),
-                    reference_name: reference_name.clone(),
-                };
-                return self.put_direct(bucket, key, source, options, why).await;
-            }
-            let reason = if *created_reference {
-                Some(StoreReason::NewReference)
-            } else if zero_diff {
-                None
-            } else {
-                poor(false)
+            let reason = match encoded.judge(self.settings.max_ratio, "delta") {
+                Ok(reason) => reason,
+                Err(whole) => return self.put_direct(bucket, key, source, options, whole).await,
             };
-
             let created_at = now();
-            let stored_key = format!("{key}{DELTA_SUFFIX}");
-            fail::fail_point!("put::before_delta_write", |_| Err(Error::io(
-                "failpoint put::before_delta_write",
-                io::Error::other("injected")
-            )));
             let meta = DgMetadata {
                 ref_key: Some(ref_key.clone()),
                 ref_path: Some(REFERENCE_NAME.to_string()),
                 ref_sha256: Some(live.sha256.clone()),
                 delta_size: Some(delta_size),
                 delta_cmd: Some(self.codec.command_description(&source.name)),
-                note: zero_diff.then(|| NOTE_ZERO_DIFF.to_string()),
+                note: encoded.zero_diff.then(|| NOTE_ZERO_DIFF.to_string()),
                 compression: None,
                 ..DgMetadata::for_direct(&source.name, &source.sha256, source.size, created_at)
             };
-            progress.start(Phase::Uploading, delta_size);
-            self.store
-                .put_object(
-                    bucket,
-                    &stored_key,
-                    PutSource::File(delta.path()),
-                    options.object.object_put(
-                        with_user_metadata(meta.to_user_metadata(), options)?,
-                        options.content_type.as_deref(),
-                        &source.name,
-                    ),
-                )
-                .await?;
-            progress.advance(delta_size);
-            fail::fail_point!("put::after_delta_write");
-            // The delta is visible. Its reference must still be the one it was encoded
-            // against: a deleter that saw no delta may have removed it in the meantime (we
-            // restore it from the verified bytes we hold), or a store that ignores
-            // If-None-Match let another writer replace it (we encode again).
-            if !self
-                .confirm_reference(
-                    bucket,
-                    &ref_key,
-                    &live,
-                    &reference,
-                    &options.object.protection,
+            let against = EncodedAgainst {
+                key: &ref_key,
+                live: &live,
+                bytes: &reference,
+            };
+            let Some(stored_key) = self
+                .write_delta(
+                    bucket, key, &delta, delta_size, meta, created_at, against, options, &progress,
                 )
                 .await?
-            {
-                tracing::warn!(%ref_key, "reference changed while {key} was stored; encoding again");
+            else {
                 continue;
-            }
-            self.remove_other_form(
-                bucket,
-                key,
-                Form::Delta,
-                created_at,
-                &options.object.protection,
-            )
-            .await?;
+            };
             return Ok(PutReport {
                 bucket: bucket.to_string(),
                 key: key.to_string(),
@@ -519,7 +468,7 @@ impl Engine {
                 sha256: Some(source.sha256.clone()),
                 direct_reason: None,
                 reason,
-                reference_name,
+                reference_name: encoded.reference_name,
                 expansion: None,
             });
         }
