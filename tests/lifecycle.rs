@@ -341,7 +341,27 @@ async fn a_batch_delete_of_the_last_delta_racing_a_new_upload_keeps_the_referenc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reference_removed_under_a_delta_being_written_is_restored_by_the_writer() {
-    for w in worlds("lc-rm2").await {
+    reference_removed_under_a_delta_is_restored(
+        "lc-rm2",
+        StorageFormat::Compatible,
+        "reference.bin",
+    )
+    .await;
+}
+
+/// The compact reference is held as its expanded form: the writer restores it as its xz.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_compact_reference_removed_under_a_delta_being_written_is_restored_by_the_writer() {
+    reference_removed_under_a_delta_is_restored("lc-rm2c", StorageFormat::Compact, "reference.dgx")
+        .await;
+}
+
+async fn reference_removed_under_a_delta_is_restored(
+    tag: &str,
+    format: StorageFormat,
+    reference: &str,
+) {
+    for w in worlds_in(tag, format).await {
         let scenario = fail::FailScenario::setup();
         let (_, f2) = first_stored(&w).await;
         // the writer holds the verified reference and has encoded its delta...
@@ -352,14 +372,14 @@ async fn a_reference_removed_under_a_delta_being_written_is_restored_by_the_writ
         let report = w.a.delete(&w.bucket, "rel/app-1.zip").await.unwrap();
         assert_eq!(
             report.reference_removed.as_deref(),
-            Some("rel/reference.bin")
+            Some(format!("rel/{reference}").as_str())
         );
         gate.release(0);
         let stored = upload.await.unwrap().unwrap();
         assert_eq!(stored.stored_as, StoredAs::Delta);
         drop(scenario);
         assert!(
-            w.exists("rel/reference.bin").await,
+            w.exists(&format!("rel/{reference}")).await,
             "the writer restores the reference"
         );
         w.assert_recoverable("rel/app-2.zip", &v2()).await;

@@ -17,6 +17,38 @@ pub fn sha256_reader(mut r: impl Read) -> io::Result<(String, u64)> {
     Ok(w.finish())
 }
 
+/// A reader that hashes and counts what is read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Hashes and counts from here on whatever is read from `inner`.
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// The hex digest and byte count so far.
+    pub fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.len)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
 /// A writer that hashes and counts what passes through it.
 pub struct HashingWriter<W> {
     inner: W,

@@ -7,12 +7,11 @@ use std::io::{self, Read, Seek, Write};
 
 use deltaglider_archive::Limits;
 use liblzma::stream::{Check, Filters, LzmaOptions, Stream};
-use sha2::{Digest, Sha256};
 
 use crate::codec::DeltaCodec;
 use crate::engine::source::PrivateFile;
 use crate::error::{Error, IoContext, Result};
-use crate::hashing::HashingWriter;
+use crate::hashing::{HashingReader, HashingWriter};
 
 /// Largest xz dictionary of a compact reference. Preset 9's own 64 MiB dictionary needs
 /// about 674 MiB to encode, over the product's 512 MiB bound; 16 MiB needs about 190 MiB.
@@ -92,14 +91,17 @@ fn expand_with(
     Ok((expanded, report))
 }
 
+/// A second handle on `file`, rewound to its first byte (it shares the read position: use
+/// one handle at a time). `what` names the file in the error.
+fn from_start(file: &File, what: &str) -> Result<File> {
+    let mut handle = file.try_clone().ctx(|| format!("cannot reopen {what}"))?;
+    handle.rewind().ctx(|| format!("cannot rewind {what}"))?;
+    Ok(handle)
+}
+
 /// Writes the original bytes of the expanded form `expanded` (read from its start) to `out`.
 pub(super) fn restore_into(expanded: &File, out: &mut dyn Write) -> Result<u64> {
-    let mut reader = expanded
-        .try_clone()
-        .ctx(|| "cannot reopen an expanded form".into())?;
-    reader
-        .rewind()
-        .ctx(|| "cannot rewind an expanded form".into())?;
+    let reader = from_start(expanded, "an expanded form")?;
     deltaglider_archive::restore(reader, out).map_err(|e| match e {
         deltaglider_archive::Error::Io(io) => Error::io("cannot restore the original bytes", io),
         other => archive_error("decode", other),
@@ -133,12 +135,7 @@ pub(crate) fn compress_xz(expanded: &File, preset: u32) -> Result<PrivateFile> {
     filters.lzma2(&options);
     let stream = Stream::new_stream_encoder(&filters, Check::Crc64).map_err(xz_error)?;
     let out = PrivateFile::new()?;
-    let mut reader = expanded
-        .try_clone()
-        .ctx(|| "cannot reopen an expanded form".into())?;
-    reader
-        .rewind()
-        .ctx(|| "cannot rewind an expanded form".into())?;
+    let mut reader = from_start(expanded, "an expanded form")?;
     let mut encoder = liblzma::write::XzEncoder::new_stream(
         io::BufWriter::with_capacity(1 << 20, out.file()),
         stream,
@@ -165,25 +162,8 @@ pub(super) fn xz_reader<R: Read>(xz: R) -> Result<impl Read> {
 
 /// SHA-256 and length of the content of the xz stream `xz` (a retired compact reference).
 pub(crate) fn xz_content_sha256(xz: &File) -> Result<(String, u64)> {
-    let mut reader = xz.try_clone().ctx(|| "cannot reopen a reference".into())?;
-    reader.rewind().ctx(|| "cannot rewind a reference".into())?;
+    let reader = from_start(xz, "a reference")?;
     crate::hashing::sha256_reader(xz_reader(reader)?).ctx(|| "cannot decompress a reference".into())
-}
-
-/// Hashes what is read through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
 }
 
 /// What rebuilding the original from what will be stored gave, when it is not the upload.
@@ -192,17 +172,8 @@ pub(super) type Mismatch = Option<String>;
 /// Rebuilds the original from the xz reference `xz` and checks both layers: the xz content
 /// must be the expanded form `expanded_sha256`, and it must restore to `sha256`.
 pub(super) fn check_reference(xz: &File, expanded_sha256: &str, sha256: &str) -> Result<Mismatch> {
-    let mut reader = xz
-        .try_clone()
-        .ctx(|| "cannot reopen the reference".into())?;
-    reader
-        .rewind()
-        .ctx(|| "cannot rewind the reference".into())?;
-    let mut content = HashingReader {
-        inner: xz_reader(reader)?,
-        hasher: Sha256::new(),
-        len: 0,
-    };
+    let reader = from_start(xz, "the reference")?;
+    let mut content = HashingReader::new(xz_reader(reader)?);
     let mut original = HashingWriter::new(io::sink());
     if let Err(e) = deltaglider_archive::restore(&mut content, &mut original) {
         return Ok(Some(format!(
@@ -210,7 +181,7 @@ pub(super) fn check_reference(xz: &File, expanded_sha256: &str, sha256: &str) ->
             crate::error::chain(&e)
         )));
     }
-    let content_sha = hex::encode(content.hasher.finalize());
+    let (content_sha, _) = content.finish();
     let (original_sha, _) = original.finish();
     Ok(if content_sha != expanded_sha256 {
         Some("its compact reference does not decompress to its expanded form".to_string())
