@@ -429,3 +429,53 @@ fn a_corrupted_expanded_reference_in_the_cache_is_never_used_and_is_refetched() 
         "the entry holds the expanded reference again"
     );
 }
+
+/// `--format compact` on `cp` makes a new deltaspace compact (`ls -l` says so; the reference
+/// is `reference.dgx`), and a value that is no format is refused by name with nothing stored.
+#[test]
+fn the_format_flag_picks_the_format_of_a_new_deltaspace_and_a_bad_value_is_refused() {
+    let lab = tempfile::tempdir().unwrap();
+    for d in ["home", "config", "tmp", "src"] {
+        std::fs::create_dir(lab.path().join(d)).unwrap();
+    }
+    let at = |d: &str| lab.path().join(d).to_str().unwrap().to_string();
+    let endpoint = format!("file://{}", at("store"));
+    let env = [
+        ("DG_ENDPOINT_URL", endpoint.as_str()),
+        ("HOME", &at("home")),
+        ("XDG_CONFIG_HOME", &at("config")),
+        ("TMPDIR", &at("tmp")),
+    ];
+    let dg = |args: &[&str]| support::run_dg(args, &env);
+    assert!(dg(&["mb", "s3://bkt"]).status.success());
+    let v1 = noise(200_000, 31);
+    let file = write_file(&lab.path().join("src"), "v1.zip", &v1);
+    let file = file.to_str().unwrap();
+
+    let bad = dg(&["cp", "--format", "tiny", file, "s3://bkt/bad/"]);
+    assert!(!bad.status.success(), "an unknown format must be refused");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("tiny"),
+        "the error names the value: {}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(
+        !lab.path().join("store/bkt/bad.d").exists(),
+        "nothing stored"
+    );
+
+    let out = dg(&["cp", "--format", "compact", file, "s3://bkt/rel/"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lab.path().join("store/bkt/rel.d/reference.dgx.o").exists());
+    let ls = dg(&["ls", "-l", "s3://bkt/rel/"]);
+    assert!(ls.status.success());
+    assert!(
+        String::from_utf8_lossy(&ls.stdout).contains("compact"),
+        "ls -l shows the format: {}",
+        String::from_utf8_lossy(&ls.stdout)
+    );
+}
