@@ -4,6 +4,7 @@
 mod compact;
 mod copy;
 mod delete;
+mod delta_upload;
 mod delta_write;
 mod destination;
 mod get;

@@ -10,14 +10,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::io::AsyncRead;
 
-use super::delta_write::{EncodedAgainst, EncodedDelta};
-use super::progress::{KeyProgress, Phase};
+use super::delta_upload::{DeltaForm, EncodeTarget, Ensured};
+use super::progress::Phase;
 use super::reason::StoreReason;
-use super::source::{PrivateFile, Source};
+use super::source::Source;
 use super::{Engine, StorageFormat, StoredAs, blocking, now};
 use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
 use crate::error::{Error, Result};
-use crate::metadata::{DgMetadata, NOTE_ZERO_DIFF};
+use crate::metadata::DgMetadata;
 use crate::storage::{ObjectSettings, PutOutcome, PutSource, StorageProtection};
 
 /// Per-upload options.
@@ -212,7 +212,8 @@ impl Engine {
             } else {
                 match self.deltaspace_format(bucket, key).await? {
                     StorageFormat::Compatible => {
-                        self.put_delta(bucket, key, source, options).await?
+                        self.put_delta(&CompatibleForm, bucket, key, source, options)
+                            .await?
                     }
                     StorageFormat::Compact => {
                         self.put_compact(bucket, key, source, options).await?
@@ -328,26 +329,44 @@ impl Engine {
             expansion: None,
         })
     }
+}
 
-    /// Creates the deltaspace's reference from the snapshot if there is none, and returns
-    /// the SHA-256 and metadata of whichever reference is there afterwards (`None` if it
-    /// vanished again at once). A writer never deletes a reference once it is visible, not
-    /// even when this upload then fails (another writer may already depend on it), other than
-    /// by the deleter's rule. A reference created here gets the upload's storage class,
-    /// encryption and ACL (it holds the same bytes), and no headers.
+/// The compatible format's deltas: the file as it is against `reference.bin`, which holds
+/// the deltaspace's first file as it was uploaded.
+pub(super) struct CompatibleForm;
+
+impl DeltaForm for CompatibleForm {
+    fn reference_key(&self, key: &str) -> String {
+        deltaspace::reference_key_for(key)
+    }
+
+    fn delta_name(&self) -> &'static str {
+        "delta"
+    }
+
+    /// Creates the deltaspace's reference from the snapshot if there is none. A writer never
+    /// deletes a reference once it is visible, not even when this upload then fails (another
+    /// writer may already depend on it), other than by the deleter's rule. A reference created
+    /// here gets the upload's storage class, encryption and ACL (it holds the same bytes), and
+    /// no headers.
     async fn ensure_reference(
         &self,
+        engine: &Engine,
         bucket: &str,
         ref_key: &str,
         source: &Source,
         object: &ObjectSettings,
-    ) -> Result<(Option<super::reference::LiveReference>, bool)> {
-        if let Some(live) = self.live_reference(bucket, ref_key).await? {
-            return Ok((Some(live), false));
+    ) -> Result<Ensured> {
+        if let Some(live) = engine.live_reference(bucket, ref_key).await? {
+            return Ok(Ensured::Live {
+                live: Some(live),
+                created: false,
+                stored_size: source.size,
+            });
         }
         fail::fail_point!("put::before_reference_create");
         let meta = DgMetadata::for_reference(&source.name, &source.sha256, source.size, now());
-        let outcome = self
+        let outcome = engine
             .store
             .put_object(
                 bucket,
@@ -359,156 +378,35 @@ impl Engine {
         let created = matches!(outcome, PutOutcome::Stored { .. });
         if created {
             // The snapshot is the reference: spare the download that would verify it.
-            self.prime_cache(&source.sha256, source.snapshot.file(), ref_key)
+            engine
+                .prime_cache(&source.sha256, source.snapshot.file(), ref_key)
                 .await;
         }
         fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
             "failpoint put::after_reference_create",
             io::Error::other("injected")
         )));
-        Ok((self.live_reference(bucket, ref_key).await?, created))
-    }
-
-    async fn put_delta(
-        &self,
-        bucket: &str,
-        key: &str,
-        source: &Source,
-        options: &PutRequestOptions,
-    ) -> Result<PutReport> {
-        let mut created_reference = false;
-        let result = self
-            .put_delta_attempts(bucket, key, source, options, &mut created_reference)
-            .await;
-        if result.is_err() && created_reference {
-            // Not a rollback: the deleter's rule keeps the reference if another writer stored
-            // a delta against it in the meantime.
-            if let Err(e) = self
-                .remove_reference_if_unused(
-                    bucket,
-                    deltaspace::of_key(key),
-                    &options.object.protection,
-                )
-                .await
-            {
-                tracing::warn!(%key, "could not remove the reference this failed upload made: {}", crate::error::chain(&e));
-            }
-        }
-        result
-    }
-
-    async fn put_delta_attempts(
-        &self,
-        bucket: &str,
-        key: &str,
-        source: &Source,
-        options: &PutRequestOptions,
-        created_reference: &mut bool,
-    ) -> Result<PutReport> {
-        let ref_key = deltaspace::reference_key_for(key);
-        let what = format!("s3://{bucket}/{key}");
-        for _attempt in 0..ATTEMPTS {
-            let (live, created) = self
-                .ensure_reference(bucket, &ref_key, source, &options.object)
-                .await?;
-            *created_reference |= created;
-            let Some(live) = live else { continue };
-            let reference = self
-                .reference_handle(bucket, &ref_key, &live.sha256, &what)
-                .await?;
-            let progress = self.progress_for(key);
-            let delta = self
-                .encode(&reference, source.reopen()?, source.size, &progress)
-                .await?;
-            let delta_size = delta.file().metadata().map_or(0, |m| m.len());
-
-            let encoded = EncodedDelta {
-                source,
-                size: delta_size,
-                zero_diff: live.sha256 == source.sha256,
-                reference_name: DgMetadata::parse(&live.metadata).source_name,
-                created_reference: *created_reference,
-            };
-            let reason = match encoded.judge(self.settings.max_ratio, "delta") {
-                Ok(reason) => reason,
-                Err(whole) => return self.put_direct(bucket, key, source, options, whole).await,
-            };
-            let created_at = now();
-            let meta = DgMetadata {
-                ref_key: Some(ref_key.clone()),
-                ref_path: Some(REFERENCE_NAME.to_string()),
-                ref_sha256: Some(live.sha256.clone()),
-                delta_size: Some(delta_size),
-                delta_cmd: Some(self.codec.command_description(&source.name)),
-                note: encoded.zero_diff.then(|| NOTE_ZERO_DIFF.to_string()),
-                compression: None,
-                ..DgMetadata::for_direct(&source.name, &source.sha256, source.size, created_at)
-            };
-            let against = EncodedAgainst {
-                key: &ref_key,
-                live: &live,
-                bytes: &reference,
-            };
-            let Some(stored_key) = self
-                .write_delta(
-                    bucket, key, &delta, delta_size, meta, created_at, against, options, &progress,
-                )
-                .await?
-            else {
-                continue;
-            };
-            return Ok(PutReport {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                stored_key,
-                stored_as: StoredAs::Delta,
-                created_reference: *created_reference,
-                original_size: source.size,
-                stored_size: delta_size + if *created_reference { source.size } else { 0 },
-                sha256: Some(source.sha256.clone()),
-                direct_reason: None,
-                reason,
-                reference_name: encoded.reference_name,
-                expansion: None,
-            });
-        }
-        Err(Error::storage(
-            "store",
-            bucket,
-            key,
-            format!("reference {ref_key} kept changing while the delta was written"),
-        ))
-    }
-
-    /// Encodes `target` (`size` bytes: the snapshot, or its expanded form) against a
-    /// verified reference into a private temporary file.
-    pub(super) async fn encode(
-        &self,
-        reference: &std::fs::File,
-        target: std::fs::File,
-        size: u64,
-        progress: &KeyProgress,
-    ) -> Result<PrivateFile> {
-        let reference = reference
-            .try_clone()
-            .map_err(|e| Error::io("cannot reopen the reference", e))?;
-        let codec = self.codec.clone();
-        let progress = progress.clone();
-        progress.start(Phase::Encoding, size);
-        blocking("encoder", move || {
-            let delta = PrivateFile::new()?;
-            let mut w = io::BufWriter::with_capacity(1 << 20, delta.file());
-            let mut done = 0u64;
-            codec.encode_reporting(&reference, &target, &mut w, &mut |position| {
-                progress.advance(position.saturating_sub(done));
-                done = done.max(position);
-            })?;
-            progress.advance(size.saturating_sub(done));
-            w.into_inner()
-                .map_err(|e| Error::io("cannot write the delta", e.into_error()))?;
-            Ok(delta)
+        Ok(Ensured::Live {
+            live: engine.live_reference(bucket, ref_key).await?,
+            created,
+            stored_size: source.size,
         })
-        .await
+    }
+
+    fn target(&self, source: &Source) -> Result<EncodeTarget> {
+        Ok(EncodeTarget {
+            file: source.reopen()?,
+            size: source.size,
+            sha256: source.sha256.clone(),
+        })
+    }
+
+    fn delta_metadata(&self, engine: &Engine, common: DgMetadata, source: &Source) -> DgMetadata {
+        DgMetadata {
+            ref_path: Some(REFERENCE_NAME.to_string()),
+            delta_cmd: Some(engine.codec.command_description(&source.name)),
+            ..common
+        }
     }
 }
 

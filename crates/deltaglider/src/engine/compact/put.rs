@@ -9,28 +9,17 @@ use std::fs::File;
 
 use super::expanded::{self, Expanded, Mismatch};
 use crate::deltaspace;
-use crate::engine::delta_write::{EncodedAgainst, EncodedDelta};
-use crate::engine::put::{ATTEMPTS, PutReport, PutRequestOptions, Whole};
-use crate::engine::reason::StoreReason;
-use crate::engine::reference::LiveReference;
+use crate::engine::delta_upload::{DeltaForm, EncodeTarget, Ensured};
+use crate::engine::put::{PutReport, PutRequestOptions};
 use crate::engine::source::{PrivateFile, Source};
-use crate::engine::{Engine, StorageFormat, StoredAs, blocking, now};
+use crate::engine::{Engine, StorageFormat, blocking, now};
 use crate::error::{Error, IoContext, Result};
-use crate::metadata::{DgMetadata, FORMAT_COMPACT, NOTE_ZERO_DIFF};
+use crate::metadata::{DgMetadata, FORMAT_COMPACT};
 use crate::storage::{ObjectSettings, PutOutcome, PutSource};
 
 /// A fresh handle on a private file, with its own read position.
 fn reopen(file: &PrivateFile) -> Result<File> {
     File::open(file.path()).ctx(|| "cannot reopen a temporary file".into())
-}
-
-/// What making sure of the compact reference gave.
-enum Ensured {
-    /// The reference there now (`None` if it vanished again at once); whether this upload
-    /// created it, and then its stored size.
-    Live(Option<LiveReference>, bool, u64),
-    /// The reference this upload would create does not rebuild it: why.
-    NotRebuilt(String),
 }
 
 impl Engine {
@@ -71,48 +60,48 @@ impl Engine {
     ) -> Result<PutReport> {
         let (snapshot, limits) = (source.reopen()?, self.settings.expansion_limits.clone());
         let expanded = blocking("expand", move || expanded::expand_file(snapshot, &limits)).await?;
-        let mut created_reference = false;
-        let result = self
-            .put_compact_attempts(
-                bucket,
-                key,
-                source,
-                &expanded,
-                options,
-                &mut created_reference,
-            )
-            .await;
-        if result.is_err() && created_reference {
-            // As in the compatible format: the deleter's rule, not a rollback.
-            if let Err(e) = self
-                .remove_reference_if_unused(
-                    bucket,
-                    deltaspace::of_key(key),
-                    &options.object.protection,
-                )
-                .await
-            {
-                tracing::warn!(%key, "could not remove the reference this failed upload made: {}", crate::error::chain(&e));
-            }
-        }
-        result
+        let form = CompactForm {
+            expanded: &expanded,
+        };
+        self.put_delta(&form, bucket, key, source, options).await
+    }
+}
+
+/// The compact format's deltas: the file's expanded form against the expanded form that
+/// `reference.dgx` holds as xz.
+struct CompactForm<'a> {
+    expanded: &'a Expanded,
+}
+
+impl DeltaForm for CompactForm<'_> {
+    fn reference_key(&self, key: &str) -> String {
+        deltaspace::compact_reference_key_for(key)
+    }
+
+    fn delta_name(&self) -> &'static str {
+        "compact delta"
     }
 
     /// Creates `reference.dgx` from the expanded form if there is none, once its xz has been
     /// shown to rebuild the upload.
-    async fn ensure_compact_reference(
+    async fn ensure_reference(
         &self,
+        engine: &Engine,
         bucket: &str,
         ref_key: &str,
         source: &Source,
-        expanded: &Expanded,
         object: &ObjectSettings,
     ) -> Result<Ensured> {
-        if let Some(live) = self.live_reference(bucket, ref_key).await? {
-            return Ok(Ensured::Live(Some(live), false, 0));
+        let expanded = self.expanded;
+        if let Some(live) = engine.live_reference(bucket, ref_key).await? {
+            return Ok(Ensured::Live {
+                live: Some(live),
+                created: false,
+                stored_size: 0,
+            });
         }
         fail::fail_point!("put::before_reference_create");
-        let (input, preset) = (reopen(&expanded.file)?, self.settings.xz_preset);
+        let (input, preset) = (reopen(&expanded.file)?, engine.settings.xz_preset);
         let (expanded_sha, sha) = (expanded.sha256.clone(), source.sha256.clone());
         let (xz, mismatch) = blocking("xz", move || {
             let xz = expanded::compress_xz(&input, preset)?;
@@ -130,7 +119,7 @@ impl Engine {
             expanded_size: Some(expanded.size),
             ..DgMetadata::for_reference(&source.name, &source.sha256, source.size, now())
         };
-        let outcome = self
+        let outcome = engine
             .store
             .put_object(
                 bucket,
@@ -141,132 +130,34 @@ impl Engine {
             .await?;
         let created = matches!(outcome, PutOutcome::Stored { .. });
         if created {
-            self.prime_cache(&expanded.sha256, expanded.file.file(), ref_key)
+            engine
+                .prime_cache(&expanded.sha256, expanded.file.file(), ref_key)
                 .await;
         }
         fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
             "failpoint put::after_reference_create",
             std::io::Error::other("injected")
         )));
-        let live = self.live_reference(bucket, ref_key).await?;
-        Ok(Ensured::Live(live, created, xz_size))
+        Ok(Ensured::Live {
+            live: engine.live_reference(bucket, ref_key).await?,
+            created,
+            stored_size: xz_size,
+        })
     }
 
-    async fn put_compact_attempts(
-        &self,
-        bucket: &str,
-        key: &str,
-        source: &Source,
-        expanded: &Expanded,
-        options: &PutRequestOptions,
-        created_reference: &mut bool,
-    ) -> Result<PutReport> {
-        let ref_key = deltaspace::compact_reference_key_for(key);
-        let what = format!("s3://{bucket}/{key}");
-        let not_rebuilt = |why: String| Whole {
-            why: Some(why),
-            reason: StoreReason::NotRebuilt,
-            reference_name: None,
-        };
-        let mut reference_size = 0;
-        for _attempt in 0..ATTEMPTS {
-            let (live, created, size) = match self
-                .ensure_compact_reference(bucket, &ref_key, source, expanded, &options.object)
-                .await?
-            {
-                Ensured::Live(live, created, size) => (live, created, size),
-                Ensured::NotRebuilt(why) => {
-                    tracing::error!(%key, "{why}; storing the file whole");
-                    let whole = not_rebuilt(why);
-                    return self.put_direct(bucket, key, source, options, whole).await;
-                }
-            };
-            if created {
-                *created_reference = true;
-                reference_size = size;
-            }
-            let Some(live) = live else { continue };
-            let reference = self
-                .reference_handle(bucket, &ref_key, &live.sha256, &what)
-                .await?;
-            let progress = self.progress_for(key);
-            let delta = self
-                .encode(
-                    &reference,
-                    reopen(&expanded.file)?,
-                    expanded.size,
-                    &progress,
-                )
-                .await?;
-            let delta_size = delta.file().metadata().map_or(0, |m| m.len());
-
-            let encoded = EncodedDelta {
-                source,
-                size: delta_size,
-                zero_diff: live.sha256 == expanded.sha256,
-                reference_name: DgMetadata::parse(&live.metadata).source_name,
-                created_reference: *created_reference,
-            };
-            let reason = match encoded.judge(self.settings.max_ratio, "compact delta") {
-                Ok(reason) => reason,
-                Err(whole) => return self.put_direct(bucket, key, source, options, whole).await,
-            };
-            if let Some(why) = self.check_compact_delta(&reference, &delta, source).await? {
-                tracing::error!(%key, "{why}; storing the file whole");
-                let whole = not_rebuilt(why);
-                return self.put_direct(bucket, key, source, options, whole).await;
-            }
-            let created_at = now();
-            let meta = DgMetadata {
-                format: Some(FORMAT_COMPACT.to_string()),
-                ref_key: Some(ref_key.clone()),
-                ref_sha256: Some(live.sha256.clone()),
-                delta_size: Some(delta_size),
-                expanded_size: Some(expanded.size),
-                note: encoded.zero_diff.then(|| NOTE_ZERO_DIFF.to_string()),
-                compression: None,
-                ..DgMetadata::for_direct(&source.name, &source.sha256, source.size, created_at)
-            };
-            let against = EncodedAgainst {
-                key: &ref_key,
-                live: &live,
-                bytes: &reference,
-            };
-            let Some(stored_key) = self
-                .write_delta(
-                    bucket, key, &delta, delta_size, meta, created_at, against, options, &progress,
-                )
-                .await?
-            else {
-                continue;
-            };
-            return Ok(PutReport {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                stored_key,
-                stored_as: StoredAs::Delta,
-                created_reference: *created_reference,
-                original_size: source.size,
-                stored_size: delta_size + reference_size,
-                sha256: Some(source.sha256.clone()),
-                direct_reason: None,
-                reason,
-                reference_name: encoded.reference_name,
-                expansion: expanded.note.clone(),
-            });
-        }
-        Err(Error::storage(
-            "store",
-            bucket,
-            key,
-            format!("reference {ref_key} kept changing while the delta was written"),
-        ))
+    fn target(&self, _source: &Source) -> Result<EncodeTarget> {
+        Ok(EncodeTarget {
+            file: reopen(&self.expanded.file)?,
+            size: self.expanded.size,
+            sha256: self.expanded.sha256.clone(),
+        })
     }
 
     /// Rebuilds the upload from the expanded reference and `delta` as a reader will; what
     /// differs from the upload is the returned reason.
-    async fn check_compact_delta(
+    async fn check_delta(
         &self,
+        engine: &Engine,
         reference: &File,
         delta: &PrivateFile,
         source: &Source,
@@ -275,10 +166,22 @@ impl Engine {
             .try_clone()
             .ctx(|| "cannot reopen the reference".into())?;
         let delta = reopen(delta)?;
-        let (codec, sha, size) = (self.codec.clone(), source.sha256.clone(), source.size);
+        let (codec, sha, size) = (engine.codec.clone(), source.sha256.clone(), source.size);
         blocking("verify", move || {
             expanded::check_delta(&*codec, &reference, &delta, &sha, size)
         })
         .await
+    }
+
+    fn delta_metadata(&self, _engine: &Engine, common: DgMetadata, _source: &Source) -> DgMetadata {
+        DgMetadata {
+            format: Some(FORMAT_COMPACT.to_string()),
+            expanded_size: Some(self.expanded.size),
+            ..common
+        }
+    }
+
+    fn expansion(&self) -> Option<String> {
+        self.expanded.note.clone()
     }
 }
