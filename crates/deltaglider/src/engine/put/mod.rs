@@ -3,22 +3,22 @@
 //! The lifecycle rules that keep every acknowledged upload recoverable are in
 //! `docs/format.md` ("Lifecycle"); each step below names the rule it follows.
 
-use std::io;
+mod compatible;
+mod direct;
+
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::io::AsyncRead;
 
-use super::delta_upload::{DeltaForm, EncodeTarget, Ensured};
-use super::progress::Phase;
 use super::reason::StoreReason;
 use super::source::Source;
-use super::{Engine, StorageFormat, StoredAs, blocking, now};
-use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
+use super::{Engine, StorageFormat, StoredAs, blocking};
+use crate::deltaspace::{self, DELTA_SUFFIX};
 use crate::error::{Error, Result};
-use crate::metadata::DgMetadata;
-use crate::storage::{ObjectSettings, PutOutcome, PutSource, StorageProtection};
+
+use compatible::CompatibleForm;
 
 /// Per-upload options.
 #[derive(Debug, Clone, Default)]
@@ -244,169 +244,6 @@ impl Engine {
             key,
             "concurrent uploads of the same key kept replacing this one",
         ))
-    }
-
-    /// After `ours` is stored: removes the logical object's other form if the read rule
-    /// says ours replaces it, and then a reference that no delta uses any more (restored
-    /// with `protection`, the writer's, if a delta appears meanwhile).
-    pub(crate) async fn remove_other_form(
-        &self,
-        bucket: &str,
-        key: &str,
-        ours: Form,
-        ours_at: DateTime<Utc>,
-        protection: &StorageProtection,
-    ) -> Result<()> {
-        fail::fail_point!("put::before_other_form", |_| Ok(()));
-        let other = match ours {
-            Form::Direct => format!("{key}{DELTA_SUFFIX}"),
-            Form::Delta => key.to_string(),
-        };
-        let Some(info) = self.store.head_object(bucket, &other).await? else {
-            return Ok(());
-        };
-        let theirs_at = info
-            .metadata
-            .as_ref()
-            .and_then(|m| DgMetadata::parse(m).created_at);
-        if !replaces_other_form(ours, ours_at, theirs_at) {
-            return Ok(());
-        }
-        self.store.delete_object(bucket, &other).await?;
-        if ours == Form::Direct {
-            self.remove_reference_if_unused(bucket, deltaspace::of_key(key), protection)
-                .await?;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn put_direct(
-        &self,
-        bucket: &str,
-        key: &str,
-        source: &Source,
-        options: &PutRequestOptions,
-        why: Whole,
-    ) -> Result<PutReport> {
-        let created = now();
-        let meta = DgMetadata::for_direct(&source.name, &source.sha256, source.size, created);
-        let progress = self.progress_for(key);
-        progress.start(Phase::Uploading, source.size);
-        self.store
-            .put_object(
-                bucket,
-                key,
-                PutSource::File(source.snapshot.path()),
-                options.object.object_put(
-                    with_user_metadata(meta.to_user_metadata(), options)?,
-                    options.content_type.as_deref(),
-                    &source.name,
-                ),
-            )
-            .await?;
-        progress.advance(source.size);
-        fail::fail_point!("put::after_direct_write");
-        self.remove_other_form(
-            bucket,
-            key,
-            Form::Direct,
-            created,
-            &options.object.protection,
-        )
-        .await?;
-        Ok(PutReport {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            stored_key: key.to_string(),
-            stored_as: StoredAs::Direct,
-            created_reference: false,
-            original_size: source.size,
-            stored_size: source.size,
-            sha256: Some(source.sha256.clone()),
-            direct_reason: why.why,
-            reason: Some(why.reason),
-            reference_name: why.reference_name,
-            expansion: None,
-        })
-    }
-}
-
-/// The compatible format's deltas: the file as it is against `reference.bin`, which holds
-/// the deltaspace's first file as it was uploaded.
-pub(super) struct CompatibleForm;
-
-impl DeltaForm for CompatibleForm {
-    fn reference_key(&self, key: &str) -> String {
-        deltaspace::reference_key_for(key)
-    }
-
-    fn delta_name(&self) -> &'static str {
-        "delta"
-    }
-
-    /// Creates the deltaspace's reference from the snapshot if there is none. A writer never
-    /// deletes a reference once it is visible, not even when this upload then fails (another
-    /// writer may already depend on it), other than by the deleter's rule. A reference created
-    /// here gets the upload's storage class, encryption and ACL (it holds the same bytes), and
-    /// no headers.
-    async fn ensure_reference(
-        &self,
-        engine: &Engine,
-        bucket: &str,
-        ref_key: &str,
-        source: &Source,
-        object: &ObjectSettings,
-    ) -> Result<Ensured> {
-        if let Some(live) = engine.live_reference(bucket, ref_key).await? {
-            return Ok(Ensured::Live {
-                live: Some(live),
-                created: false,
-                stored_size: source.size,
-            });
-        }
-        fail::fail_point!("put::before_reference_create");
-        let meta = DgMetadata::for_reference(&source.name, &source.sha256, source.size, now());
-        let outcome = engine
-            .store
-            .put_object(
-                bucket,
-                ref_key,
-                PutSource::File(source.snapshot.path()),
-                object.reference_put(meta.to_user_metadata()),
-            )
-            .await?;
-        let created = matches!(outcome, PutOutcome::Stored { .. });
-        if created {
-            // The snapshot is the reference: spare the download that would verify it.
-            engine
-                .prime_cache(&source.sha256, source.snapshot.file(), ref_key)
-                .await;
-        }
-        fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
-            "failpoint put::after_reference_create",
-            io::Error::other("injected")
-        )));
-        Ok(Ensured::Live {
-            live: engine.live_reference(bucket, ref_key).await?,
-            created,
-            stored_size: source.size,
-        })
-    }
-
-    fn target(&self, source: &Source) -> Result<EncodeTarget> {
-        Ok(EncodeTarget {
-            file: source.reopen()?,
-            size: source.size,
-            sha256: source.sha256.clone(),
-        })
-    }
-
-    fn delta_metadata(&self, engine: &Engine, common: DgMetadata, source: &Source) -> DgMetadata {
-        DgMetadata {
-            ref_path: Some(REFERENCE_NAME.to_string()),
-            delta_cmd: Some(engine.codec.command_description(&source.name)),
-            ..common
-        }
     }
 }
 
