@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
+use futures::stream::{BoxStream, Stream, StreamExt};
 
 use super::Client;
 use crate::engine::Listing;
@@ -50,15 +50,8 @@ impl ObjectPages<'_> {
     }
 
     /// Every remaining page in one listing, objects in key order.
-    pub async fn collect_all(mut self) -> Result<Listing> {
-        let mut all = Listing::default();
-        while let Some(page) = self.pages.try_next().await? {
-            all.objects.extend(page.objects);
-            all.prefixes.extend(page.prefixes);
-            all.reference_bytes += page.reference_bytes;
-        }
-        all.objects.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(all)
+    pub async fn collect_all(self) -> Result<Listing> {
+        Listing::merge_pages(self.pages).await
     }
 }
 
@@ -109,6 +102,8 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use futures::TryStreamExt;
 
     use super::*;
     use crate::storage::local::LocalStore;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream};
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::{Engine, StorageFormat, StoredAs};
@@ -50,11 +50,11 @@ pub struct Listing {
     pub reference_bytes: u64,
 }
 
-impl Engine {
-    /// Lists logical objects under `prefix`, every page collected into one listing in key
-    /// order; with `recursive == false`, groups deeper keys into prefixes like `aws s3 ls`.
-    pub async fn list(&self, bucket: &str, prefix: &str, recursive: bool) -> Result<Listing> {
-        let mut pages = self.list_pages(bucket, prefix, recursive, None);
+impl Listing {
+    /// Every remaining page of `pages` in one listing, objects in key order.
+    pub(crate) async fn merge_pages(
+        mut pages: impl Stream<Item = Result<Listing>> + Unpin,
+    ) -> Result<Listing> {
         let mut all = Listing::default();
         while let Some(page) = pages.try_next().await? {
             all.objects.extend(page.objects);
@@ -63,6 +63,14 @@ impl Engine {
         }
         all.objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(all)
+    }
+}
+
+impl Engine {
+    /// Lists logical objects under `prefix`, every page collected into one listing in key
+    /// order; with `recursive == false`, groups deeper keys into prefixes like `aws s3 ls`.
+    pub async fn list(&self, bucket: &str, prefix: &str, recursive: bool) -> Result<Listing> {
+        Listing::merge_pages(self.list_pages(bucket, prefix, recursive, None)).await
     }
 
     /// The listing of `prefix` one store page at a time (`page_size` keys per request, the
