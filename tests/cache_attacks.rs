@@ -627,23 +627,24 @@ fn toctou_racing_thread_swapping_the_entry_never_changes_handed_out_bytes() {
     let original = noise(512 << 10, 11);
     let sha = sha256_hex(&original);
     let persistent = |name: &str, encryption_key: Option<CacheKey>| {
-        StoreCache::persistent(PersistentOptions {
-            root: t.path().join(name),
-            max_bytes: None,
-            ttl: None,
-            unsafe_shared: false,
-            signing_key: CacheKey::per_process(),
-            encryption_key,
-            monitor: false,
-        })
+        StoreCache::persistent(
+            PersistentOptions::new(t.path().join(name), CacheKey::per_process())
+                .encryption_key(encryption_key),
+        )
         .unwrap()
     };
     let ephemeral = StoreCache::private(None).unwrap();
-    let ephemeral_entry = ephemeral.dir_store().unwrap().entry_path(&sha);
+    let ephemeral_entry = deltaglider::testing::cache::dir_store(&ephemeral)
+        .unwrap()
+        .entry_path(&sha);
     let plain = persistent("plain", None);
-    let plain_entry = plain.dir_store().unwrap().entry_path(&sha);
+    let plain_entry = deltaglider::testing::cache::dir_store(&plain)
+        .unwrap()
+        .entry_path(&sha);
     let encrypted = persistent("encrypted", Some(CacheKey::per_process()));
-    let encrypted_entry = encrypted.dir_store().unwrap().entry_path(&sha);
+    let encrypted_entry = deltaglider::testing::cache::dir_store(&encrypted)
+        .unwrap()
+        .entry_path(&sha);
     let cases: Vec<(&str, Box<dyn ReferenceCache>, PathBuf)> = vec![
         ("ephemeral", Box::new(ephemeral), ephemeral_entry),
         ("persistent", Box::new(plain), plain_entry),
@@ -720,15 +721,9 @@ fn toctou_racing_thread_rewriting_the_entry_in_place_never_yields_wrong_bytes() 
     let store = Arc::new(LocalStore::new(t.path().join("store")).unwrap());
     rt.block_on(store.create_bucket("bkt")).unwrap();
     let cache = Arc::new(
-        StoreCache::persistent(PersistentOptions {
-            root: t.path().join("cache"),
-            max_bytes: None,
-            ttl: None,
-            unsafe_shared: false,
-            signing_key: CacheKey::per_process(),
-            encryption_key: None,
-            monitor: true,
-        })
+        StoreCache::persistent(
+            PersistentOptions::new(t.path().join("cache"), CacheKey::per_process()).monitor(true),
+        )
         .unwrap(),
     );
     let engine = Engine::new(
@@ -754,7 +749,9 @@ fn toctou_racing_thread_rewriting_the_entry_in_place_never_yields_wrong_bytes() 
     fs::create_dir(&out).unwrap();
     rt.block_on(engine.get_to_file("bkt", "rel/v2.zip", &out.join("warm")))
         .unwrap();
-    let entry = cache.dir_store().unwrap().entry_path(&sha256_hex(&v1));
+    let entry = deltaglider::testing::cache::dir_store(&cache)
+        .unwrap()
+        .entry_path(&sha256_hex(&v1));
     assert!(entry.exists());
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -177,7 +177,8 @@ fn faulty_cache(root: &Path, encryption: bool) -> (Arc<StoreCache>, Arc<Faults>,
         inner: below,
         faults: faults.clone(),
     };
-    let cache = StoreCache::new(Arc::new(faulty), None, "persistent", true);
+    let cache =
+        deltaglider::testing::cache::store_cache(Arc::new(faulty), None, "persistent", true);
     (Arc::new(cache), faults, dir)
 }
 
@@ -393,19 +394,16 @@ fn garbage_in_an_entry_is_never_served_and_the_download_succeeds() {
     let s = Stored::new();
     let t = tempfile::tempdir().unwrap();
     let cache = Arc::new(
-        StoreCache::persistent(PersistentOptions {
-            root: t.path().join("cache"),
-            max_bytes: None,
-            ttl: None,
-            unsafe_shared: false,
-            signing_key: CacheKey::per_process(),
-            encryption_key: None,
-            monitor: false,
-        })
+        StoreCache::persistent(PersistentOptions::new(
+            t.path().join("cache"),
+            CacheKey::per_process(),
+        ))
         .unwrap(),
     );
     s.download_exact(cache.clone(), "warm");
-    let entry = cache.dir_store().unwrap().entry_path(&s.ref_sha());
+    let entry = deltaglider::testing::cache::dir_store(&cache)
+        .unwrap()
+        .entry_path(&s.ref_sha());
     let same_size = vec![0x5a; s.v1.len()];
     for (what, garbage) in [
         ("same-size garbage", same_size.as_slice()),
@@ -428,15 +426,10 @@ fn a_cache_directory_removed_under_a_running_process_is_bypassed() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("cache");
     let cache = Arc::new(
-        StoreCache::persistent(PersistentOptions {
-            root: root.clone(),
-            max_bytes: None,
-            ttl: None,
-            unsafe_shared: false,
-            signing_key: CacheKey::per_process(),
-            encryption_key: None,
-            monitor: false,
-        })
+        StoreCache::persistent(PersistentOptions::new(
+            root.clone(),
+            CacheKey::per_process(),
+        ))
         .unwrap(),
     );
     s.download_exact(cache.clone(), "warm");

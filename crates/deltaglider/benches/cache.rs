@@ -198,15 +198,13 @@ struct Impl {
 }
 
 fn persistent_cache(root: &Path, encrypted: bool) -> StoreCache {
-    StoreCache::persistent(PersistentOptions {
-        root: root.to_path_buf(),
-        max_bytes: Some(DEFAULT_MAX_BYTES),
-        ttl: Some(DEFAULT_TTL),
-        unsafe_shared: false,
-        signing_key: CacheKey::per_process(),
-        encryption_key: encrypted.then(CacheKey::per_process),
-        monitor: true,
-    })
+    StoreCache::persistent(
+        PersistentOptions::new(root.to_path_buf(), CacheKey::per_process())
+            .max_bytes(Some(DEFAULT_MAX_BYTES))
+            .ttl(Some(DEFAULT_TTL))
+            .encryption_key(encrypted.then(CacheKey::per_process))
+            .monitor(true),
+    )
     .expect("persistent cache")
 }
 

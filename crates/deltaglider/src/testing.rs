@@ -17,6 +17,28 @@ pub mod cache {
     pub use crate::cache::record::Record;
     pub use crate::cache::signed::{RecordSigner, Signed};
     pub use crate::cache::store::{Entry, EntryStore, PendingEntry, Usage};
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::cache::StoreCache;
+
+    /// A cache straight over `store`: `backend` names it in `cache info`, `ttl` is written
+    /// into each new record.
+    pub fn store_cache(
+        store: Arc<dyn EntryStore>,
+        ttl: Option<Duration>,
+        backend: &'static str,
+        persistent: bool,
+    ) -> StoreCache {
+        StoreCache::new(store, ttl, backend, persistent)
+    }
+
+    /// The directory store at the bottom of a file-system cache (entry paths, invalidation
+    /// state).
+    pub fn dir_store(cache: &StoreCache) -> Option<&DirStore> {
+        cache.dir_store()
+    }
 }
 
 /// The native codec's entry points and the VCDIFF header parser.

@@ -45,8 +45,9 @@ pub fn default_root(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
         .map(|d| d.join("deltaglider").join("v2"))
 }
 
-/// Everything a persistent cache needs.
+/// Everything a persistent cache needs: [`PersistentOptions::new`] and its setters.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PersistentOptions {
     /// The cache directory; it and every directory created for it must pass the ownership
     /// and mode checks unless `unsafe_shared`.
@@ -64,6 +65,52 @@ pub struct PersistentOptions {
     pub encryption_key: Option<CacheKey>,
     /// Run the inotify integrity monitor.
     pub monitor: bool,
+}
+
+impl PersistentOptions {
+    /// A cache in `root` whose records `signing_key` signs: unbounded, entries never
+    /// expire, not encrypted, no integrity monitor, unsafe directories refused.
+    pub fn new(root: impl Into<PathBuf>, signing_key: CacheKey) -> Self {
+        PersistentOptions {
+            root: root.into(),
+            max_bytes: None,
+            ttl: None,
+            unsafe_shared: false,
+            signing_key,
+            encryption_key: None,
+            monitor: false,
+        }
+    }
+
+    /// Evicts least recently used entries beyond `max_bytes` (`None`: unbounded).
+    pub fn max_bytes(mut self, max_bytes: Option<u64>) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Gives new entries this lifetime (`None`: they never expire).
+    pub fn ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Skips the ownership and mode refusals (`DG_UNSAFE_SHARED_CACHE`).
+    pub fn unsafe_shared(mut self, unsafe_shared: bool) -> Self {
+        self.unsafe_shared = unsafe_shared;
+        self
+    }
+
+    /// Encrypts entries at rest with `key`.
+    pub fn encryption_key(mut self, key: Option<CacheKey>) -> Self {
+        self.encryption_key = key;
+        self
+    }
+
+    /// Runs the inotify integrity monitor.
+    pub fn monitor(mut self, monitor: bool) -> Self {
+        self.monitor = monitor;
+        self
+    }
 }
 
 impl StoreCache {

@@ -176,8 +176,7 @@ impl FileIdentity {
 
 impl StoreCache {
     /// `backend` names the cache in `cache info`; `ttl` is written into each new record.
-    #[doc(hidden)] // Over the cache's internal layers: for the project's tests.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn EntryStore>,
         ttl: Option<Duration>,
         backend: &'static str,
@@ -224,8 +223,7 @@ impl StoreCache {
 
     /// The directory store at the bottom (paths, invalidation state), for the file-system
     /// caches. Paths are for diagnostics and tests: the cache never opens an entry by name.
-    #[doc(hidden)] // Over the cache's internal layers: for the project's tests.
-    pub fn dir_store(&self) -> Option<&DirStore> {
+    pub(crate) fn dir_store(&self) -> Option<&DirStore> {
         self.dir.as_ref()
     }
 
@@ -235,8 +233,8 @@ impl StoreCache {
     }
 
     /// The integrity monitor, if running.
-    #[doc(hidden)] // Over the cache's internal layers: for the project's tests.
-    pub fn monitor(&self) -> Option<&IntegrityMonitor> {
+    #[cfg(test)]
+    pub(crate) fn monitor(&self) -> Option<&IntegrityMonitor> {
         self.monitor.as_ref()
     }
 

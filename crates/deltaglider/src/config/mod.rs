@@ -80,8 +80,10 @@ pub struct S3ClientSettings {
     pub no_sign_request: bool,
 }
 
-/// Fully resolved configuration.
+/// Fully resolved configuration, made only by [`Config::load`] and [`Config::resolve`]
+/// (which validate it); its fields are there to be read.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Where objects live (`DG_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`).
     pub endpoint: Endpoint,
