@@ -9,7 +9,9 @@
 //! its token form ([`deflate`]); in both, two releases of similar content look similar.
 //! Plain bytes that are themselves a gzip or zip file (a `.json.gz` inside a wheel) are
 //! expanded in turn, to [`Limits::max_nesting`]. [`restore`] writes the exact original bytes
-//! back from the expanded form.
+//! back from the expanded form; its plain segments are independent of each other, so it
+//! compresses them on several threads ([`restore_with`], [`Parallelism`]) and writes them in
+//! order, holding a bounded window of them.
 //!
 //! Nothing is lost by trying: a stream that does not parse, or whose token form would be
 //! out of proportion to it ([`Limits`]), stays as it is, so every input has an expanded form
@@ -36,11 +38,13 @@ mod plain;
 mod restore;
 mod scan;
 mod varint;
+mod window;
 mod zlib;
 
 pub use error::{Error, Input, Result};
 pub use expand::expand;
 pub use limits::{Expansion, Limits, MAX_NESTING};
-pub use restore::restore;
+pub use restore::{restore, restore_with};
 pub use scan::Container;
+pub use window::Parallelism;
 pub use zlib::encoder_id as plain_encoder_id;
