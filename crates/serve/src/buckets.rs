@@ -34,7 +34,6 @@ pub(crate) async fn create_bucket(
     client.create_bucket(bucket).await.map_err(s3_error)?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{bucket}")),
-        ..Default::default()
     }))
 }
 

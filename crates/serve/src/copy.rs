@@ -64,9 +64,10 @@ pub(crate) async fn copy_object(
     };
     let mut options = PutRequestOptions::default();
     if replace {
-        let mut object = ObjectSettings::default();
-        object.metadata_directive = Directive::Replace;
-        options = options.object(object);
+        options = options.object(ObjectSettings {
+            metadata_directive: Directive::Replace,
+            ..Default::default()
+        });
         if let Some(t) = i.content_type {
             options = options.content_type(t);
         }
