@@ -6,7 +6,8 @@
 #     `apt-get update` first) only when one of them is missing.
 #   * A Python virtualenv at ${DG_PY_VENV:-<repo>/target/py-venv} holding the Python
 #     DeltaGlider tool, deltaglider==6.2.0 from PyPI (with boto3), which the integration
-#     tests use as a second, independent implementation: <venv>/bin/deltaglider.
+#     tests use as a second, independent implementation: <venv>/bin/deltaglider; and the
+#     aws CLI (awscli from PyPI), a real S3 client for the `serve` tests: <venv>/bin/aws.
 # Usage: scripts/install-deps.sh        (as root, or with sudo available for apt-get)
 # Settings: DG_PY_VENV (venv path), DG_PYTHON3 (interpreter, default python3),
 #   DG_PY_MODE=target (skip venv and use `pip install --target`; normally only a fallback).
@@ -68,11 +69,11 @@ fi
 
 # venv_ok: the venv (or the --target fallback) runs and holds the wanted deltaglider.
 venv_ok() {
-  [ -x "$VENV/bin/deltaglider" ] && [ -x "$VENV/bin/python" ] &&
+  [ -x "$VENV/bin/deltaglider" ] && [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/aws" ] &&
     "$VENV/bin/python" -c "import sys, importlib.metadata as m; sys.exit(m.version('deltaglider') != '$DG_PY_VERSION')" 2>/dev/null
 }
 
-pip_args=(install --quiet --disable-pip-version-check --no-input "deltaglider==$DG_PY_VERSION")
+pip_args=(install --quiet --disable-pip-version-check --no-input "deltaglider==$DG_PY_VERSION" awscli)
 
 # make_venv: a normal virtualenv; Debian's own python3 needs python3-venv for ensurepip.
 make_venv() {
@@ -104,7 +105,11 @@ EOF
 #!/bin/sh
 exec "$VENV/bin/python" "$VENV/lib/bin/deltaglider" "\$@"
 EOF
-  chmod +x "$VENV/bin/python" "$VENV/bin/deltaglider"
+  cat >"$VENV/bin/aws" <<EOF
+#!/bin/sh
+exec "$VENV/bin/python" "$VENV/lib/bin/aws" "\$@"
+EOF
+  chmod +x "$VENV/bin/python" "$VENV/bin/deltaglider" "$VENV/bin/aws"
 }
 
 if ! venv_ok; then
@@ -127,5 +132,5 @@ fi
 ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null | sed 's/^[0-9]*://; s/[-+].*//'; }
 py_versions=$("$VENV/bin/python" -c "
 import sys, importlib.metadata as m
-print('python %d.%d.%d, deltaglider %s, boto3 %s' % (*sys.version_info[:3], m.version('deltaglider'), m.version('boto3')))")
+print('python %d.%d.%d, deltaglider %s, boto3 %s, awscli %s' % (*sys.version_info[:3], m.version('deltaglider'), m.version('boto3'), m.version('awscli')))")
 say "ready: xdelta3 $(ver xdelta3), ceph $(ver radosgw), $py_versions ($VENV/bin/deltaglider)"

@@ -145,6 +145,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let client = config.build_client().await?;
+        // serve stops on a signal by itself, finishing the requests in flight.
+        #[cfg(feature = "serve")]
+        if let cli::args::Command::Serve(args) = &cli.command {
+            return cli::run::serve(client, args).await;
+        }
         // Dropping the command future on a signal drops its temporary files and the private
         // cache directory before the process exits.
         tokio::select! {

@@ -227,6 +227,17 @@ rebuilt copy is reused. `purge` removes expired ones.
 Example:
   deltaglider presign --expires-in 3600 s3://releases/app/app-1.2.zip")]
     Presign(PresignArgs),
+    /// Serve the backend as an S3 endpoint: any S3 client stores deltas and reads originals.
+    #[cfg(feature = "serve")]
+    #[command(after_help = "\
+Clients sign with the key in DG_SERVE_ACCESS_KEY_ID and DG_SERVE_SECRET_ACCESS_KEY;
+without them serve refuses to start unless --anonymous is given.
+
+Examples:
+  deltaglider serve                                   # the local store, on 127.0.0.1:9000
+  deltaglider --endpoint-url http://s3:8080 serve --listen 0.0.0.0:9000
+  aws --endpoint-url http://127.0.0.1:9000 s3 cp app-1.2.zip s3://releases/app/")]
+    Serve(super::serve_args::ServeArgs),
     /// Delete expired rebuilt copies under .deltaglider/tmp/ (made by presign).
     #[command(after_help = "Example:\n  deltaglider purge releases")]
     Purge(PurgeArgs),

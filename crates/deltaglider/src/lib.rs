@@ -68,7 +68,7 @@ pub use analyze::{AnalyzeReport, AnalyzeSource, DeltaspaceEstimate};
 pub use engine::{
     DeleteReport, GetReport, KeyDeleted, ListEntry, Listing, ObjectDetails, Phase, PresignedUrl,
     Progress, PurgeReport, PutReport, PutRequestOptions, StorageFormat, StoreReason, StoredAs,
-    VerifiedReader, VerifyReport,
+    VerifiedReader, VerifyReport, logical_etag,
 };
 pub use metadata::UserMetadata;
 pub use stats::{BucketStats, DeltaspaceStats, StatsMode};

@@ -35,6 +35,8 @@ mod mv;
 mod presign;
 mod printer;
 mod rm;
+#[cfg(feature = "serve")]
+mod serve;
 mod settings;
 mod stats;
 mod sync;
@@ -50,6 +52,8 @@ use mv::*;
 use presign::*;
 use printer::*;
 use rm::*;
+#[cfg(feature = "serve")]
+pub use serve::serve;
 pub use settings::{config, ordered_filters};
 use stats::*;
 use sync::*;
@@ -101,6 +105,8 @@ pub async fn run(cli: Cli, filters: Vec<(FilterKind, String)>, client: Client) -
         Command::Completions(_) | Command::Cache(_) => {
             unreachable!("handled before the client is built")
         }
+        #[cfg(feature = "serve")]
+        Command::Serve(_) => unreachable!("run by main, which leaves its signals to it"),
         Command::Migrate(args) => migrate(&client, &printer, args, filters).await,
         Command::Ls(args) => ls(&client, &printer, args).await,
         Command::Rm(args) if args.recursive => rm_recursive(&client, &printer, args, filters).await,

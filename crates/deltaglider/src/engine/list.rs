@@ -35,6 +35,10 @@ pub struct ListEntry {
     /// not know.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<StorageFormat>,
+    /// The entity tag of the original, as a HEAD reports it
+    /// ([`logical_etag`](super::logical_etag)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// A listing, or one page of it: objects and, for non-recursive listings, the sub-prefixes.
@@ -216,6 +220,11 @@ impl Engine {
                 stored_as,
                 stored_size: o.size,
                 last_modified: o.last_modified,
+                etag: super::logical_etag(
+                    stored_as,
+                    o.etag.as_deref(),
+                    meta.file_sha256.as_deref(),
+                ),
                 format: match (stored_as, &meta.format) {
                     (StoredAs::Delta, None) if meta.is_deltaglider() => {
                         Some(StorageFormat::Compatible)

@@ -7,6 +7,7 @@ mod delete;
 mod delta_upload;
 mod delta_write;
 mod destination;
+mod etag;
 mod get;
 mod integrity;
 mod lease;
@@ -30,6 +31,7 @@ pub use delete::{DeleteReport, KeyDeleted};
 /// Bounds on expanding a file for the compact format ([`EngineSettings::expansion_limits`]).
 pub use deltaglider_archive::Limits as ExpansionLimits;
 pub use destination::is_download_temp_name;
+pub use etag::logical_etag;
 pub use get::{GetReport, ObjectDetails, VerifyReport};
 pub use list::{ListEntry, Listing};
 pub use presign::{PresignedUrl, PurgeReport};

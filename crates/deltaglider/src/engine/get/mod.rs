@@ -86,6 +86,8 @@ pub struct ObjectDetails {
     pub content_type: Option<String>,
     /// Caller metadata given at upload.
     pub user_metadata: crate::metadata::UserMetadata,
+    /// The entity tag of the original, quoted as S3 reports it (see [`logical_etag`](crate::engine::logical_etag)).
+    pub etag: Option<String>,
 }
 
 impl ObjectDetails {
@@ -116,6 +118,11 @@ impl ObjectDetails {
                 .as_ref()
                 .map(crate::metadata::user_metadata)
                 .unwrap_or_default(),
+            etag: crate::engine::etag::logical_etag(
+                r.stored_as,
+                r.info.etag.as_deref(),
+                r.meta.file_sha256.as_deref(),
+            ),
         }
     }
 }

@@ -1,0 +1,85 @@
+//! ListBuckets, CreateBucket, HeadBucket, DeleteBucket.
+
+use deltaglider::{Client, ListObjectsOptions};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use crate::error::s3_error;
+use crate::time::timestamp;
+
+pub(crate) async fn list_buckets(
+    client: &Client,
+    _req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
+    let buckets = client.list_buckets().await.map_err(s3_error)?;
+    let buckets = buckets
+        .into_iter()
+        .map(|b| Bucket {
+            name: Some(b.name),
+            creation_date: b.created.map(timestamp),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn create_bucket(
+    client: &Client,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let bucket = &req.input.bucket;
+    client.create_bucket(bucket).await.map_err(s3_error)?;
+    Ok(S3Response::new(CreateBucketOutput {
+        location: Some(format!("/{bucket}")),
+    }))
+}
+
+pub(crate) async fn head_bucket(
+    client: &Client,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
+    let bucket = &req.input.bucket;
+    if !client.bucket_exists(bucket).await.map_err(s3_error)? {
+        return Err(s3_error!(
+            NoSuchBucket,
+            "The specified bucket does not exist"
+        ));
+    }
+    Ok(S3Response::new(HeadBucketOutput::default()))
+}
+
+/// Deletes a bucket with no logical objects. What DeltaGlider keeps beside them (a
+/// reference no delta uses any more, internal objects) is deleted with it: to an S3 client
+/// the bucket is empty.
+pub(crate) async fn delete_bucket(
+    client: &Client,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let bucket = &req.input.bucket;
+    match client.delete_bucket(bucket).await {
+        Ok(()) => {}
+        Err(deltaglider::Error::BucketNotEmpty(_)) => {
+            let options = ListObjectsOptions::default()
+                .recursive(true)
+                .page_size(1000);
+            let mut pages = client.list_objects(bucket, "", &options);
+            while let Some(page) = pages.next_page().await {
+                if !page.map_err(s3_error)?.objects.is_empty() {
+                    return Err(s3_error!(
+                        BucketNotEmpty,
+                        "The bucket you tried to delete is not empty"
+                    ));
+                }
+            }
+            client
+                .delete_bucket_and_contents(bucket)
+                .await
+                .map_err(s3_error)?;
+        }
+        Err(e) => return Err(s3_error(e)),
+    }
+    Ok(S3Response::new(DeleteBucketOutput::default()))
+}

@@ -1,0 +1,122 @@
+//! GetObject and HeadObject: the original's size, entity tag, type, time and metadata,
+//! whatever is stored; GET streams the verified rebuild.
+
+use deltaglider::{Client, ObjectDetails};
+use hyper::StatusCode;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+use crate::conditions::{Preconditions, Window};
+use crate::download;
+use crate::error::s3_error;
+use crate::time::timestamp;
+
+/// What a GET and a HEAD both say of an object.
+struct Described {
+    e_tag: Option<ETag>,
+    last_modified: Option<Timestamp>,
+    content_type: Option<ContentType>,
+    metadata: Option<Metadata>,
+}
+
+fn describe(d: &ObjectDetails) -> Described {
+    Described {
+        e_tag: d
+            .etag
+            .as_deref()
+            .map(|t| ETag::Strong(t.trim_matches('"').to_string())),
+        last_modified: modified(d).map(timestamp),
+        content_type: d.content_type.clone(),
+        metadata: (!d.user_metadata.is_empty()).then(|| {
+            d.user_metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+    }
+}
+
+fn modified(d: &ObjectDetails) -> Option<chrono::DateTime<chrono::Utc>> {
+    d.last_modified.or(d.created_at)
+}
+
+/// Checks the preconditions, then the window of an optional range.
+fn decide(
+    d: &ObjectDetails,
+    conditions: Preconditions,
+    range: Option<&Range>,
+) -> S3Result<Option<Window>> {
+    conditions.check(d.etag.as_deref(), modified(d))?;
+    range.map(|r| Window::of(r, d.size)).transpose()
+}
+
+pub(crate) async fn head_object(
+    client: &Client,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let i = req.input;
+    let details = client
+        .head_object(&i.bucket, &i.key)
+        .await
+        .map_err(s3_error)?;
+    let conditions = Preconditions {
+        if_match: i.if_match,
+        if_none_match: i.if_none_match,
+        if_modified_since: i.if_modified_since,
+        if_unmodified_since: i.if_unmodified_since,
+    };
+    let window = decide(&details, conditions, i.range.as_ref())?;
+    let d = describe(&details);
+    let shown = window.unwrap_or_else(|| Window::all(details.size));
+    let output = HeadObjectOutput {
+        accept_ranges: Some("bytes".into()),
+        content_length: Some(shown.len() as i64),
+        content_range: window.map(|w| w.content_range()),
+        e_tag: d.e_tag,
+        last_modified: d.last_modified,
+        content_type: d.content_type,
+        metadata: d.metadata,
+        ..Default::default()
+    };
+    let mut response = S3Response::new(output);
+    if window.is_some() {
+        response.status = Some(StatusCode::PARTIAL_CONTENT);
+    }
+    Ok(response)
+}
+
+pub(crate) async fn get_object(
+    client: &Client,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let i = req.input;
+    let object = client
+        .get_object(&i.bucket, &i.key)
+        .await
+        .map_err(s3_error)?;
+    let conditions = Preconditions {
+        if_match: i.if_match,
+        if_none_match: i.if_none_match,
+        if_modified_since: i.if_modified_since,
+        if_unmodified_since: i.if_unmodified_since,
+    };
+    let window = decide(&object.details, conditions, i.range.as_ref())?;
+    let d = describe(&object.details);
+    let sent = window.unwrap_or_else(|| Window::all(object.details.size));
+    let output = GetObjectOutput {
+        accept_ranges: Some("bytes".into()),
+        body: Some(download::body(object.body, sent)),
+        content_length: Some(sent.len() as i64),
+        content_range: window.map(|w| w.content_range()),
+        e_tag: d.e_tag,
+        last_modified: d.last_modified,
+        content_type: d.content_type,
+        metadata: d.metadata,
+        ..Default::default()
+    };
+    let mut response = S3Response::new(output);
+    if window.is_some() {
+        response.status = Some(StatusCode::PARTIAL_CONTENT);
+    }
+    Ok(response)
+}

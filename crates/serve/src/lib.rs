@@ -1,0 +1,126 @@
+//! An S3-compatible endpoint over a [`deltaglider::Client`]: any S3 client (the `aws` CLI,
+//! boto3, SDKs) stores objects as deltas when worthwhile and reads back verified
+//! originals, without knowing about deltas.
+//!
+//! The protocol (routing, XML, SigV4 verification) is the `s3s` crate's; this crate maps
+//! each S3 operation onto the client, one file per group of operations, and the library's
+//! errors onto S3 error codes in one place (`error.rs`).
+
+mod buckets;
+mod conditions;
+mod copy;
+mod delete;
+mod download;
+mod error;
+mod get;
+mod list;
+mod put;
+mod server;
+mod time;
+mod upload;
+
+pub use server::{Access, ServeError, Server, service};
+
+use deltaglider::Client;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+/// The S3 operations served, over one client.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    client: Client,
+}
+
+impl Gateway {
+    /// Serves `client`'s backend.
+    pub fn new(client: Client) -> Self {
+        Gateway { client }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        buckets::list_buckets(&self.client, req).await
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        buckets::create_bucket(&self.client, req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        buckets::head_bucket(&self.client, req).await
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        buckets::delete_bucket(&self.client, req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        put::put_object(&self.client, req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        get::get_object(&self.client, req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        get::head_object(&self.client, req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::list_objects_v2(&self.client, req).await
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_objects(&self.client, req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        delete::delete_object(&self.client, req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        delete::delete_objects(&self.client, req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        copy::copy_object(&self.client, req).await
+    }
+}

@@ -1,0 +1,83 @@
+//! PutObject: the body streamed to the library (a private spool file, then a delta when
+//! eligible), its digests checked before anything is stored.
+
+use deltaglider::{Client, PutRequestOptions};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use crate::error::s3_error;
+use crate::upload::{CheckedBody, Declared};
+
+pub(crate) async fn put_object(
+    client: &Client,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let trailer_names: Vec<String> = req
+        .headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .map(|n| n.trim().to_ascii_lowercase())
+                .filter(|n| !n.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let trailers = req.trailing_headers;
+    let i = req.input;
+    if i.if_match.is_some() || i.if_none_match.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "conditional writes (If-Match, If-None-Match on PUT) are not supported"
+        ));
+    }
+    let declared = Declared {
+        content_md5: i.content_md5,
+        checksums: Checksum {
+            checksum_crc32: i.checksum_crc32,
+            checksum_crc32c: i.checksum_crc32c,
+            checksum_sha1: i.checksum_sha1,
+            checksum_sha256: i.checksum_sha256,
+            checksum_crc64nvme: i.checksum_crc64nvme,
+            ..Default::default()
+        },
+        trailer_names,
+    };
+    let blob = i.body.unwrap_or_else(|| {
+        StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+    });
+    let (body, mismatch) = CheckedBody::new(blob, declared, trailers)?;
+    let mut options = PutRequestOptions::default();
+    if let Some(content_type) = i.content_type {
+        options = options.content_type(content_type);
+    }
+    for (k, v) in i.metadata.unwrap_or_default() {
+        options = options.user_metadata(k, v);
+    }
+    let expected = i.content_length.and_then(|n| u64::try_from(n).ok());
+    let stored = client
+        .put_object_stream(
+            &i.bucket,
+            &i.key,
+            body,
+            "the request body",
+            expected,
+            &options,
+        )
+        .await;
+    if let Some(m) = mismatch.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(m.into());
+    }
+    stored.map_err(s3_error)?;
+    // The entity tag as later HEADs and listings report it (see `logical_etag`).
+    let details = client
+        .head_object(&i.bucket, &i.key)
+        .await
+        .map_err(s3_error)?;
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: details
+            .etag
+            .map(|t| ETag::Strong(t.trim_matches('"').to_string())),
+        ..Default::default()
+    }))
+}

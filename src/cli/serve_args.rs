@@ -1,0 +1,19 @@
+//! The arguments of `deltaglider serve`.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+/// `deltaglider serve`: an S3 endpoint over the configured backend.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed on start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Serve without authentication: every request, signed or not, may read and write.
+    #[arg(long)]
+    pub anonymous: bool,
+    /// Seconds in-flight requests get to finish after SIGTERM or ctrl-c.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub grace: u64,
+}

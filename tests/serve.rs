@@ -1,0 +1,523 @@
+//! `deltaglider serve` driven by real S3 clients (the `aws` CLI and boto3), over the local
+//! store and over the S3 server: what they upload is stored as deltas and comes back
+//! byte-exact, through them and through the `deltaglider` CLI alike.
+#![cfg(feature = "serve")]
+
+mod cli_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use cli_support::{Backend, Dg, support};
+use support::{edited, noise};
+
+const KEY_ID: &str = "serve-test-key";
+const SECRET: &str = "serve-test-secret-0123456789";
+
+/// The S3 clients' directory: the Python venv of `scripts/install-deps.sh`, found beside
+/// `DG_PYTHON_DELTAGLIDER`; `None` (after a loud line) without one, a failure when the
+/// tests are required to run.
+fn client_bin() -> Option<PathBuf> {
+    let python_dg = support::python_deltaglider()?;
+    let bin = python_dg.parent()?.to_path_buf();
+    if bin.join("aws").exists() && bin.join("python3").exists() {
+        return Some(bin);
+    }
+    let required = std::env::var("DG_REQUIRE_S3").is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        !required,
+        "DG_REQUIRE_S3 is set but {} has no aws CLI",
+        bin.display()
+    );
+    eprintln!(
+        "\n*** SKIPPED: no aws CLI in {} (scripts/install-deps.sh) ***\n",
+        bin.display()
+    );
+    None
+}
+
+/// A running `deltaglider serve`, stopped with SIGTERM when dropped.
+struct Serve {
+    child: Child,
+    endpoint: String,
+    bin: PathBuf,
+    home: tempfile::TempDir,
+}
+
+impl Serve {
+    fn start(dg: &Dg, bin: &std::path::Path) -> Serve {
+        let mut cmd = dg.command(&["serve", "--listen", "127.0.0.1:0"]);
+        cmd.env("DG_SERVE_ACCESS_KEY_ID", KEY_ID)
+            .env("DG_SERVE_SECRET_ACCESS_KEY", SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let endpoint = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line of serve: {line:?}"))
+            .to_string();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+        Serve {
+            child,
+            endpoint,
+            bin: bin.to_path_buf(),
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A client command with the serve key, no profile or endpoint from the environment.
+    fn client(&self, program: &str, key: (&str, &str)) -> Command {
+        let mut cmd = Command::new(self.bin.join(program));
+        for var in [
+            "AWS_ENDPOINT_URL",
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_CA_BUNDLE",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_ACCESS_KEY_ID", key.0)
+            .env("AWS_SECRET_ACCESS_KEY", key.1)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", self.home.path().join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.home.path().join("credentials"),
+            )
+            .env("HOME", self.home.path())
+            .env("DG_ENDPOINT", &self.endpoint);
+        cmd
+    }
+
+    fn aws_as(&self, key: (&str, &str), args: &[&str]) -> Output {
+        self.client("aws", key)
+            .arg("--endpoint-url")
+            .arg(&self.endpoint)
+            .args(args)
+            .output()
+            .expect("run aws")
+    }
+
+    fn aws(&self, args: &[&str]) -> Output {
+        self.aws_as((KEY_ID, SECRET), args)
+    }
+
+    /// An aws command that must succeed; its stdout.
+    fn aws_ok(&self, args: &[&str]) -> String {
+        let out = self.aws(args);
+        assert!(
+            out.status.success(),
+            "aws {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a Python script with boto3 against the endpoint (`DG_ENDPOINT`); its stdout.
+    fn python_ok(&self, script: &str, args: &[&str]) -> String {
+        let out = self
+            .client("python3", (KEY_ID, SECRET))
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "python failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// The stored keys of the bucket (references and deltas as they are).
+fn stored_keys(dg: &Dg) -> Vec<String> {
+    use deltaglider::storage::ListRequest;
+    dg.runtime.block_on(async {
+        let mut keys = Vec::new();
+        let mut request = ListRequest::default();
+        loop {
+            let page = dg.store.list_objects(&dg.bucket, &request).await.unwrap();
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            match page.next_token {
+                Some(t) => request.continuation_token = Some(t),
+                None => break,
+            }
+        }
+        keys
+    })
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_aws_cli_stores_deltas_and_reads_originals_through_serve() {
+    let Some(bin) = client_bin() else { return };
+    for dg in Dg::all("serve-aws") {
+        let serve = Serve::start(&dg, &bin);
+        let b = &dg.bucket;
+        let v1 = noise(300_000, 1);
+        let v2 = edited(&v1, 2);
+        std::fs::write(dg.work().join("app-1.0.zip"), &v1).unwrap();
+        std::fs::write(dg.work().join("app-1.1.zip"), &v2).unwrap();
+        let url = |key: &str| format!("s3://{b}/{key}");
+
+        serve.aws_ok(&["s3", "cp", &dg.path("app-1.0.zip"), &url("app/app-1.0.zip")]);
+        serve.aws_ok(&[
+            "s3",
+            "cp",
+            &dg.path("app-1.1.zip"),
+            &url("app/app-1.1.zip"),
+            "--content-type",
+            "application/zip",
+            "--metadata",
+            "build=42",
+        ]);
+        let stored = stored_keys(&dg);
+        assert!(
+            stored.contains(&"app/app-1.1.zip.delta".to_string()),
+            "[{}] {stored:?}",
+            dg.name()
+        );
+
+        // Listings: original sizes, no reference.
+        let ls = serve.aws_ok(&["s3", "ls", "--recursive", &url("")]);
+        assert!(
+            ls.contains(&format!("{} app/app-1.1.zip", v2.len())),
+            "{ls}"
+        );
+        assert!(
+            ls.contains(&format!("{} app/app-1.0.zip", v1.len())),
+            "{ls}"
+        );
+        assert!(
+            !ls.contains("reference.bin") && !ls.contains(".delta"),
+            "{ls}"
+        );
+
+        // Downloads through the aws CLI and through deltaglider are the originals.
+        serve.aws_ok(&["s3", "cp", &url("app/app-1.1.zip"), &dg.path("aws-1.1.zip")]);
+        assert!(std::fs::read(dg.work().join("aws-1.1.zip")).unwrap() == v2);
+        dg.ok(&["cp", &url("app/app-1.1.zip"), &dg.path("dg-1.1.zip")]);
+        assert!(std::fs::read(dg.work().join("dg-1.1.zip")).unwrap() == v2);
+
+        // And what deltaglider uploads, the aws CLI downloads.
+        let v3 = edited(&v2, 3);
+        std::fs::write(dg.work().join("app-1.2.zip"), &v3).unwrap();
+        dg.ok(&["cp", &dg.path("app-1.2.zip"), &url("app/app-1.2.zip")]);
+        serve.aws_ok(&["s3", "cp", &url("app/app-1.2.zip"), &dg.path("aws-1.2.zip")]);
+        assert!(std::fs::read(dg.work().join("aws-1.2.zip")).unwrap() == v3);
+
+        // HEAD: the original's size, type, metadata and an entity tag.
+        let head = serve.aws_ok(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            b,
+            "--key",
+            "app/app-1.1.zip",
+        ]);
+        let head: serde_json::Value = serde_json::from_str(&head).unwrap();
+        assert_eq!(head["ContentLength"], v2.len() as u64, "{head}");
+        assert_eq!(head["ContentType"], "application/zip", "{head}");
+        assert_eq!(head["Metadata"]["build"], "42", "{head}");
+        let etag = head["ETag"].as_str().unwrap().to_string();
+        assert!(etag.len() > 2, "{head}");
+
+        // A range of a delta-stored object.
+        let range_out = dg.work().join("range.bin");
+        let got = serve.aws_ok(&[
+            "s3api",
+            "get-object",
+            "--bucket",
+            b,
+            "--key",
+            "app/app-1.1.zip",
+            "--range",
+            "bytes=1000-1999",
+            range_out.to_str().unwrap(),
+        ]);
+        let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(
+            got["ContentRange"],
+            format!("bytes 1000-1999/{}", v2.len()),
+            "{got}"
+        );
+        assert!(std::fs::read(&range_out).unwrap() == v2[1000..2000]);
+        let suffix = serve.aws_ok(&[
+            "s3api",
+            "get-object",
+            "--bucket",
+            b,
+            "--key",
+            "app/app-1.1.zip",
+            "--range",
+            "bytes=-10",
+            range_out.to_str().unwrap(),
+        ]);
+        assert!(suffix.contains("ContentRange"), "{suffix}");
+        assert!(std::fs::read(&range_out).unwrap() == v2[v2.len() - 10..]);
+
+        // Conditional GET: the current tag is "not modified", another one is served.
+        let cond = serve.aws(&[
+            "s3api",
+            "get-object",
+            "--bucket",
+            b,
+            "--key",
+            "app/app-1.1.zip",
+            "--if-none-match",
+            &etag,
+            range_out.to_str().unwrap(),
+        ]);
+        assert!(!cond.status.success());
+        assert!(stderr(&cond).contains("304"), "{}", stderr(&cond));
+        serve.aws_ok(&[
+            "s3api",
+            "get-object",
+            "--bucket",
+            b,
+            "--key",
+            "app/app-1.1.zip",
+            "--if-none-match",
+            "\"other\"",
+            range_out.to_str().unwrap(),
+        ]);
+        let cond = serve.aws(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            b,
+            "--key",
+            "app/app-1.1.zip",
+            "--if-match",
+            "\"other\"",
+        ]);
+        assert!(stderr(&cond).contains("412"), "{}", stderr(&cond));
+
+        // sync up, then down into an empty directory: the same files.
+        let tree = dg.work().join("tree");
+        std::fs::create_dir_all(tree.join("sub")).unwrap();
+        std::fs::write(tree.join("a.zip"), &v1).unwrap();
+        std::fs::write(tree.join("sub/b.zip"), &v3).unwrap();
+        serve.aws_ok(&["s3", "sync", tree.to_str().unwrap(), &url("tree/")]);
+        let again = serve.aws_ok(&["s3", "sync", tree.to_str().unwrap(), &url("tree/")]);
+        assert!(
+            again.trim().is_empty(),
+            "a second sync uploads nothing: {again}"
+        );
+        let back = dg.work().join("back");
+        serve.aws_ok(&["s3", "sync", &url("tree/"), back.to_str().unwrap()]);
+        assert!(std::fs::read(back.join("a.zip")).unwrap() == v1);
+        assert!(std::fs::read(back.join("sub/b.zip")).unwrap() == v3);
+
+        // rm: gone for every client.
+        serve.aws_ok(&["s3", "rm", &url("app/app-1.0.zip")]);
+        let head = serve.aws(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            b,
+            "--key",
+            "app/app-1.0.zip",
+        ]);
+        assert!(stderr(&head).contains("404"), "{}", stderr(&head));
+        let ls = serve.aws_ok(&["s3", "ls", &url("app/")]);
+        assert!(!ls.contains("app-1.0.zip"), "{ls}");
+        serve.aws_ok(&["s3", "rm", "--recursive", &url("")]);
+        assert!(
+            serve
+                .aws_ok(&["s3", "ls", "--recursive", &url("")])
+                .trim()
+                .is_empty()
+        );
+
+        assert!(serve.stop().success());
+        if let Backend::S3 = dg.backend {
+            eprintln!("[s3] aws CLI through serve: ok");
+        }
+    }
+}
+
+/// boto3: put with metadata, get, list (V2 pages, delimiter, V1 markers), copy, batch
+/// delete, and the errors it tests for.
+const BOTO3_SCRIPT: &str = r#"
+import os, sys, json, boto3, botocore
+from botocore.config import Config
+bucket = sys.argv[1]
+s3 = boto3.client("s3", endpoint_url=os.environ["DG_ENDPOINT"],
+                  config=Config(s3={"addressing_style": "path"}))
+def err(f, **kw):
+    try:
+        f(**kw)
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    raise SystemExit("no error from %s %s" % (f, kw))
+
+base = bytes((i * 31 + i // 7) % 256 for i in range(200_000))
+v2 = bytearray(base); v2[5000:5010] = b"0123456789"; v2 = bytes(v2)
+s3.put_object(Bucket=bucket, Key="rel/a/app-1.zip", Body=base)
+s3.put_object(Bucket=bucket, Key="rel/a/app-2.zip", Body=v2, Metadata={"owner": "ci"},
+              ContentType="application/zip")
+for i in range(5):
+    s3.put_object(Bucket=bucket, Key="rel/b/f%d.txt" % i, Body=b"text %d" % i)
+
+got = s3.get_object(Bucket=bucket, Key="rel/a/app-2.zip")
+assert got["Body"].read() == v2
+assert got["ContentLength"] == len(v2)
+assert got["Metadata"] == {"owner": "ci"}, got["Metadata"]
+assert got["ContentType"] == "application/zip"
+
+# ListObjectsV2, one key a page.
+keys, token = [], None
+while True:
+    kw = {"Bucket": bucket, "Prefix": "rel/", "MaxKeys": 1}
+    if token:
+        kw["ContinuationToken"] = token
+    page = s3.list_objects_v2(**kw)
+    keys += [o["Key"] for o in page.get("Contents", [])]
+    if not page["IsTruncated"]:
+        break
+    token = page["NextContinuationToken"]
+assert keys == ["rel/a/app-1.zip", "rel/a/app-2.zip"] + ["rel/b/f%d.txt" % i for i in range(5)], keys
+sizes = {o["Key"]: o["Size"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="rel/a/")["Contents"]}
+assert sizes == {"rel/a/app-1.zip": len(base), "rel/a/app-2.zip": len(v2)}, sizes
+
+top = s3.list_objects_v2(Bucket=bucket, Prefix="rel/", Delimiter="/")
+assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["rel/a/", "rel/b/"], top
+assert "Contents" not in top, top
+after = s3.list_objects_v2(Bucket=bucket, Prefix="rel/b/", StartAfter="rel/b/f2.txt")
+assert [o["Key"] for o in after["Contents"]] == ["rel/b/f3.txt", "rel/b/f4.txt"], after
+
+# ListObjects (V1) with markers.
+keys, marker = [], ""
+while True:
+    page = s3.list_objects(Bucket=bucket, Prefix="rel/b/", MaxKeys=2, Marker=marker)
+    keys += [o["Key"] for o in page.get("Contents", [])]
+    if not page["IsTruncated"]:
+        break
+    marker = page.get("NextMarker") or keys[-1]
+assert keys == ["rel/b/f%d.txt" % i for i in range(5)], keys
+
+# CopyObject of a delta-stored object: the original at the destination.
+s3.copy_object(Bucket=bucket, Key="copy/app-2.zip", CopySource={"Bucket": bucket, "Key": "rel/a/app-2.zip"})
+assert s3.get_object(Bucket=bucket, Key="copy/app-2.zip")["Body"].read() == v2
+
+# Errors as S3 names them.
+assert err(s3.get_object, Bucket=bucket, Key="nope") == "NoSuchKey"
+assert err(s3.get_object, Bucket=bucket + "-missing", Key="nope") == "NoSuchBucket"
+assert err(s3.get_object, Bucket=bucket, Key="rel/a/app-2.zip", Range="bytes=999999999-") == "InvalidRange"
+assert err(s3.delete_bucket, Bucket=bucket) == "BucketNotEmpty"
+assert err(s3.put_object, Bucket=bucket, Key="bad", Body=b"abc", ContentMD5="AAAAAAAAAAAAAAAAAAAAAA==") == "BadDigest"
+
+# DeleteObjects, then the bucket is empty to every listing.
+all_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in all_keys]})
+assert sorted(d["Key"] for d in out["Deleted"]) == sorted(all_keys), out
+assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+s3.delete_object(Bucket=bucket, Key="already-gone")
+print(json.dumps({"ok": True, "keys": len(all_keys)}))
+"#;
+
+#[test]
+fn boto3_puts_gets_lists_copies_and_deletes_through_serve() {
+    let Some(bin) = client_bin() else { return };
+    for dg in Dg::all("serve-boto3") {
+        let serve = Serve::start(&dg, &bin);
+        let out = serve.python_ok(BOTO3_SCRIPT, &[&dg.bucket]);
+        assert!(out.contains("\"ok\": true"), "[{}] {out}", dg.name());
+    }
+}
+
+#[test]
+fn bad_credentials_are_refused_with_their_s3_error_codes() {
+    let Some(bin) = client_bin() else { return };
+    let dg = Dg::local();
+    let serve = Serve::start(&dg, &bin);
+    let ls = ["s3api", "list-buckets"];
+    let wrong_secret = serve.aws_as((KEY_ID, "not-the-secret"), &ls);
+    assert!(
+        stderr(&wrong_secret).contains("SignatureDoesNotMatch"),
+        "{}",
+        stderr(&wrong_secret)
+    );
+    let unknown = serve.aws_as(("someone-else", SECRET), &ls);
+    assert!(
+        stderr(&unknown).contains("InvalidAccessKeyId"),
+        "{}",
+        stderr(&unknown)
+    );
+    let unsigned = serve.aws(&["--no-sign-request", "s3api", "list-buckets"]);
+    assert!(
+        stderr(&unsigned).contains("AccessDenied"),
+        "{}",
+        stderr(&unsigned)
+    );
+    let listed = serve.aws_ok(&ls);
+    assert!(
+        listed.contains(&format!("\"Name\": \"{}\"", dg.bucket)),
+        "{listed}"
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_key_unless_anonymous() {
+    let dg = Dg::local();
+    let out = dg.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("DG_SERVE_ACCESS_KEY_ID") && err.contains("--anonymous"),
+        "{err}"
+    );
+    let half = dg.run_env(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("DG_SERVE_ACCESS_KEY_ID", KEY_ID)],
+    );
+    assert!(!half.status.success());
+    assert!(stderr(&half).contains("set together"), "{}", stderr(&half));
+
+    // --anonymous starts, prints where it listens, and stops cleanly on SIGTERM.
+    let mut child = dg
+        .command(&["serve", "--listen", "127.0.0.1:0", "--anonymous"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(child.wait().unwrap().success());
+}
