@@ -479,3 +479,104 @@ fn the_format_flag_picks_the_format_of_a_new_deltaspace_and_a_bad_value_is_refus
         String::from_utf8_lossy(&ls.stdout)
     );
 }
+
+/// Every way of choosing the format reaches a new deltaspace: `DG_FORMAT`, the config file's
+/// `format`, and `--format` on each command that writes objects (`sync`, `mv`, `migrate`); a
+/// flag beats the environment, and an existing deltaspace keeps the format it has.
+#[test]
+fn every_route_to_the_format_setting_picks_the_format_of_new_deltaspaces() {
+    let lab = tempfile::tempdir().unwrap();
+    for d in ["home", "config/deltaglider", "tmp", "src", "tree"] {
+        std::fs::create_dir_all(lab.path().join(d)).unwrap();
+    }
+    let at = |d: &str| lab.path().join(d).to_str().unwrap().to_string();
+    let endpoint = format!("file://{}", at("store"));
+    let base = vec![
+        ("DG_ENDPOINT_URL".to_string(), endpoint),
+        ("HOME".to_string(), at("home")),
+        ("XDG_CONFIG_HOME".to_string(), at("config")),
+        ("TMPDIR".to_string(), at("tmp")),
+    ];
+    let dg = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut env: Vec<(&str, &str)> =
+            base.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.extend_from_slice(extra);
+        let out = support::run_dg(args, &env);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let reference = |ds: &str, name: &str| lab.path().join(format!("store/bkt/{ds}.d/{name}.o"));
+    dg(&["mb", "s3://bkt"], &[]);
+    let v1 = noise(200_000, 41);
+    let file = write_file(&lab.path().join("src"), "v1.zip", &v1);
+    let file = file.to_str().unwrap();
+    write_file(&lab.path().join("tree"), "t.zip", &v1);
+
+    dg(&["cp", file, "s3://bkt/env/"], &[("DG_FORMAT", "compact")]);
+    assert!(
+        reference("env", "reference.dgx").exists(),
+        "DG_FORMAT=compact"
+    );
+    dg(
+        &["cp", "--format", "compatible", file, "s3://bkt/flag/"],
+        &[("DG_FORMAT", "compact")],
+    );
+    assert!(
+        reference("flag", "reference.bin").exists(),
+        "the flag beats DG_FORMAT"
+    );
+    dg(
+        &["cp", "--format", "compact", file, "s3://bkt/flag/v2.zip"],
+        &[],
+    );
+    assert!(
+        !reference("flag", "reference.dgx").exists(),
+        "a compatible deltaspace stays compatible whatever is asked"
+    );
+
+    let config = at("config/deltaglider/config.toml");
+    std::fs::write(&config, "format = \"compact\"\n").unwrap();
+    dg(&["cp", file, "s3://bkt/file/"], &[("DG_CONFIG", &config)]);
+    assert!(
+        reference("file", "reference.dgx").exists(),
+        "the config file's format"
+    );
+
+    dg(
+        &["sync", "--format", "compact", &at("tree"), "s3://bkt/sync/"],
+        &[],
+    );
+    assert!(reference("sync", "reference.dgx").exists(), "sync --format");
+    dg(&["mv", "--format", "compact", file, "s3://bkt/mv/"], &[]);
+    assert!(reference("mv", "reference.dgx").exists(), "mv --format");
+    dg(&["mb", "s3://old"], &[]);
+    dg(
+        &["cp", "--no-delta", &at("tree/t.zip"), "s3://old/mig/"],
+        &[],
+    );
+    dg(
+        &[
+            "migrate",
+            "--yes",
+            "--format",
+            "compact",
+            "s3://old/mig/",
+            "s3://bkt/",
+        ],
+        &[],
+    );
+    assert!(
+        reference("mig", "reference.dgx").exists(),
+        "migrate --format"
+    );
+    dg(&["cp", "s3://bkt/mig/t.zip", &at("tmp/back.zip")], &[]);
+    assert_eq!(
+        std::fs::read(at("tmp/back.zip")).unwrap(),
+        v1,
+        "byte-exact back"
+    );
+}

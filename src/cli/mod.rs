@@ -8,6 +8,4 @@ pub mod output;
 pub mod progress;
 pub mod report;
 pub mod run;
-#[cfg(feature = "serve")]
-pub mod serve_args;
 pub mod upload_options;

@@ -39,7 +39,7 @@ pub(super) async fn copy_one(
     let mut kept = None;
     let options = upload_options::put_options(
         &args.object,
-        args.no_delta,
+        args.storage.no_delta,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
     match (S3Url::is_s3(&args.source), S3Url::is_s3(&args.destination)) {
@@ -394,7 +394,7 @@ pub(super) async fn cp_recursive(
 ) -> Result<()> {
     let put = upload_options::put_options(
         &args.object,
-        args.no_delta,
+        args.storage.no_delta,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
     let compare = CompareOptions::default().always_copy(true);

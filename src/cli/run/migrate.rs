@@ -18,7 +18,7 @@ pub(super) async fn migrate(
             args.concurrency
                 .unwrap_or_else(|| TransferOptions::default().concurrency),
         )
-        .put(put_options(args.no_delta));
+        .put(put_options(args.storage.no_delta));
     let plan = client.plan_migration(&src, &dest, &options).await?;
     p.show(&Planned {
         plan: &plan,

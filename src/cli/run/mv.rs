@@ -15,12 +15,9 @@ pub(super) async fn mv(client: &Client, p: &Printer, args: MvArgs, filters: Filt
         recursive: false,
         filters: Default::default(),
         transfer: args.transfer,
-        no_delta: args.no_delta,
-        max_ratio: None,
-        format: None,
-        delta_extensions: None,
         expected_size: None,
         object: args.object,
+        storage: args.storage,
     };
     copy_one(client, p, copy, true).await
 }
@@ -34,7 +31,7 @@ pub(super) async fn mv_recursive(
 ) -> Result<()> {
     let put = upload_options::put_options(
         &args.object,
-        args.no_delta,
+        args.storage.no_delta,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
     let options = MoveOptions::default()

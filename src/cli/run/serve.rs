@@ -7,7 +7,7 @@ use deltaglider::Client;
 use deltaglider_serve::{Access, Server};
 
 use crate::cli::output::out_line;
-use crate::cli::serve_args::ServeArgs;
+use crate::cli::args::ServeArgs;
 
 /// The environment variables of the one read-write key.
 const KEY_ID_VAR: &str = "DG_SERVE_ACCESS_KEY_ID";

@@ -18,11 +18,12 @@ pub fn config(cli: &Cli) -> Result<Config> {
 /// The settings the command line gives; flags not given are unset (a switch not given
 /// leaves the environment and the file to decide).
 fn flag_settings(cli: &Cli) -> Result<Settings> {
-    let (max_ratio, delta_extensions, format) = match &cli.command {
-        Command::Cp(a) => (a.max_ratio, a.delta_extensions.clone(), a.format.as_deref()),
-        Command::Migrate(a) => (a.max_ratio, None, a.format.as_deref()),
-        Command::Sync(a) => (a.max_ratio, a.delta_extensions.clone(), a.format.as_deref()),
-        _ => (None, None, None),
+    let storage = match &cli.command {
+        Command::Cp(a) => Some(&a.storage),
+        Command::Mv(a) => Some(&a.storage),
+        Command::Sync(a) => Some(&a.storage),
+        Command::Migrate(a) => Some(&a.storage),
+        _ => None,
     };
     let g = &cli.global;
     let c = &g.connection;
@@ -31,9 +32,14 @@ fn flag_settings(cli: &Cli) -> Result<Settings> {
     s.region = g.region.clone();
     s.profile = g.profile.clone();
     s.config_file = g.config.clone();
-    s.max_ratio = max_ratio;
-    s.format = format.and_then(deltaglider::StorageFormat::parse);
-    s.delta_extensions = delta_extensions;
+    if let Some(storage) = storage {
+        s.max_ratio = storage.max_ratio;
+        s.format = storage
+            .format
+            .as_deref()
+            .and_then(deltaglider::StorageFormat::parse);
+        s.delta_extensions = storage.delta_extensions.clone();
+    }
     s.no_cache = g.no_cache.then_some(true);
     s.cache_dir = g.cache_dir.clone();
     s.cache_backend = g

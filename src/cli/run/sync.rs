@@ -10,7 +10,7 @@ pub(super) async fn sync(
 ) -> Result<()> {
     let put = upload_options::put_options(
         &args.object,
-        args.no_delta,
+        args.storage.no_delta,
         S3Url::is_s3(&args.source) && S3Url::is_s3(&args.destination),
     )?;
     let compare = CompareOptions::default()
