@@ -4,10 +4,11 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use crate::counter::Counter;
 use crate::expand::{
-    CONTENT_BYTES, CONTENT_EXPANDED, MAGIC, TAG_END, TAG_PLAIN, TAG_RAW, TAG_TOKENS,
+    CONTENT_BYTES, CONTENT_EXPANDED, MAGIC, TAG_END, TAG_PLAIN, TAG_PREFLATE, TAG_RAW, TAG_TOKENS,
 };
 use crate::limits::MAX_NESTING;
 use crate::plain::DeflateWriter;
+use crate::preflate;
 use crate::zlib::{self, Params};
 use crate::{Error, Input, Result, deflate, varint};
 
@@ -51,6 +52,7 @@ fn restore_in(mut r: &mut dyn BufRead, out: &mut dyn Write, depth: u32) -> Resul
                 deflate::rebuild(&mut r, &mut *out)?;
             }
             TAG_PLAIN => plain_segment(r, out, depth)?,
+            TAG_PREFLATE => preflate_segment(r, out, depth)?,
             _ => return Err(invalid("an unknown segment tag")),
         }
     }
@@ -62,13 +64,7 @@ fn restore_in(mut r: &mut dyn BufRead, out: &mut dyn Write, depth: u32) -> Resul
 
 /// A deflate stream recompressed from its plain bytes (or from their own expanded form).
 fn plain_segment(mut r: &mut dyn BufRead, out: &mut dyn Write, depth: u32) -> Result<()> {
-    let id_len = varint::read(&mut r).map_err(relabel)?;
-    if id_len > MAX_ENCODER_ID {
-        return Err(invalid("an encoder name longer than any"));
-    }
-    let mut id = vec![0u8; id_len as usize];
-    r.read_exact(&mut id)
-        .map_err(|_| Error::Truncated(Input::Expanded))?;
+    let id = encoder_name(r)?;
     if id != zlib::encoder_id().as_bytes() {
         return Err(Error::Unsupported(
             "a stream made by another deflate encoder than this build's zlib",
@@ -105,6 +101,46 @@ fn plain_segment(mut r: &mut dyn BufRead, out: &mut dyn Write, depth: u32) -> Re
     }
     encoder.finish()?;
     Ok(())
+}
+
+/// A deflate stream recreated by preflate from its plain bytes and corrections.
+fn preflate_segment(mut r: &mut dyn BufRead, out: &mut dyn Write, depth: u32) -> Result<()> {
+    let id = encoder_name(r)?;
+    if id != preflate::encoder_id().as_bytes() {
+        return Err(Error::Unsupported(
+            "a stream recorded by another preflate version than this build's",
+        ));
+    }
+    let n = varint::read(&mut r).map_err(relabel)?;
+    let corrections = preflate::read_bounded(r, n)?;
+    let content = varint::byte(&mut r).map_err(relabel)?;
+    let n = varint::read(&mut r).map_err(relabel)?;
+    let plain = match content {
+        CONTENT_BYTES => preflate::read_bounded(r, n)?,
+        CONTENT_EXPANDED => {
+            if depth >= MAX_NESTING {
+                return Err(invalid("containers nested deeper than any reader follows"));
+            }
+            let mut plain = preflate::Bounded(Vec::new());
+            restore_in(&mut r.take(n), &mut plain, depth + 1)?;
+            plain.0
+        }
+        _ => return Err(invalid("an unknown kind of plain content")),
+    };
+    out.write_all(&preflate::recreate(&plain, &corrections)?)?;
+    Ok(())
+}
+
+/// The encoder name that starts a plain or preflate segment.
+fn encoder_name(mut r: &mut dyn BufRead) -> Result<Vec<u8>> {
+    let id_len = varint::read(&mut r).map_err(relabel)?;
+    if id_len > MAX_ENCODER_ID {
+        return Err(invalid("an encoder name longer than any"));
+    }
+    let mut id = vec![0u8; id_len as usize];
+    r.read_exact(&mut id)
+        .map_err(|_| Error::Truncated(Input::Expanded))?;
+    Ok(id)
 }
 
 /// Varint and byte errors of the expanded form's own framing name it, not the token form.
