@@ -491,7 +491,7 @@ fn every_route_to_the_format_setting_picks_the_format_of_new_deltaspaces() {
     }
     let at = |d: &str| lab.path().join(d).to_str().unwrap().to_string();
     let endpoint = format!("file://{}", at("store"));
-    let base = vec![
+    let base = [
         ("DG_ENDPOINT_URL".to_string(), endpoint),
         ("HOME".to_string(), at("home")),
         ("XDG_CONFIG_HOME".to_string(), at("config")),

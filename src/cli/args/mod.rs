@@ -10,12 +10,12 @@ mod upload;
 use clap::{Parser, Subcommand};
 
 pub use global::GlobalArgs;
-#[cfg(feature = "serve")]
-pub use serve::ServeArgs;
 pub use inspect::{
     AnalyzeArgs, BucketArgs, CacheCommand, CompletionsArgs, HeadArgs, LsArgs, PresignArgs,
     PurgeArgs, RbArgs, StatsArgs, VerifyArgs,
 };
+#[cfg(feature = "serve")]
+pub use serve::ServeArgs;
 pub use transfer::{CpArgs, MigrateArgs, MvArgs, RmArgs, SyncArgs};
 pub use upload::{FilterArgs, ObjectArgs, StorageArgs, TransferArgs, parse_concurrency};
 

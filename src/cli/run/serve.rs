@@ -6,8 +6,8 @@ use anyhow::{Result, bail};
 use deltaglider::Client;
 use deltaglider_serve::{Access, Server};
 
-use crate::cli::output::out_line;
 use crate::cli::args::ServeArgs;
+use crate::cli::output::out_line;
 
 /// The environment variables of the one read-write key.
 const KEY_ID_VAR: &str = "DG_SERVE_ACCESS_KEY_ID";

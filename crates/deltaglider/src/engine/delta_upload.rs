@@ -12,7 +12,6 @@ use super::delta_write::{EncodedAgainst, EncodedDelta};
 use super::progress::{KeyProgress, Phase};
 use super::put::{ATTEMPTS, PutReport, PutRequestOptions, Whole};
 use super::reason::StoreReason;
-use super::reference::LiveReference;
 use super::source::{PrivateFile, Source};
 use super::{Engine, StoredAs, blocking, now};
 use crate::deltaspace;
@@ -20,15 +19,11 @@ use crate::error::{Error, Result};
 use crate::metadata::{DgMetadata, NOTE_ZERO_DIFF};
 use crate::storage::ObjectSettings;
 
-/// What making sure of the deltaspace's reference gave.
-pub(super) enum Ensured {
-    /// The reference there now (`None` if it vanished again at once), whether this upload
-    /// created it, and then the bytes it stores.
-    Live {
-        live: Option<LiveReference>,
-        created: bool,
-        stored_size: u64,
-    },
+/// What creating the deltaspace's reference from this upload gave.
+pub(super) enum Created {
+    /// Whether this upload's reference was stored (another writer's may have won the race),
+    /// and then the bytes it stores.
+    Reference { created: bool, stored_size: u64 },
     /// The reference this upload would create does not rebuild it: why.
     NotRebuilt(String),
 }
@@ -51,16 +46,16 @@ pub(super) trait DeltaForm {
     /// Names the delta in the reason a file is stored whole.
     fn delta_name(&self) -> &'static str;
 
-    /// Creates the reference from this upload if there is none, and tells which reference
-    /// is there afterwards.
-    async fn ensure_reference(
+    /// Stores the reference from this upload, if none is there (create-if-absent: another
+    /// writer's may win).
+    async fn create_reference(
         &self,
         engine: &Engine,
         bucket: &str,
         ref_key: &str,
         source: &Source,
         object: &ObjectSettings,
-    ) -> Result<Ensured>;
+    ) -> Result<Created>;
 
     /// What is encoded against the reference.
     fn target(&self, source: &Source) -> Result<EncodeTarget>;
@@ -131,19 +126,30 @@ impl Engine {
         let what = format!("s3://{bucket}/{key}");
         let mut reference_size = 0;
         for _attempt in 0..ATTEMPTS {
-            let ensured = form
-                .ensure_reference(self, bucket, &ref_key, source, &options.object)
-                .await?;
-            let (live, created, stored_size) = match ensured {
-                Ensured::Live {
-                    live,
-                    created,
-                    stored_size,
-                } => (live, created, stored_size),
-                Ensured::NotRebuilt(why) => {
-                    return self
-                        .put_not_rebuilt(bucket, key, source, options, why)
-                        .await;
+            let (live, created, stored_size) = match self.live_reference(bucket, &ref_key).await? {
+                Some(live) => (Some(live), false, 0),
+                None => {
+                    fail::fail_point!("put::before_reference_create");
+                    let made = form
+                        .create_reference(self, bucket, &ref_key, source, &options.object)
+                        .await?;
+                    let (created, stored_size) = match made {
+                        Created::Reference {
+                            created,
+                            stored_size,
+                        } => (created, stored_size),
+                        Created::NotRebuilt(why) => {
+                            return self
+                                .put_not_rebuilt(bucket, key, source, options, why)
+                                .await;
+                        }
+                    };
+                    fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
+                        "failpoint put::after_reference_create",
+                        io::Error::other("injected")
+                    )));
+                    let live = self.live_reference(bucket, &ref_key).await?;
+                    (live, created, stored_size)
                 }
             };
             if created {

@@ -9,11 +9,11 @@ use std::fs::File;
 
 use super::expanded::{self, Expanded, Mismatch};
 use crate::deltaspace;
-use crate::engine::delta_upload::{DeltaForm, EncodeTarget, Ensured};
+use crate::engine::delta_upload::{Created, DeltaForm, EncodeTarget};
 use crate::engine::put::{PutReport, PutRequestOptions};
 use crate::engine::source::{PrivateFile, Source};
 use crate::engine::{Engine, StorageFormat, blocking, now};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::metadata::{DgMetadata, FORMAT_COMPACT};
 use crate::storage::{ObjectSettings, PutOutcome, PutSource};
 
@@ -84,23 +84,15 @@ impl DeltaForm for CompactForm<'_> {
 
     /// Creates `reference.dgx` from the expanded form if there is none, once its xz has been
     /// shown to rebuild the upload.
-    async fn ensure_reference(
+    async fn create_reference(
         &self,
         engine: &Engine,
         bucket: &str,
         ref_key: &str,
         source: &Source,
         object: &ObjectSettings,
-    ) -> Result<Ensured> {
+    ) -> Result<Created> {
         let expanded = self.expanded;
-        if let Some(live) = engine.live_reference(bucket, ref_key).await? {
-            return Ok(Ensured::Live {
-                live: Some(live),
-                created: false,
-                stored_size: 0,
-            });
-        }
-        fail::fail_point!("put::before_reference_create");
         let (input, preset) = (reopen(&expanded.file)?, engine.settings.xz_preset);
         let (expanded_sha, sha) = (expanded.sha256.clone(), source.sha256.clone());
         let (xz, mismatch) = blocking("xz", move || {
@@ -110,7 +102,7 @@ impl DeltaForm for CompactForm<'_> {
         })
         .await?;
         if let Some(why) = mismatch {
-            return Ok(Ensured::NotRebuilt(why));
+            return Ok(Created::NotRebuilt(why));
         }
         let xz_size = xz.file().metadata().map_or(0, |m| m.len());
         let meta = DgMetadata {
@@ -134,12 +126,7 @@ impl DeltaForm for CompactForm<'_> {
                 .prime_cache(&expanded.sha256, expanded.file.file(), ref_key)
                 .await;
         }
-        fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
-            "failpoint put::after_reference_create",
-            std::io::Error::other("injected")
-        )));
-        Ok(Ensured::Live {
-            live: engine.live_reference(bucket, ref_key).await?,
+        Ok(Created::Reference {
             created,
             stored_size: xz_size,
         })

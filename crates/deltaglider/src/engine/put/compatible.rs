@@ -1,12 +1,10 @@
 //! The compatible format's delta form: the file as it is against `reference.bin`.
 
-use std::io;
-
 use crate::deltaspace::{self, REFERENCE_NAME};
-use crate::engine::delta_upload::{DeltaForm, EncodeTarget, Ensured};
+use crate::engine::delta_upload::{Created, DeltaForm, EncodeTarget};
 use crate::engine::source::Source;
 use crate::engine::{Engine, now};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metadata::DgMetadata;
 use crate::storage::{ObjectSettings, PutOutcome, PutSource};
 
@@ -28,22 +26,14 @@ impl DeltaForm for CompatibleForm {
     /// writer may already depend on it), other than by the deleter's rule. A reference created
     /// here gets the upload's storage class, encryption and ACL (it holds the same bytes), and
     /// no headers.
-    async fn ensure_reference(
+    async fn create_reference(
         &self,
         engine: &Engine,
         bucket: &str,
         ref_key: &str,
         source: &Source,
         object: &ObjectSettings,
-    ) -> Result<Ensured> {
-        if let Some(live) = engine.live_reference(bucket, ref_key).await? {
-            return Ok(Ensured::Live {
-                live: Some(live),
-                created: false,
-                stored_size: source.size,
-            });
-        }
-        fail::fail_point!("put::before_reference_create");
+    ) -> Result<Created> {
         let meta = DgMetadata::for_reference(&source.name, &source.sha256, source.size, now());
         let outcome = engine
             .store
@@ -61,12 +51,7 @@ impl DeltaForm for CompatibleForm {
                 .prime_cache(&source.sha256, source.snapshot.file(), ref_key)
                 .await;
         }
-        fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
-            "failpoint put::after_reference_create",
-            io::Error::other("injected")
-        )));
-        Ok(Ensured::Live {
-            live: engine.live_reference(bucket, ref_key).await?,
+        Ok(Created::Reference {
             created,
             stored_size: source.size,
         })
