@@ -458,6 +458,9 @@ async fn a_second_deleter_and_a_new_first_upload_cannot_make_a_deleter_remove_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleter_that_finds_another_at_work_leaves_the_reference_for_purge() {
+    // Failpoints are global to the process: a deleter running while another test holds a
+    // gate would be taken for that test's deleter. A scenario keeps the tests apart.
+    let _scenario = fail::FailScenario::setup();
     for w in worlds("lc-lease").await {
         first_stored(&w).await;
         // another deleter's lease, live
@@ -486,6 +489,8 @@ async fn a_deleter_that_finds_another_at_work_leaves_the_reference_for_purge() {
 /// anything up, and the next deleter or `purge` removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_deleters_lease_is_ignored_and_removed() {
+    // See `a_deleter_that_finds_another_at_work_leaves_the_reference_for_purge`.
+    let _scenario = fail::FailScenario::setup();
     let w = worlds("lc-dead").await.remove(0);
     let root = w._local.as_ref().unwrap().path().join("s");
     first_stored(&w).await;
