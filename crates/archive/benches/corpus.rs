@@ -9,8 +9,7 @@
 //! reference's expanded form under `xz -9e`, plus the deltas between expanded forms. Prints
 //! both as fractions of the originals, their ratio, and expand/restore throughput.
 //! Needs the `xdelta3` and `xz` programs (scripts/install-deps.sh installs xdelta3).
-//! `DG_BENCH_TOKENS_ONLY=1` turns the plain and preflate tiers off (every stream in token
-//! form), `DG_BENCH_NO_PREFLATE=1` the preflate tier only, and
+//! `DG_BENCH_TOKENS_ONLY=1` turns the plain tier off (every stream in token form), and
 //! `DG_BENCH_SETS=botocore,ansible` measures only the sets named.
 
 use std::fs::File;
@@ -66,11 +65,7 @@ fn main() {
         });
     let work = tempfile::tempdir().unwrap();
     let limits = if std::env::var_os("DG_BENCH_TOKENS_ONLY").is_some() {
-        Limits::default()
-            .plain_attempts_per_stream(0)
-            .preflate_bytes_per_file(0)
-    } else if std::env::var_os("DG_BENCH_NO_PREFLATE").is_some() {
-        Limits::default().preflate_bytes_per_file(0)
+        Limits::default().plain_attempts_per_stream(0)
     } else {
         Limits::default()
     };
@@ -95,8 +90,7 @@ fn main() {
             continue;
         }
         let (mut original, mut expand_s, mut restore_s, mut plain_bytes) = (0u64, 0f64, 0f64, 0u64);
-        let (mut streams, mut plain_streams, mut preflate_streams, mut nested) =
-            (0u64, 0u64, 0u64, 0u64);
+        let (mut streams, mut plain_streams, mut nested) = (0u64, 0u64, 0u64);
         let mut expanded = Vec::new();
         for (i, f) in files.iter().enumerate() {
             original += std::fs::metadata(f).unwrap().len();
@@ -112,7 +106,6 @@ fn main() {
             plain_bytes += report.input_len;
             streams += report.streams;
             plain_streams += report.plain_streams;
-            preflate_streams += report.preflate_streams;
             nested += report.nested_streams;
             let t = Instant::now();
             let mut restored = Vec::new();
@@ -145,7 +138,7 @@ fn main() {
         println!(
             "{set} ({} files, {:.1} MB): as they are {:.1}%, expanded {:.1}% ({:.2}x smaller); \
              expand {:.1} MB/s, restore {:.1} MB/s (of the files); {plain_streams} of {streams} \
-             streams plain, {preflate_streams} preflate, {nested} nested streams expanded; the reference expands to \
+             streams plain, {nested} nested streams expanded; the reference expands to \
              {expanded_mb:.1} MB, {:.2} MB under xz, deltas {:.2} MB",
             files.len(),
             original as f64 / 1e6,

@@ -5,7 +5,6 @@ use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use crate::counter::Counter;
 use crate::limits::{Expansion, Limits, MAX_NESTING};
 use crate::plain::{self, Found, Search};
-use crate::preflate::{self, Split};
 use crate::scan::{Container, Piece, scan};
 use crate::zlib::{self, Params};
 use crate::{Error, Result, deflate, varint};
@@ -15,8 +14,6 @@ pub(crate) const TAG_END: u8 = 0;
 pub(crate) const TAG_RAW: u8 = 1;
 pub(crate) const TAG_TOKENS: u8 = 2;
 pub(crate) const TAG_PLAIN: u8 = 3;
-/// A deflate stream as plain bytes and preflate corrections (tag 4 is reserved).
-pub(crate) const TAG_PREFLATE: u8 = 5;
 /// A plain segment's content: the plain bytes as they are.
 pub(crate) const CONTENT_BYTES: u8 = 0;
 /// A plain segment's content: the expanded form of the plain bytes (a nested container).
@@ -31,7 +28,6 @@ struct Run<'a> {
     /// Bytes of token forms and plain bytes the expanded form may still hold.
     budget: u64,
     search: Search,
-    preflate: preflate::Budget,
     /// The parameters that reproduced the last stream at each depth: the members of a zip
     /// and the gzip files inside them are often made by different tools.
     last: [Option<Params>; MAX_NESTING as usize + 1],
@@ -55,14 +51,12 @@ pub fn expand<R: Read + Seek, W: Write>(
             per_stream: limits.plain_attempts_per_stream,
             misses: 0,
         },
-        preflate: preflate::Budget::new(limits),
         last: [None; MAX_NESTING as usize + 1],
         streams: 0,
         depth: 0,
     };
     let mut report = expand_in(&mut input, out, &mut run)?;
     report.plain_misses = run.search.misses;
-    report.preflate_streams = run.preflate.streams;
     Ok(report)
 }
 
@@ -102,9 +96,6 @@ fn expand_in<R: Read + Seek, W: Write>(input: &mut R, out: W, run: &mut Run) -> 
             copy_raw(input, raw_from, start - raw_from, &mut out)?;
             report.nested_streams += run.write_plain(input, start, len, &found, &mut out)?;
             report.plain_streams += 1;
-        } else if let Some(split) = run.split_preflate(input, start, len)? {
-            copy_raw(input, raw_from, start - raw_from, &mut out)?;
-            report.nested_streams += run.write_preflate(split, &mut out)?;
         } else {
             let why_not = if tokens_len
                 > len
@@ -164,38 +155,6 @@ impl Run<'_> {
             .find(input, start, len, max_plain, first_block)?;
         self.last[depth] = self.search.last;
         Ok(found)
-    }
-
-    /// The stream split by preflate, when zlib parameters did not reproduce it and preflate
-    /// does within the limits.
-    fn split_preflate<R: Read + Seek>(
-        &mut self,
-        input: &mut R,
-        start: u64,
-        len: u64,
-    ) -> Result<Option<Split>> {
-        let max_plain = len
-            .saturating_mul(self.limits.max_plain_ratio)
-            .saturating_add(4096)
-            .min(self.budget);
-        self.preflate
-            .split(input, start, len, self.limits, max_plain)
-    }
-
-    /// Writes the preflate segment of a split stream; returns the streams expanded inside it.
-    fn write_preflate(&mut self, split: Split, out: &mut impl Write) -> Result<u64> {
-        out.write_all(&[TAG_PREFLATE])?;
-        preflate::write_head(out, &split.corrections)?;
-        let before = self.budget;
-        let (content, bytes, streams) = match self.nested_bytes(&split.plain)? {
-            Some((nested, streams)) => (CONTENT_EXPANDED, nested, streams),
-            None => (CONTENT_BYTES, split.plain, 0),
-        };
-        self.budget = before.saturating_sub(bytes.len() as u64);
-        out.write_all(&[content])?;
-        varint::write(out, bytes.len() as u64)?;
-        out.write_all(&bytes)?;
-        Ok(streams)
     }
 
     /// Writes the plain segment of a stream that `found` reproduces; returns the streams
@@ -270,23 +229,10 @@ impl Run<'_> {
             bytes.extend_from_slice(chunk);
             Ok(true)
         })?;
-        self.nested_bytes(&bytes)
-    }
-
-    /// The expanded form of `bytes` when they are a gzip or zip file that expands within the
-    /// nesting limits, and the streams expanded in it.
-    fn nested_bytes(&mut self, bytes: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
-        let depth_limit = self.limits.max_nesting.min(MAX_NESTING);
-        if self.depth >= depth_limit
-            || bytes.len() as u64 > self.limits.max_nested_len
-            || !(bytes.starts_with(&[0x1f, 0x8b, 8]) || bytes.starts_with(b"PK\x03\x04"))
-        {
-            return Ok(None);
-        }
         let before = self.budget;
         let mut nested = Vec::new();
         self.depth += 1;
-        let result = expand_in(&mut Cursor::new(bytes), &mut nested, self);
+        let result = expand_in(&mut Cursor::new(&bytes[..]), &mut nested, self);
         self.depth -= 1;
         let report = result?;
         let streams = report.streams + report.nested_streams;

@@ -5,11 +5,8 @@
 //! deflate streams of a gzip file (every member) or of a zip-family file (every entry) by
 //! their content, not by the file's name, and writes the file's *expanded form*: the bytes
 //! around the streams as they are, and each stream either as its plain bytes with the zlib
-//! parameters that compress them back into exactly that stream (when some do), or as its
-//! plain bytes with the corrections from which `preflate-rs` recreates exactly that stream
-//! (when it does, within [`Limits::preflate_bytes_per_file`]: GNU gzip's streams, which no
-//! zlib parameters reproduce), or else in its token form ([`deflate`]); in all three, two
-//! releases of similar content look similar.
+//! parameters that compress them back into exactly that stream (when some do), or else in
+//! its token form ([`deflate`]); in both, two releases of similar content look similar.
 //! Plain bytes that are themselves a gzip or zip file (a `.json.gz` inside a wheel) are
 //! expanded in turn, to [`Limits::max_nesting`]. [`restore`] writes the exact original bytes
 //! back from the expanded form; its plain segments are independent of each other, so it
@@ -23,8 +20,7 @@
 //! # Expanded form, version 1
 //! `DGX` and the version byte 1, then segments, each a tag byte: `1` followed by a varint `n`
 //! and `n` bytes copied as they are; `2` followed by a deflate stream's token form; `3` a
-//! deflate stream in plain form; `5` a deflate stream in preflate form; `0` ends the form
-//! (`4` is reserved). Varints are unsigned LEB128.
+//! deflate stream in plain form; `0` ends the form. Varints are unsigned LEB128.
 //!
 //! A plain segment: a varint length and the encoder's name ([`plain_encoder_id`]: `zlib `,
 //! the version of the zlib this crate is built with and a fingerprint of its output; a
@@ -32,14 +28,6 @@
 //! and strategy (0-4) of a raw deflate encoder, one content byte, a varint `n`, and `n`
 //! bytes: with content `0` the plain bytes, with `1` an expanded form of them (whose
 //! restored bytes are the plain bytes).
-//!
-//! A preflate segment: a varint length and the encoder's name ([`preflate_encoder_id`]:
-//! `preflate-rs ` and the exact version of the crate this one is built with; a reader with
-//! another refuses the segment as [`Error::Unsupported`]), a varint `m` and `m` bytes of
-//! corrections (as `preflate-rs` makes them), one content byte, a varint `n` and `n` bytes,
-//! content as in a plain segment. The stream is what `preflate-rs` recreates from the plain
-//! bytes and the corrections. Corrections and plain bytes are each at most
-//! [`MAX_PREFLATE_LEN`] (both are held in memory), longer ones are refused.
 
 mod counter;
 pub mod deflate;
@@ -47,7 +35,6 @@ mod error;
 mod expand;
 mod limits;
 mod plain;
-mod preflate;
 mod restore;
 mod scan;
 mod varint;
@@ -56,8 +43,7 @@ mod zlib;
 
 pub use error::{Error, Input, Result};
 pub use expand::expand;
-pub use limits::{Expansion, Limits, MAX_NESTING, MAX_PREFLATE_LEN};
-pub use preflate::encoder_id as preflate_encoder_id;
+pub use limits::{Expansion, Limits, MAX_NESTING};
 pub use restore::{restore, restore_with};
 pub use scan::Container;
 pub use window::Parallelism;

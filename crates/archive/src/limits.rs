@@ -6,10 +6,6 @@ use crate::Container;
 /// [`Limits::max_nesting`] is treated as this.
 pub const MAX_NESTING: u32 = 8;
 
-/// A stream of the preflate tier and its plain bytes are each at most this long: the tier
-/// holds both in memory, on expansion and on restore alike.
-pub const MAX_PREFLATE_LEN: u64 = 64 << 20;
-
 /// Bounds on what expansion may produce and spend; past them a stream stays compressed.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -35,13 +31,6 @@ pub struct Limits {
     /// Plain bytes of a stream are expanded in turn only up to this length: they are held
     /// in memory while they are, together with their expanded form.
     pub max_nested_len: u64,
-    /// Plain bytes the preflate tier may produce over a whole file (nested containers
-    /// included; attempts that fail count too) for streams no zlib parameters reproduce; it
-    /// runs at about 5 MB/s. 0 turns the tier off.
-    pub preflate_bytes_per_file: u64,
-    /// A stream's preflate corrections may be at most this many percent of its compressed
-    /// length; past that the stream stays in token form.
-    pub max_preflate_corrections_pct: u64,
 }
 
 impl Default for Limits {
@@ -55,8 +44,6 @@ impl Default for Limits {
             plain_misses_per_file: 4096,
             max_nesting: 2,
             max_nested_len: 64 << 20,
-            preflate_bytes_per_file: 256 << 20,
-            max_preflate_corrections_pct: 50,
         }
     }
 }
@@ -102,16 +89,6 @@ impl Limits {
         self.max_nested_len = len;
         self
     }
-    /// Sets [`Limits::preflate_bytes_per_file`].
-    pub fn preflate_bytes_per_file(mut self, len: u64) -> Self {
-        self.preflate_bytes_per_file = len;
-        self
-    }
-    /// Sets [`Limits::max_preflate_corrections_pct`].
-    pub fn max_preflate_corrections_pct(mut self, pct: u64) -> Self {
-        self.max_preflate_corrections_pct = pct;
-        self
-    }
 }
 
 /// What [`expand`](crate::expand) did.
@@ -131,8 +108,6 @@ pub struct Expansion {
     pub stream_bytes: u64,
     /// Of those streams, the ones written as their plain bytes (the rest are token forms).
     pub plain_streams: u64,
-    /// Streams written as plain bytes and preflate corrections, nested ones included.
-    pub preflate_streams: u64,
     /// Deflate streams expanded inside plain streams' bytes, at any depth.
     pub nested_streams: u64,
     /// Encoder parameters tried that did not reproduce their stream, nested ones included.

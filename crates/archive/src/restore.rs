@@ -4,11 +4,10 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use crate::counter::Counter;
 use crate::expand::{
-    CONTENT_BYTES, CONTENT_EXPANDED, MAGIC, TAG_END, TAG_PLAIN, TAG_PREFLATE, TAG_RAW, TAG_TOKENS,
+    CONTENT_BYTES, CONTENT_EXPANDED, MAGIC, TAG_END, TAG_PLAIN, TAG_RAW, TAG_TOKENS,
 };
 use crate::limits::MAX_NESTING;
 use crate::plain::DeflateWriter;
-use crate::preflate;
 use crate::window::{MAX_HELD_SEGMENT, Parallelism, Window, with_window};
 use crate::zlib::{self, Params};
 use crate::{Error, Input, Result, deflate, varint};
@@ -83,7 +82,6 @@ fn restore_in(mut r: &mut dyn BufRead, out: &mut dyn Write, depth: u32) -> Resul
                 let header = plain_header(r)?;
                 restore_plain(&header, &mut r.take(header.len), out, depth)?;
             }
-            TAG_PREFLATE => preflate_segment(r, out, depth)?,
             _ => return Err(invalid("an unknown segment tag")),
         }
     }
@@ -129,10 +127,6 @@ fn restore_top(mut r: &mut dyn BufRead, out: &mut dyn Write, window: &mut Window
                     restore_plain(&header, &mut r.take(header.len), out, 0)?;
                 }
             }
-            TAG_PREFLATE => {
-                window.drain(out)?;
-                preflate_segment(r, out, 0)?;
-            }
             _ => return Err(invalid("an unknown segment tag")),
         }
     }
@@ -158,7 +152,13 @@ struct PlainHeader {
 }
 
 fn plain_header(mut r: &mut dyn BufRead) -> Result<PlainHeader> {
-    let id = encoder_name(r)?;
+    let id_len = varint::read(&mut r).map_err(relabel)?;
+    if id_len > MAX_ENCODER_ID {
+        return Err(invalid("an encoder name longer than any"));
+    }
+    let mut id = vec![0u8; id_len as usize];
+    r.read_exact(&mut id)
+        .map_err(|_| Error::Truncated(Input::Expanded))?;
     if id != zlib::encoder_id().as_bytes() {
         return Err(Error::Unsupported(
             "a stream made by another deflate encoder than this build's zlib",
@@ -209,46 +209,6 @@ fn restore_plain(
     }
     encoder.finish()?;
     Ok(())
-}
-
-/// A deflate stream recreated by preflate from its plain bytes and corrections.
-fn preflate_segment(mut r: &mut dyn BufRead, out: &mut dyn Write, depth: u32) -> Result<()> {
-    let id = encoder_name(r)?;
-    if id != preflate::encoder_id().as_bytes() {
-        return Err(Error::Unsupported(
-            "a stream recorded by another preflate version than this build's",
-        ));
-    }
-    let n = varint::read(&mut r).map_err(relabel)?;
-    let corrections = preflate::read_bounded(r, n)?;
-    let content = varint::byte(&mut r).map_err(relabel)?;
-    let n = varint::read(&mut r).map_err(relabel)?;
-    let plain = match content {
-        CONTENT_BYTES => preflate::read_bounded(r, n)?,
-        CONTENT_EXPANDED => {
-            if depth >= MAX_NESTING {
-                return Err(invalid("containers nested deeper than any reader follows"));
-            }
-            let mut plain = preflate::Bounded(Vec::new());
-            restore_in(&mut r.take(n), &mut plain, depth + 1)?;
-            plain.0
-        }
-        _ => return Err(invalid("an unknown kind of plain content")),
-    };
-    out.write_all(&preflate::recreate(&plain, &corrections)?)?;
-    Ok(())
-}
-
-/// The encoder name that starts a plain or preflate segment.
-fn encoder_name(mut r: &mut dyn BufRead) -> Result<Vec<u8>> {
-    let id_len = varint::read(&mut r).map_err(relabel)?;
-    if id_len > MAX_ENCODER_ID {
-        return Err(invalid("an encoder name longer than any"));
-    }
-    let mut id = vec![0u8; id_len as usize];
-    r.read_exact(&mut id)
-        .map_err(|_| Error::Truncated(Input::Expanded))?;
-    Ok(id)
 }
 
 /// Varint and byte errors of the expanded form's own framing name it, not the token form.

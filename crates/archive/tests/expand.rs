@@ -124,9 +124,7 @@ fn a_stream_past_the_limits_stays_compressed() {
     let gz = python(&format!(
         "{FILES}\nsys.stdout.buffer.write(gzip.compress(files[1][1], mtime=0))"
     ));
-    let tokens_only = Limits::default()
-        .plain_attempts_per_stream(0)
-        .preflate_bytes_per_file(0);
+    let tokens_only = Limits::default().plain_attempts_per_stream(0);
     let (report, _) = round_trip(&gz, &tokens_only.clone().max_stream_ratio(0));
     assert_eq!((report.streams, report.streams_left), (0, 1));
     assert!(
