@@ -2,7 +2,7 @@
 //! its stored bytes), stored at the destination as any upload is.
 
 use deltaglider::storage::{MetadataDirective as Directive, ObjectSettings};
-use deltaglider::{Client, PutRequestOptions};
+use deltaglider::{Client, ObjectDetails, PutRequestOptions};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -10,16 +10,13 @@ use crate::conditions::Preconditions;
 use crate::error::s3_error;
 use crate::time::timestamp;
 
-pub(crate) async fn copy_object(
-    client: &Client,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
-    let i = req.input;
+/// The bucket and key of a copy source (`x-amz-copy-source`).
+pub(crate) fn copy_source(source: &CopySource) -> S3Result<(&str, &str)> {
     let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
+        bucket,
+        key,
         version_id,
-    } = &i.copy_source
+    } = source
     else {
         return Err(s3_error!(
             NotImplemented,
@@ -32,26 +29,51 @@ pub(crate) async fn copy_object(
             "versioned copy sources are not supported"
         ));
     }
-    let source = client
-        .head_object(src_bucket, src_key)
-        .await
-        .map_err(s3_error)?;
+    Ok((bucket, key))
+}
+
+/// The `x-amz-copy-source-if-*` conditions against the source: a copy's failed condition
+/// is 412 whichever header it was.
+pub(crate) fn source_preconditions(
+    source: &ObjectDetails,
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+    if_modified_since: Option<Timestamp>,
+    if_unmodified_since: Option<Timestamp>,
+) -> S3Result<()> {
     let conditions = Preconditions {
-        if_match: i.copy_source_if_match,
-        if_none_match: i.copy_source_if_none_match,
-        if_modified_since: i.copy_source_if_modified_since,
-        if_unmodified_since: i.copy_source_if_unmodified_since,
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
     };
-    // A copy's failed condition is 412 whichever header it was.
-    if conditions
-        .check(source.etag.as_deref(), source.last_modified)
-        .is_err()
-    {
+    let modified = source.last_modified.or(source.created_at);
+    if conditions.check(source.etag.as_deref(), modified).is_err() {
         return Err(s3_error!(
             PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold"
         ));
     }
+    Ok(())
+}
+
+pub(crate) async fn copy_object(
+    client: &Client,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let i = req.input;
+    let (src_bucket, src_key) = copy_source(&i.copy_source)?;
+    let source = client
+        .head_object(src_bucket, src_key)
+        .await
+        .map_err(s3_error)?;
+    source_preconditions(
+        &source,
+        i.copy_source_if_match,
+        i.copy_source_if_none_match,
+        i.copy_source_if_modified_since,
+        i.copy_source_if_unmodified_since,
+    )?;
     let replace = match i.metadata_directive.as_ref().map(|d| d.as_str()) {
         None | Some("COPY") => false,
         Some("REPLACE") => true,

@@ -14,12 +14,17 @@ mod download;
 mod error;
 mod get;
 mod list;
+mod multipart;
 mod put;
 mod server;
+mod spool;
 mod time;
 mod upload;
 
 pub use server::{Access, ServeError, Server, service};
+pub use spool::Spool;
+
+use std::sync::Arc;
 
 use deltaglider::Client;
 use s3s::dto::*;
@@ -29,12 +34,16 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 #[derive(Debug, Clone)]
 pub struct Gateway {
     client: Client,
+    uploads: Arc<multipart::Uploads>,
 }
 
 impl Gateway {
-    /// Serves `client`'s backend.
-    pub fn new(client: Client) -> Self {
-        Gateway { client }
+    /// Serves `client`'s backend; the parts of multipart uploads wait in `spool`.
+    pub fn new(client: Client, spool: Spool) -> Self {
+        Gateway {
+            client,
+            uploads: Arc::new(multipart::Uploads::new(spool)),
+        }
     }
 }
 
@@ -122,5 +131,54 @@ impl S3 for Gateway {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         copy::copy_object(&self.client, req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        multipart::create_multipart_upload(&self.client, &self.uploads, req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        multipart::upload_part(&self.uploads, req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        multipart::upload_part_copy(&self.client, &self.uploads, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        multipart::complete_multipart_upload(&self.client, &self.uploads, req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        multipart::abort_multipart_upload(&self.uploads, req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        multipart::list_parts(&self.uploads, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        multipart::list_multipart_uploads(&self.uploads, req).await
     }
 }

@@ -6,23 +6,13 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::error::s3_error;
-use crate::upload::{CheckedBody, Declared};
+use crate::upload::{CheckedBody, Declared, trailer_names};
 
 pub(crate) async fn put_object(
     client: &Client,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let trailer_names: Vec<String> = req
-        .headers
-        .get("x-amz-trailer")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(',')
-                .map(|n| n.trim().to_ascii_lowercase())
-                .filter(|n| !n.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let trailer_names = trailer_names(&req.headers);
     let trailers = req.trailing_headers;
     let i = req.input;
     if i.if_match.is_some() || i.if_none_match.is_some() {

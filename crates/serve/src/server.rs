@@ -13,7 +13,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Result, s3_error};
 use tokio::net::TcpListener;
 
-use crate::Gateway;
+use crate::{Gateway, Spool};
 
 /// Who may call the endpoint.
 #[derive(Clone)]
@@ -61,9 +61,10 @@ pub enum ServeError {
     Accept(#[source] std::io::Error),
 }
 
-/// The S3 service of `client` under `access` (for embedding in another server).
-pub fn service(client: Client, access: Access) -> S3Service {
-    let mut builder = S3ServiceBuilder::new(Gateway::new(client));
+/// The S3 service of `client` under `access`, spooling multipart uploads in `spool` (for
+/// embedding in another server).
+pub fn service(client: Client, access: Access, spool: Spool) -> S3Service {
+    let mut builder = S3ServiceBuilder::new(Gateway::new(client, spool));
     if let Access::Key {
         access_key_id,
         secret_access_key,

@@ -177,6 +177,20 @@ impl CheckedBody {
     }
 }
 
+/// The lowercased names the client announced in `x-amz-trailer`.
+pub(crate) fn trailer_names(headers: &hyper::HeaderMap) -> Vec<String> {
+    headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .map(|n| n.trim().to_ascii_lowercase())
+                .filter(|n| !n.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn base64(bytes: &[u8]) -> String {
     base64_simd::STANDARD.encode_to_string(bytes)
 }

@@ -1,6 +1,7 @@
 //! The arguments of `deltaglider serve`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -16,4 +17,9 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM or ctrl-c.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub grace: u64,
+    /// Directory for the parts of multipart uploads until they are completed (the server
+    /// makes a private subdirectory, removed when it stops) [default: the system's
+    /// temporary directory, TMPDIR].
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
 }

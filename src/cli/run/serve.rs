@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use deltaglider::Client;
-use deltaglider_serve::{Access, Server};
+use deltaglider_serve::{Access, Server, Spool};
 
 use crate::cli::args::ServeArgs;
 use crate::cli::output::out_line;
@@ -39,10 +39,20 @@ fn access(args: &ServeArgs) -> Result<Access> {
 /// Serves until a signal, then lets the requests in flight finish.
 pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
     let access = access(args)?;
+    let spool = match &args.spool_dir {
+        Some(dir) => Spool::new(dir),
+        None => Spool::in_temp_dir(),
+    }
+    .with_context(|| match &args.spool_dir {
+        Some(dir) => format!("cannot make a spool directory in {}", dir.display()),
+        None => "cannot make a spool directory in the temporary directory (set TMPDIR or \
+                 --spool-dir)"
+            .to_string(),
+    })?;
     let server = Server::bind(args.listen).await?;
     let addr = server.local_addr()?;
     let anonymous = matches!(access, Access::Anonymous);
-    let service = deltaglider_serve::service(client, access);
+    let service = deltaglider_serve::service(client, access, spool.clone());
     // Handlers first: a signal right after the address is printed stops the server cleanly.
     let stop = stopped()?;
     // The one line on stdout: where to point clients (tests read the port from it).
@@ -54,6 +64,10 @@ pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
     server
         .run(service, stop, Duration::from_secs(args.grace))
         .await?;
+    // Uploads that were never completed end with the server.
+    if let Err(e) = spool.remove() {
+        tracing::warn!("cannot remove {}: {e}", spool.path().display());
+    }
     tracing::info!("stopped");
     Ok(())
 }
