@@ -46,15 +46,29 @@ impl Serve {
         Serve::start_with(dg, bin, &[])
     }
 
-    /// Started with `extra` arguments after `serve --listen 127.0.0.1:0`.
+    /// Started with `extra` arguments after `serve --listen 127.0.0.1:0`, with the test
+    /// key in the environment.
     pub fn start_with(dg: &Dg, bin: &std::path::Path, extra: &[&str]) -> Serve {
+        Serve::launch(dg, bin, extra, true)
+    }
+
+    /// Started with `extra` arguments and no key in the environment (`--access-file`).
+    pub fn start_without_key(dg: &Dg, bin: &std::path::Path, extra: &[&str]) -> Serve {
+        Serve::launch(dg, bin, extra, false)
+    }
+
+    fn launch(dg: &Dg, bin: &std::path::Path, extra: &[&str], env_key: bool) -> Serve {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut cmd = dg.command(&args);
-        cmd.env("DG_SERVE_ACCESS_KEY_ID", KEY_ID)
-            .env("DG_SERVE_SECRET_ACCESS_KEY", SECRET)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        if env_key {
+            cmd.env("DG_SERVE_ACCESS_KEY_ID", KEY_ID)
+                .env("DG_SERVE_SECRET_ACCESS_KEY", SECRET);
+        } else {
+            cmd.env_remove("DG_SERVE_ACCESS_KEY_ID")
+                .env_remove("DG_SERVE_SECRET_ACCESS_KEY");
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start serve");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())

@@ -5,15 +5,19 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::error::s3_error;
+use crate::guard::Visible;
 use crate::time::timestamp;
 
 pub(crate) async fn list_buckets(
     client: &Client,
-    _req: S3Request<ListBucketsInput>,
+    req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
+    // A key scoped to some buckets sees only those.
+    let visible = req.extensions.get::<Visible>();
     let buckets = client.list_buckets().await.map_err(s3_error)?;
     let buckets = buckets
         .into_iter()
+        .filter(|b| visible.is_none_or(|v| v.0.sees_bucket(&b.name)))
         .map(|b| Bucket {
             name: Some(b.name),
             creation_date: b.created.map(timestamp),

@@ -13,15 +13,18 @@ mod delete;
 mod download;
 mod error;
 mod get;
+mod guard;
 mod list;
 mod multipart;
+mod policy;
 mod put;
 mod server;
 mod spool;
 mod time;
 mod upload;
 
-pub use server::{Access, ServeError, Server, service};
+pub use policy::{Policy, PolicyError};
+pub use server::{ServeError, Server, service};
 pub use spool::Spool;
 
 use std::sync::Arc;

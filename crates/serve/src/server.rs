@@ -5,43 +5,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use deltaglider::Client;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
 use s3s::service::{S3Service, S3ServiceBuilder};
-use s3s::{S3Result, s3_error};
 use tokio::net::TcpListener;
 
-use crate::{Gateway, Spool};
-
-/// Who may call the endpoint.
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum Access {
-    /// Requests signed (SigV4, in headers, presigned or chunked) with this key; others are
-    /// refused (`AccessDenied`, `InvalidAccessKeyId`, `SignatureDoesNotMatch`).
-    Key {
-        /// The access key id clients sign with.
-        access_key_id: String,
-        /// Its secret.
-        secret_access_key: String,
-    },
-    /// Every request, signed or not, with full access: only when asked for explicitly.
-    Anonymous,
-}
-
-impl std::fmt::Debug for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Access::Key { access_key_id, .. } => f
-                .debug_struct("Key")
-                .field("access_key_id", access_key_id)
-                .finish_non_exhaustive(),
-            Access::Anonymous => f.write_str("Anonymous"),
-        }
-    }
-}
+use crate::guard::{Guard, Keys};
+use crate::{Gateway, Policy, Spool};
 
 /// Why the endpoint could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -61,37 +34,16 @@ pub enum ServeError {
     Accept(#[source] std::io::Error),
 }
 
-/// The S3 service of `client` under `access`, spooling multipart uploads in `spool` (for
+/// The S3 service of `client` under `policy`, spooling multipart uploads in `spool` (for
 /// embedding in another server).
-pub fn service(client: Client, access: Access, spool: Spool) -> S3Service {
+pub fn service(client: Client, policy: Policy, spool: Spool) -> S3Service {
+    let policy = Arc::new(policy);
     let mut builder = S3ServiceBuilder::new(Gateway::new(client, spool));
-    if let Access::Key {
-        access_key_id,
-        secret_access_key,
-    } = access
-    {
-        builder.set_auth(OneKey(SimpleAuth::from_single(
-            access_key_id,
-            secret_access_key,
-        )));
+    if !policy.keys.is_empty() {
+        builder.set_auth(Keys(Arc::clone(&policy)));
     }
+    builder.set_access(Guard(policy));
     builder.build()
-}
-
-/// The configured keys, an unknown one refused as S3 refuses it (`InvalidAccessKeyId`).
-struct OneKey(SimpleAuth);
-
-#[async_trait::async_trait]
-impl S3Auth for OneKey {
-    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.0.lookup(access_key) {
-            Some(secret) => Ok(secret.clone()),
-            None => Err(s3_error!(
-                InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records."
-            )),
-        }
-    }
 }
 
 /// A bound endpoint, not yet serving.

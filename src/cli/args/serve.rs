@@ -14,6 +14,11 @@ pub struct ServeArgs {
     /// Serve without authentication: every request, signed or not, may read and write.
     #[arg(long)]
     pub anonymous: bool,
+    /// The keys (each read-only or read-write, over every bucket or some buckets and
+    /// prefixes) and what unsigned requests may read, as TOML; the file must be readable by
+    /// its owner only (see docs/serve.md).
+    #[arg(long, value_name = "FILE", conflicts_with = "anonymous")]
+    pub access_file: Option<PathBuf>,
     /// Seconds in-flight requests get to finish after SIGTERM or ctrl-c.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub grace: u64,

@@ -1,10 +1,11 @@
 //! `deltaglider serve`: the backend as an S3 endpoint until SIGTERM or ctrl-c.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use deltaglider::Client;
-use deltaglider_serve::{Access, Server, Spool};
+use deltaglider_serve::{Policy, Server, Spool};
 
 use crate::cli::args::ServeArgs;
 use crate::cli::output::out_line;
@@ -13,32 +14,55 @@ use crate::cli::output::out_line;
 const KEY_ID_VAR: &str = "DG_SERVE_ACCESS_KEY_ID";
 const SECRET_VAR: &str = "DG_SERVE_SECRET_ACCESS_KEY";
 
-/// Who may call: the key from the environment, or anyone with `--anonymous`; neither is a
-/// refusal to start.
-fn access(args: &ServeArgs) -> Result<Access> {
+/// Who may call: the access file, the key from the environment, or anyone with
+/// `--anonymous`; none of them is a refusal to start.
+fn policy(args: &ServeArgs) -> Result<Policy> {
     let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    match (var(KEY_ID_VAR), var(SECRET_VAR), args.anonymous) {
+    let (id, secret) = (var(KEY_ID_VAR), var(SECRET_VAR));
+    if let Some(file) = &args.access_file {
+        if id.is_some() || secret.is_some() {
+            bail!(
+                "--access-file and {KEY_ID_VAR}/{SECRET_VAR} exclude each other: put the key \
+                 in the file"
+            );
+        }
+        return access_file(file);
+    }
+    match (id, secret, args.anonymous) {
         (Some(_), Some(_), true) => {
             bail!("--anonymous and {KEY_ID_VAR}/{SECRET_VAR} exclude each other: choose one")
         }
-        (Some(access_key_id), Some(secret_access_key), false) => Ok(Access::Key {
-            access_key_id,
-            secret_access_key,
-        }),
-        (None, None, true) => Ok(Access::Anonymous),
+        (Some(id), Some(secret), false) => Ok(Policy::single_key(id, secret)),
+        (None, None, true) => Ok(Policy::anonymous()),
         (Some(_), None, _) | (None, Some(_), _) => {
             bail!("{KEY_ID_VAR} and {SECRET_VAR} must be set together")
         }
         (None, None, false) => bail!(
-            "no access key: set {KEY_ID_VAR} and {SECRET_VAR}, or pass --anonymous to serve \
-             without authentication"
+            "no access key: set {KEY_ID_VAR} and {SECRET_VAR}, give --access-file, or pass \
+             --anonymous to serve without authentication"
         ),
     }
 }
 
+/// The policy of an access file, which holds secrets: refused when others may read it.
+fn access_file(path: &Path) -> Result<Policy> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {shown}"))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{shown} holds secret keys but other users may read it (mode {mode:o}): \
+             chmod 600 {shown}"
+        );
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
+    Policy::from_toml(&text).with_context(|| format!("{shown} is not a valid access file"))
+}
+
 /// Serves until a signal, then lets the requests in flight finish.
 pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
-    let access = access(args)?;
+    let policy = policy(args)?;
     let spool = match &args.spool_dir {
         Some(dir) => Spool::new(dir),
         None => Spool::in_temp_dir(),
@@ -51,15 +75,15 @@ pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
     })?;
     let server = Server::bind(args.listen).await?;
     let addr = server.local_addr()?;
-    let anonymous = matches!(access, Access::Anonymous);
-    let service = deltaglider_serve::service(client, access, spool.clone());
+    let anonymous = policy.anonymous_access();
+    let service = deltaglider_serve::service(client, policy, spool.clone());
     // Handlers first: a signal right after the address is printed stops the server cleanly.
     let stop = stopped()?;
     // The one line on stdout: where to point clients (tests read the port from it).
     out_line(&format!("listening on http://{addr}"));
     crate::cli::output::stdout_result()?;
-    if anonymous {
-        tracing::warn!("serving without authentication: anyone who can connect has full access");
+    if let Some(what) = anonymous {
+        tracing::warn!("unsigned requests are served: anyone who can connect has {what}");
     }
     server
         .run(service, stop, Duration::from_secs(args.grace))
