@@ -6,6 +6,7 @@
 //! each S3 operation onto the client, one file per group of operations, and the library's
 //! errors onto S3 error codes in one place (`error.rs`).
 
+mod admission;
 mod buckets;
 mod conditions;
 mod copy;
@@ -23,8 +24,9 @@ mod spool;
 mod time;
 mod upload;
 
+pub use admission::{Endpoint, Limits, Permitted};
 pub use policy::{Policy, PolicyError};
-pub use server::{ServeError, Server, service};
+pub use server::{ServeError, Server, endpoint};
 pub use spool::Spool;
 
 use std::sync::Arc;
@@ -38,14 +40,17 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 pub struct Gateway {
     client: Client,
     uploads: Arc<multipart::Uploads>,
+    max_object_size: Option<u64>,
 }
 
 impl Gateway {
-    /// Serves `client`'s backend; the parts of multipart uploads wait in `spool`.
-    pub fn new(client: Client, spool: Spool) -> Self {
+    /// Serves `client`'s backend; the parts of multipart uploads wait in `spool`; objects
+    /// are at most `max_object_size` bytes.
+    pub fn new(client: Client, spool: Spool, max_object_size: Option<u64>) -> Self {
         Gateway {
             client,
             uploads: Arc::new(multipart::Uploads::new(spool)),
+            max_object_size,
         }
     }
 }
@@ -84,7 +89,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        put::put_object(&self.client, req).await
+        put::put_object(&self.client, self.max_object_size, req).await
     }
 
     async fn get_object(
@@ -161,7 +166,8 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        multipart::complete_multipart_upload(&self.client, &self.uploads, req).await
+        multipart::complete_multipart_upload(&self.client, &self.uploads, self.max_object_size, req)
+            .await
     }
 
     async fn abort_multipart_upload(

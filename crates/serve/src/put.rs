@@ -10,6 +10,7 @@ use crate::upload::{CheckedBody, Declared, trailer_names};
 
 pub(crate) async fn put_object(
     client: &Client,
+    max_object_size: Option<u64>,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let trailer_names = trailer_names(&req.headers);
@@ -45,6 +46,7 @@ pub(crate) async fn put_object(
         options = options.user_metadata(k, v);
     }
     let expected = i.content_length.and_then(|n| u64::try_from(n).ok());
+    check_size(max_object_size, expected)?;
     let stored = client
         .put_object_stream(
             &i.bucket,
@@ -70,4 +72,22 @@ pub(crate) async fn put_object(
             .map(|t| ETag::Strong(t.trim_matches('"').to_string())),
         ..Default::default()
     }))
+}
+
+/// A body within `max` bytes; with a limit, its length must be declared, so that the
+/// library refuses a longer body before storing it.
+pub(crate) fn check_size(max: Option<u64>, declared: Option<u64>) -> S3Result<()> {
+    match (max, declared) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(s3_error!(
+            MissingContentLength,
+            "You must provide the Content-Length HTTP header"
+        )),
+        (Some(max), Some(n)) if n > max => Err(s3_error!(
+            EntityTooLarge,
+            "Your proposed upload of {n} bytes exceeds this endpoint's maximum object size of \
+             {max} bytes"
+        )),
+        _ => Ok(()),
+    }
 }

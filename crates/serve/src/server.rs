@@ -10,11 +10,15 @@ use std::sync::Arc;
 use deltaglider::Client;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
+use crate::admission::{Endpoint, Limits};
 use crate::guard::{Guard, Keys};
 use crate::{Gateway, Policy, Spool};
+
+/// How long a client has to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the endpoint could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -34,16 +38,17 @@ pub enum ServeError {
     Accept(#[source] std::io::Error),
 }
 
-/// The S3 service of `client` under `policy`, spooling multipart uploads in `spool` (for
-/// embedding in another server).
-pub fn service(client: Client, policy: Policy, spool: Spool) -> S3Service {
+/// The S3 endpoint of `client` under `policy` and `limits`, spooling multipart uploads in
+/// `spool`.
+pub fn endpoint(client: Client, policy: Policy, spool: Spool, limits: &Limits) -> Endpoint {
     let policy = Arc::new(policy);
-    let mut builder = S3ServiceBuilder::new(Gateway::new(client, spool));
+    let gateway = Gateway::new(client, spool, limits.max_object_size);
+    let mut builder = S3ServiceBuilder::new(gateway);
     if !policy.keys.is_empty() {
         builder.set_auth(Keys(Arc::clone(&policy)));
     }
     builder.set_access(Guard(policy));
-    builder.build()
+    Endpoint::new(builder.build(), limits)
 }
 
 /// A bound endpoint, not yet serving.
@@ -66,15 +71,19 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves `service` until `stop` completes, then stops accepting and waits up to
+    /// Serves `endpoint` until `stop` completes, then stops accepting and waits up to
     /// `grace` for the requests in flight to finish.
     pub async fn run(
         self,
-        service: S3Service,
+        endpoint: Endpoint,
         stop: impl Future<Output = ()>,
         grace: Duration,
     ) -> Result<(), ServeError> {
-        let http = hyper::server::conn::http1::Builder::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        // A client that opens a connection and sends its headers slowly (or never) does
+        // not hold the connection forever.
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
         let graceful = GracefulShutdown::new();
         tokio::pin!(stop);
         loop {
@@ -92,7 +101,7 @@ impl Server {
                 },
                 () = &mut stop => break,
             };
-            let connection = http.serve_connection(TokioIo::new(stream), service.clone());
+            let connection = http.serve_connection(TokioIo::new(stream), endpoint.clone());
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
                 if let Err(e) = connection.await {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use deltaglider::Client;
-use deltaglider_serve::{Policy, Server, Spool};
+use deltaglider_serve::{Limits, Policy, Server, Spool};
 
 use crate::cli::args::ServeArgs;
 use crate::cli::output::out_line;
@@ -76,7 +76,13 @@ pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
     let server = Server::bind(args.listen).await?;
     let addr = server.local_addr()?;
     let anonymous = policy.anonymous_access();
-    let service = deltaglider_serve::service(client, policy, spool.clone());
+    let limits = Limits::default()
+        .requests(
+            args.max_requests as usize,
+            Duration::from_secs(args.queue_timeout),
+        )
+        .max_object_size(args.max_object_size);
+    let endpoint = deltaglider_serve::endpoint(client, policy, spool.clone(), &limits);
     // Handlers first: a signal right after the address is printed stops the server cleanly.
     let stop = stopped()?;
     // The one line on stdout: where to point clients (tests read the port from it).
@@ -86,7 +92,7 @@ pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
         tracing::warn!("unsigned requests are served: anyone who can connect has {what}");
     }
     server
-        .run(service, stop, Duration::from_secs(args.grace))
+        .run(endpoint, stop, Duration::from_secs(args.grace))
         .await?;
     // Uploads that were never completed end with the server.
     if let Err(e) = spool.remove() {

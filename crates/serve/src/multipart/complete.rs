@@ -23,6 +23,7 @@ use crate::error::s3_error;
 pub(crate) async fn complete_multipart_upload(
     client: &Client,
     uploads: &Arc<Uploads>,
+    max_object_size: Option<u64>,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let i = req.input;
@@ -55,6 +56,10 @@ pub(crate) async fn complete_multipart_upload(
              size ({total})",
             i.mpu_object_size.unwrap_or_default()
         ));
+    }
+    if let Err(e) = crate::put::check_size(max_object_size, Some(total)) {
+        reopen(&upload);
+        return Err(e);
     }
     let (client, uploads) = (client.clone(), Arc::clone(uploads));
     let (bucket, key) = (i.bucket, i.key);

@@ -1,0 +1,158 @@
+//! How many requests are served at once. A request waits for one of `max` permits (the
+//! clients feel back-pressure as a slower answer) and holds it until its response body has
+//! been sent, rebuilt GETs included; one that waits longer than `wait` is answered
+//! `503 SlowDown`, which S3 clients retry with back-off.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::{Request, Response};
+use s3s::HttpError;
+use s3s::service::S3Service;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Limits on what the endpoint takes on.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Requests served at once.
+    pub max_requests: usize,
+    /// How long a request waits for its turn before `503 SlowDown`.
+    pub wait: Duration,
+    /// The largest object a PUT or a completed multipart upload may store
+    /// (`EntityTooLarge` past it); `None`: no limit but the disk's.
+    pub max_object_size: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_requests: 64,
+            wait: Duration::from_secs(30),
+            max_object_size: None,
+        }
+    }
+}
+
+impl Limits {
+    /// `max_requests` at once (at least one), each waiting at most `wait` for its turn.
+    pub fn requests(mut self, max_requests: usize, wait: Duration) -> Self {
+        self.max_requests = max_requests.max(1);
+        self.wait = wait;
+        self
+    }
+
+    /// Objects of at most `bytes`.
+    pub fn max_object_size(mut self, bytes: Option<u64>) -> Self {
+        self.max_object_size = bytes;
+        self
+    }
+}
+
+/// The S3 endpoint as a hyper service: the S3 protocol behind the request permits (for
+/// embedding in another server; [`crate::Server`] runs one).
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: S3Service,
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Endpoint {
+    pub(crate) fn new(inner: S3Service, limits: &Limits) -> Self {
+        Endpoint {
+            inner,
+            permits: Arc::new(Semaphore::new(limits.max_requests)),
+            wait: limits.wait,
+        }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Endpoint {
+    type Response = Response<Permitted>;
+    type Error = HttpError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let (inner, permits, wait) = (self.inner.clone(), Arc::clone(&self.permits), self.wait);
+        Box::pin(async move {
+            let permit = match tokio::time::timeout(wait, permits.acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => return Ok(slow_down()),
+            };
+            let response = hyper::service::Service::call(&inner, req).await?;
+            Ok(response.map(|body| Permitted {
+                body,
+                _permit: Some(permit),
+            }))
+        })
+    }
+}
+
+/// `503 SlowDown`, as S3 says it.
+fn slow_down() -> Response<Permitted> {
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
+               <Message>Please reduce your request rate.</Message></Error>";
+    let mut response = Response::new(Permitted {
+        body: s3s::Body::from(xml.to_string()),
+        _permit: None,
+    });
+    *response.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml"),
+    );
+    response
+}
+
+/// A response body that holds its request's permit until it is sent or dropped.
+pub struct Permitted {
+    body: s3s::Body,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Body for Permitted {
+    type Data = Bytes;
+    type Error = <s3s::Body as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_least_one_request_is_served() {
+        let limits = Limits::default().requests(0, Duration::ZERO);
+        assert_eq!(limits.max_requests, 1);
+        assert_eq!(Limits::default().max_requests, 64);
+    }
+
+    #[tokio::test]
+    async fn a_slow_down_is_s3s_503_with_its_code() {
+        use http_body_util::BodyExt;
+        let response = slow_down();
+        assert_eq!(response.status(), 503);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("<Code>SlowDown</Code>"));
+    }
+}
