@@ -37,6 +37,8 @@ pub fn client_bin() -> Option<PathBuf> {
 pub struct Serve {
     pub child: Child,
     pub endpoint: String,
+    /// The metrics listener, when started with `--metrics-listen`.
+    pub metrics: Option<String>,
     bin: PathBuf,
     home: tempfile::TempDir,
 }
@@ -71,9 +73,17 @@ impl Serve {
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        let metrics = extra.contains(&"--metrics-listen").then(|| {
+            let mut second = String::new();
+            stdout.read_line(&mut second).unwrap();
+            second
+                .trim()
+                .strip_prefix("metrics on ")
+                .unwrap_or_else(|| panic!("second line of serve: {second:?}"))
+                .to_string()
+        });
         let endpoint = line
             .trim()
             .strip_prefix("listening on ")
@@ -83,6 +93,7 @@ impl Serve {
         Serve {
             child,
             endpoint,
+            metrics,
             bin: bin.to_path_buf(),
             home: tempfile::tempdir().unwrap(),
         }

@@ -12,9 +12,12 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
+use prometheus_client::metrics::gauge::Gauge;
 use s3s::HttpError;
 use s3s::service::S3Service;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::Metrics;
 
 /// Limits on what the endpoint takes on.
 #[derive(Debug, Clone, Copy)]
@@ -61,14 +64,16 @@ pub struct Endpoint {
     inner: S3Service,
     permits: Arc<Semaphore>,
     wait: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Endpoint {
-    pub(crate) fn new(inner: S3Service, limits: &Limits) -> Self {
+    pub(crate) fn new(inner: S3Service, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         Endpoint {
             inner,
             permits: Arc::new(Semaphore::new(limits.max_requests)),
             wait: limits.wait,
+            metrics,
         }
     }
 }
@@ -80,15 +85,25 @@ impl hyper::service::Service<Request<Incoming>> for Endpoint {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let (inner, permits, wait) = (self.inner.clone(), Arc::clone(&self.permits), self.wait);
+        let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
             let permit = match tokio::time::timeout(wait, permits.acquire_owned()).await {
                 Ok(Ok(permit)) => permit,
-                _ => return Ok(slow_down()),
+                _ => {
+                    metrics.slowed_down();
+                    return Ok(slow_down());
+                }
+            };
+            let in_flight = metrics.in_flight().clone();
+            in_flight.inc();
+            let held = Held {
+                _permit: permit,
+                in_flight,
             };
             let response = hyper::service::Service::call(&inner, req).await?;
             Ok(response.map(|body| Permitted {
                 body,
-                _permit: Some(permit),
+                _held: Some(held),
             }))
         })
     }
@@ -100,7 +115,7 @@ fn slow_down() -> Response<Permitted> {
                <Message>Please reduce your request rate.</Message></Error>";
     let mut response = Response::new(Permitted {
         body: s3s::Body::from(xml.to_string()),
-        _permit: None,
+        _held: None,
     });
     *response.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
     response.headers_mut().insert(
@@ -113,7 +128,19 @@ fn slow_down() -> Response<Permitted> {
 /// A response body that holds its request's permit until it is sent or dropped.
 pub struct Permitted {
     body: s3s::Body,
-    _permit: Option<OwnedSemaphorePermit>,
+    _held: Option<Held>,
+}
+
+/// A request's permit, counted in flight while it is held.
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Gauge,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.in_flight.dec();
+    }
 }
 
 impl Body for Permitted {

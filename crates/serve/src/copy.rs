@@ -8,6 +8,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::conditions::Preconditions;
 use crate::error::s3_error;
+use crate::metrics::Metrics;
 use crate::time::timestamp;
 
 /// The bucket and key of a copy source (`x-amz-copy-source`).
@@ -59,6 +60,7 @@ pub(crate) fn source_preconditions(
 
 pub(crate) async fn copy_object(
     client: &Client,
+    metrics: &Metrics,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let i = req.input;
@@ -97,10 +99,11 @@ pub(crate) async fn copy_object(
             options = options.user_metadata(k, v);
         }
     }
-    client
+    let report = client
         .copy_object(src_bucket, src_key, &i.bucket, &i.key, &options)
         .await
         .map_err(s3_error)?;
+    metrics.stored(&report);
     let copied = client
         .head_object(&i.bucket, &i.key)
         .await

@@ -6,6 +6,7 @@
 //! a client never receives a complete body of a corrupt object; it gets a cut connection.
 
 use std::io;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use s3s::dto::StreamingBlob;
@@ -13,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
 use crate::conditions::Window;
+use crate::metrics::Metrics;
 
 /// Bytes read from the rebuild per chunk.
 const CHUNK: usize = 256 * 1024;
@@ -24,10 +26,11 @@ const QUEUED: usize = 4;
 pub(crate) fn body(
     reader: impl AsyncRead + Send + Unpin + 'static,
     window: Window,
+    metrics: Option<Arc<Metrics>>,
 ) -> StreamingBlob {
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(QUEUED);
     tokio::spawn(async move {
-        let result = cut(reader, window, &tx).await;
+        let result = cut(reader, window, &tx, metrics.as_deref()).await;
         if let Err(e) = result {
             tracing::warn!("rebuild failed, response cut: {e}");
             let _ = tx.send(Err(e)).await;
@@ -42,7 +45,14 @@ async fn cut(
     mut reader: impl AsyncRead + Unpin,
     window: Window,
     tx: &mpsc::Sender<io::Result<Bytes>>,
+    metrics: Option<&Metrics>,
 ) -> io::Result<()> {
+    let send = |chunk: Bytes| {
+        if let Some(m) = metrics {
+            m.sent(chunk.len() as u64);
+        }
+        tx.send(Ok(chunk))
+    };
     let mut pos = 0u64;
     let mut held: Option<Bytes> = None;
     loop {
@@ -50,7 +60,7 @@ async fn cut(
         let n = reader.read(&mut buf).await?;
         if n == 0 {
             if let Some(last) = held {
-                let _ = tx.send(Ok(last)).await;
+                let _ = send(last).await;
             }
             return Ok(());
         }
@@ -64,7 +74,7 @@ async fn cut(
                 .freeze()
                 .slice((lo - chunk_start) as usize..(hi - chunk_start) as usize);
             if let Some(previous) = held.replace(piece)
-                && tx.send(Ok(previous)).await.is_err()
+                && send(previous).await.is_err()
             {
                 return Ok(());
             }
@@ -107,7 +117,7 @@ mod tests {
             (10, 2 * CHUNK as u64 + 3),
         ] {
             let window = Window { start, end, size };
-            let got = collect(body(std::io::Cursor::new(bytes.clone()), window)).await;
+            let got = collect(body(std::io::Cursor::new(bytes.clone()), window, None)).await;
             assert_eq!(got.unwrap(), &bytes[start as usize..end as usize]);
         }
     }
@@ -142,7 +152,11 @@ mod tests {
                 size,
             },
         ] {
-            let mut blob = body(FailsAtEnd(std::io::Cursor::new(bytes.clone())), window);
+            let mut blob = body(
+                FailsAtEnd(std::io::Cursor::new(bytes.clone())),
+                window,
+                None,
+            );
             let mut received = 0usize;
             let mut failed = false;
             while let Some(chunk) = blob.next().await {

@@ -1,6 +1,8 @@
 //! GetObject and HeadObject: the original's size, entity tag, type, time and metadata,
 //! whatever is stored; GET streams the verified rebuild.
 
+use std::sync::Arc;
+
 use deltaglider::{Client, ObjectDetails};
 use hyper::StatusCode;
 use s3s::dto::*;
@@ -9,6 +11,7 @@ use s3s::{S3Request, S3Response, S3Result};
 use crate::conditions::{Preconditions, Window};
 use crate::download;
 use crate::error::s3_error;
+use crate::metrics::Metrics;
 use crate::time::timestamp;
 
 /// What a GET and a HEAD both say of an object.
@@ -87,6 +90,7 @@ pub(crate) async fn head_object(
 
 pub(crate) async fn get_object(
     client: &Client,
+    metrics: &Arc<Metrics>,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let i = req.input;
@@ -105,7 +109,7 @@ pub(crate) async fn get_object(
     let sent = window.unwrap_or_else(|| Window::all(object.details.size));
     let output = GetObjectOutput {
         accept_ranges: Some("bytes".into()),
-        body: Some(download::body(object.body, sent)),
+        body: Some(download::body(object.body, sent, Some(Arc::clone(metrics)))),
         content_length: Some(sent.len() as i64),
         content_range: window.map(|w| w.content_range()),
         e_tag: d.e_tag,

@@ -16,6 +16,7 @@ mod error;
 mod get;
 mod guard;
 mod list;
+mod metrics;
 mod multipart;
 mod policy;
 mod put;
@@ -25,6 +26,7 @@ mod time;
 mod upload;
 
 pub use admission::{Endpoint, Limits, Permitted};
+pub use metrics::Metrics;
 pub use policy::{Policy, PolicyError};
 pub use server::{ServeError, Server, endpoint};
 pub use spool::Spool;
@@ -41,16 +43,23 @@ pub struct Gateway {
     client: Client,
     uploads: Arc<multipart::Uploads>,
     max_object_size: Option<u64>,
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
     /// Serves `client`'s backend; the parts of multipart uploads wait in `spool`; objects
-    /// are at most `max_object_size` bytes.
-    pub fn new(client: Client, spool: Spool, max_object_size: Option<u64>) -> Self {
+    /// are at most `max_object_size` bytes; what is done is counted in `metrics`.
+    pub fn new(
+        client: Client,
+        spool: Spool,
+        max_object_size: Option<u64>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Gateway {
             client,
             uploads: Arc::new(multipart::Uploads::new(spool)),
             max_object_size,
+            metrics,
         }
     }
 }
@@ -61,112 +70,170 @@ impl S3 for Gateway {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        buckets::list_buckets(&self.client, req).await
+        self.metrics
+            .observe("ListBuckets", buckets::list_buckets(&self.client, req))
+            .await
     }
 
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        buckets::create_bucket(&self.client, req).await
+        self.metrics
+            .observe("CreateBucket", buckets::create_bucket(&self.client, req))
+            .await
     }
 
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        buckets::head_bucket(&self.client, req).await
+        self.metrics
+            .observe("HeadBucket", buckets::head_bucket(&self.client, req))
+            .await
     }
 
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        buckets::delete_bucket(&self.client, req).await
+        self.metrics
+            .observe("DeleteBucket", buckets::delete_bucket(&self.client, req))
+            .await
     }
 
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        put::put_object(&self.client, self.max_object_size, req).await
+        self.metrics
+            .observe(
+                "PutObject",
+                put::put_object(&self.client, self.max_object_size, &self.metrics, req),
+            )
+            .await
     }
 
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        get::get_object(&self.client, req).await
+        self.metrics
+            .observe(
+                "GetObject",
+                get::get_object(&self.client, &self.metrics, req),
+            )
+            .await
     }
 
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        get::head_object(&self.client, req).await
+        self.metrics
+            .observe("HeadObject", get::head_object(&self.client, req))
+            .await
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        list::list_objects_v2(&self.client, req).await
+        self.metrics
+            .observe("ListObjectsV2", list::list_objects_v2(&self.client, req))
+            .await
     }
 
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        list::list_objects(&self.client, req).await
+        self.metrics
+            .observe("ListObjects", list::list_objects(&self.client, req))
+            .await
     }
 
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        delete::delete_object(&self.client, req).await
+        self.metrics
+            .observe("DeleteObject", delete::delete_object(&self.client, req))
+            .await
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        delete::delete_objects(&self.client, req).await
+        self.metrics
+            .observe("DeleteObjects", delete::delete_objects(&self.client, req))
+            .await
     }
 
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        copy::copy_object(&self.client, req).await
+        self.metrics
+            .observe(
+                "CopyObject",
+                copy::copy_object(&self.client, &self.metrics, req),
+            )
+            .await
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        multipart::create_multipart_upload(&self.client, &self.uploads, req).await
+        self.metrics
+            .observe(
+                "CreateMultipartUpload",
+                multipart::create_multipart_upload(&self.client, &self.uploads, req),
+            )
+            .await
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        multipart::upload_part(&self.uploads, req).await
+        self.metrics
+            .observe(
+                "UploadPart",
+                multipart::upload_part(&self.uploads, &self.metrics, req),
+            )
+            .await
     }
 
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        multipart::upload_part_copy(&self.client, &self.uploads, req).await
+        self.metrics
+            .observe(
+                "UploadPartCopy",
+                multipart::upload_part_copy(&self.client, &self.uploads, &self.metrics, req),
+            )
+            .await
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        multipart::complete_multipart_upload(&self.client, &self.uploads, self.max_object_size, req)
+        self.metrics
+            .observe(
+                "CompleteMultipartUpload",
+                multipart::complete_multipart_upload(
+                    &self.client,
+                    &self.uploads,
+                    self.max_object_size,
+                    &self.metrics,
+                    req,
+                ),
+            )
             .await
     }
 
@@ -174,20 +241,32 @@ impl S3 for Gateway {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        multipart::abort_multipart_upload(&self.uploads, req).await
+        self.metrics
+            .observe(
+                "AbortMultipartUpload",
+                multipart::abort_multipart_upload(&self.uploads, req),
+            )
+            .await
     }
 
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        multipart::list_parts(&self.uploads, req).await
+        self.metrics
+            .observe("ListParts", multipart::list_parts(&self.uploads, req))
+            .await
     }
 
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        multipart::list_multipart_uploads(&self.uploads, req).await
+        self.metrics
+            .observe(
+                "ListMultipartUploads",
+                multipart::list_multipart_uploads(&self.uploads, req),
+            )
+            .await
     }
 }

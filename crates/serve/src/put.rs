@@ -6,11 +6,13 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::error::s3_error;
+use crate::metrics::Metrics;
 use crate::upload::{CheckedBody, Declared, trailer_names};
 
 pub(crate) async fn put_object(
     client: &Client,
     max_object_size: Option<u64>,
+    metrics: &Metrics,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let trailer_names = trailer_names(&req.headers);
@@ -60,7 +62,9 @@ pub(crate) async fn put_object(
     if let Some(m) = mismatch.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(m.into());
     }
-    stored.map_err(s3_error)?;
+    let report = stored.map_err(s3_error)?;
+    metrics.received(report.original_size);
+    metrics.stored(&report);
     // The entity tag as later HEADs and listings report it (see `logical_etag`).
     let details = client
         .head_object(&i.bucket, &i.key)

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::admission::{Endpoint, Limits};
 use crate::guard::{Guard, Keys};
-use crate::{Gateway, Policy, Spool};
+use crate::{Gateway, Metrics, Policy, Spool};
 
 /// How long a client has to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,16 +39,22 @@ pub enum ServeError {
 }
 
 /// The S3 endpoint of `client` under `policy` and `limits`, spooling multipart uploads in
-/// `spool`.
-pub fn endpoint(client: Client, policy: Policy, spool: Spool, limits: &Limits) -> Endpoint {
+/// `spool`, counting what it does in `metrics`.
+pub fn endpoint(
+    client: Client,
+    policy: Policy,
+    spool: Spool,
+    limits: &Limits,
+    metrics: Arc<Metrics>,
+) -> Endpoint {
     let policy = Arc::new(policy);
-    let gateway = Gateway::new(client, spool, limits.max_object_size);
+    let gateway = Gateway::new(client, spool, limits.max_object_size, Arc::clone(&metrics));
     let mut builder = S3ServiceBuilder::new(gateway);
     if !policy.keys.is_empty() {
         builder.set_auth(Keys(Arc::clone(&policy)));
     }
     builder.set_access(Guard(policy));
-    Endpoint::new(builder.build(), limits)
+    Endpoint::new(builder.build(), limits, metrics)
 }
 
 /// A bound endpoint, not yet serving.
@@ -117,6 +123,36 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+impl Server {
+    /// Serves `GET /metrics` (Prometheus text) and `GET /health` until `stop` completes.
+    pub async fn run_metrics(
+        self,
+        metrics: Arc<Metrics>,
+        stop: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let http = hyper::server::conn::http1::Builder::new();
+        tokio::pin!(stop);
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) if is_per_connection(&e) => continue,
+                    Err(e) => return Err(ServeError::Accept(e)),
+                },
+                () = &mut stop => return Ok(()),
+            };
+            let metrics = Arc::clone(&metrics);
+            let service = hyper::service::service_fn(move |req| {
+                crate::metrics::handle(Arc::clone(&metrics), req)
+            });
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
     }
 }
 

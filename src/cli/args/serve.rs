@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// its owner only (see docs/serve.md).
     #[arg(long, value_name = "FILE", conflicts_with = "anonymous")]
     pub access_file: Option<PathBuf>,
+    /// Also listen on this address for `GET /metrics` (Prometheus) and `GET /health`; its
+    /// address is printed on start, after the endpoint's.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Seconds in-flight requests get to finish after SIGTERM or ctrl-c.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub grace: u64,

@@ -1,11 +1,12 @@
 //! `deltaglider serve`: the backend as an S3 endpoint until SIGTERM or ctrl-c.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use deltaglider::Client;
-use deltaglider_serve::{Limits, Policy, Server, Spool};
+use deltaglider_serve::{Limits, Metrics, Policy, Server, Spool};
 
 use crate::cli::args::ServeArgs;
 use crate::cli::output::out_line;
@@ -82,11 +83,26 @@ pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
             Duration::from_secs(args.queue_timeout),
         )
         .max_object_size(args.max_object_size);
-    let endpoint = deltaglider_serve::endpoint(client, policy, spool.clone(), &limits);
+    let metrics = Arc::new(Metrics::new());
+    let endpoint =
+        deltaglider_serve::endpoint(client, policy, spool.clone(), &limits, Arc::clone(&metrics));
+    let metrics_server = match args.metrics_listen {
+        Some(addr) => Some(Server::bind(addr).await?),
+        None => None,
+    };
     // Handlers first: a signal right after the address is printed stops the server cleanly.
     let stop = stopped()?;
     // The one line on stdout: where to point clients (tests read the port from it).
     out_line(&format!("listening on http://{addr}"));
+    if let Some(server) = metrics_server {
+        out_line(&format!("metrics on http://{}", server.local_addr()?));
+        // It answers until the process ends, after the endpoint has stopped.
+        tokio::spawn(async move {
+            if let Err(e) = server.run_metrics(metrics, std::future::pending()).await {
+                tracing::warn!("the metrics listener stopped: {e}");
+            }
+        });
+    }
     crate::cli::output::stdout_result()?;
     if let Some(what) = anonymous {
         tracing::warn!("unsigned requests are served: anyone who can connect has {what}");

@@ -19,11 +19,13 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{MIN_PART_SIZE, Phase, Upload, Uploads};
 use crate::error::s3_error;
+use crate::metrics::Metrics;
 
 pub(crate) async fn complete_multipart_upload(
     client: &Client,
     uploads: &Arc<Uploads>,
     max_object_size: Option<u64>,
+    metrics: &Arc<Metrics>,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let i = req.input;
@@ -61,12 +63,12 @@ pub(crate) async fn complete_multipart_upload(
         reopen(&upload);
         return Err(e);
     }
-    let (client, uploads) = (client.clone(), Arc::clone(uploads));
+    let (client, uploads, metrics) = (client.clone(), Arc::clone(uploads), Arc::clone(metrics));
     let (bucket, key) = (i.bucket, i.key);
     let store = async move {
         let stored = store(&client, &upload, parts, total).await;
         finish(&uploads, &upload, stored.is_ok());
-        stored?;
+        metrics.stored(&stored?);
         // The entity tag as later HEADs and listings report it.
         let details = client.head_object(&bucket, &key).await.map_err(s3_error)?;
         tracing::debug!(%bucket, %key, size = total, "multipart upload completed");
@@ -161,7 +163,7 @@ async fn store(
     upload: &Upload,
     parts: Vec<(PathBuf, u64)>,
     total: u64,
-) -> S3Result<()> {
+) -> S3Result<deltaglider::PutReport> {
     let mut options = PutRequestOptions::default();
     if let Some(content_type) = &upload.content_type {
         options = options.content_type(content_type.clone());
@@ -179,8 +181,7 @@ async fn store(
             &options,
         )
         .await
-        .map_err(s3_error)?;
-    Ok(())
+        .map_err(s3_error)
 }
 
 /// The part files read one after another, each opened only when it is reached (an

@@ -17,6 +17,7 @@ use crate::conditions::Window;
 use crate::copy::{copy_source, source_preconditions};
 use crate::download;
 use crate::error::s3_error;
+use crate::metrics::Metrics;
 use crate::time::timestamp;
 use crate::upload::{CheckedBody, Declared, trailer_names};
 
@@ -42,6 +43,7 @@ fn too_large() -> S3Error {
 
 pub(crate) async fn upload_part(
     uploads: &Uploads,
+    metrics: &Metrics,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let trailer_names = trailer_names(&req.headers);
@@ -77,6 +79,7 @@ pub(crate) async fn upload_part(
         return Err(m.into());
     }
     let part = written?;
+    metrics.received(part.size);
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(part.etag)),
         ..Default::default()
@@ -86,6 +89,7 @@ pub(crate) async fn upload_part(
 pub(crate) async fn upload_part_copy(
     client: &Client,
     uploads: &Uploads,
+    metrics: &Metrics,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let i = req.input;
@@ -121,7 +125,7 @@ pub(crate) async fn upload_part_copy(
     }
     // The source is rebuilt and verified to its end whatever the window: a part is never
     // cut from an object that does not hash to its recorded SHA-256.
-    let blob = download::body(object.body, window);
+    let blob = download::body(object.body, window, None);
     let body = tokio_util::io::StreamReader::new(blob.map_err(io::Error::other));
     let part = spool_part(
         uploads,
@@ -132,6 +136,7 @@ pub(crate) async fn upload_part_copy(
         |e| s3_error!(e, InternalError, "the copy source could not be read intact"),
     )
     .await?;
+    metrics.received(part.size);
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag)),
