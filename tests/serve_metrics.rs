@@ -82,3 +82,63 @@ fn metrics_count_requests_bytes_and_savings() {
     );
     assert!(serve.stop().success());
 }
+
+/// Ranged GETs of a delta (the aws CLI fetches objects over 8 MiB as 8 MiB ranges) are
+/// served from one verified rebuilt copy: the object is rebuilt once, and again only when
+/// it changes; without room for copies each range rebuilds it, with the same bytes.
+#[test]
+fn ranged_gets_of_a_delta_rebuild_it_once() {
+    let Some(bin) = client_bin() else { return };
+    for room in ["1G", "0"] {
+        let dg = Dg::local();
+        let serve = Serve::start_with(
+            &dg,
+            &bin,
+            &[
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--range-cache-size",
+                room,
+            ],
+        );
+        let metrics = serve.metrics.clone().unwrap();
+        let rebuilds = || {
+            let page = serve.python_ok(
+                "import sys, urllib.request\nprint(urllib.request.urlopen(sys.argv[1]).read().decode())",
+                &[&format!("{metrics}/metrics")],
+            );
+            sample(&page, "deltaglider_serve_range_rebuilds_total").unwrap()
+        };
+        let v1 = support::noise(20 << 20, 41);
+        let v2 = support::edited(&v1, 42);
+        let v3 = support::edited(&v2, 43);
+        let url = |k: &str| format!("s3://{}/r/{k}", dg.bucket);
+        for (name, data) in [("r-1.zip", &v1), ("r-2.zip", &v2)] {
+            std::fs::write(dg.work().join(name), data).unwrap();
+            serve.aws_ok(&["s3", "cp", &dg.path(name), &url("r.zip")]);
+        }
+        // Three 8 MiB ranges, twice.
+        for round in 0..2 {
+            let out = format!("back-{round}.zip");
+            serve.aws_ok(&["s3", "cp", &url("r.zip"), &dg.path(&out)]);
+            assert!(
+                std::fs::read(dg.work().join(&out)).unwrap() == v2,
+                "{room} {round}"
+            );
+        }
+        let expected = if room == "0" { 0.0 } else { 1.0 };
+        assert_eq!(rebuilds(), expected, "range cache {room}");
+
+        // A new version is a new copy, never the old one's bytes.
+        std::fs::write(dg.work().join("r-3.zip"), &v3).unwrap();
+        serve.aws_ok(&["s3", "cp", &dg.path("r-3.zip"), &url("r.zip")]);
+        serve.aws_ok(&["s3", "cp", &url("r.zip"), &dg.path("back-3.zip")]);
+        assert!(
+            std::fs::read(dg.work().join("back-3.zip")).unwrap() == v3,
+            "{room}"
+        );
+        let expected = if room == "0" { 0.0 } else { 2.0 };
+        assert_eq!(rebuilds(), expected, "range cache {room}");
+        assert!(serve.stop().success());
+    }
+}

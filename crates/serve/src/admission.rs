@@ -30,6 +30,9 @@ pub struct Limits {
     /// The largest object a PUT or a completed multipart upload may store
     /// (`EntityTooLarge` past it); `None`: no limit but the disk's.
     pub max_object_size: Option<u64>,
+    /// Bytes of verified rebuilt copies kept for ranged GETs of deltas (0: none; ranges
+    /// of larger objects rebuild the object each).
+    pub range_copies: u64,
 }
 
 impl Default for Limits {
@@ -38,6 +41,7 @@ impl Default for Limits {
             max_requests: 64,
             wait: Duration::from_secs(30),
             max_object_size: None,
+            range_copies: 1 << 30,
         }
     }
 }
@@ -47,6 +51,12 @@ impl Limits {
     pub fn requests(mut self, max_requests: usize, wait: Duration) -> Self {
         self.max_requests = max_requests.max(1);
         self.wait = wait;
+        self
+    }
+
+    /// Keep at most `bytes` of rebuilt copies for ranged GETs.
+    pub fn range_copies(mut self, bytes: u64) -> Self {
+        self.range_copies = bytes;
         self
     }
 

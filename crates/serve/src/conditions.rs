@@ -7,7 +7,7 @@ use s3s::dto::{ETagCondition, Range, Timestamp};
 use s3s::{S3Error, S3ErrorCode};
 
 /// The preconditions of a GET or HEAD.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Preconditions {
     pub if_match: Option<ETagCondition>,
     pub if_none_match: Option<ETagCondition>,

@@ -12,6 +12,7 @@ use crate::conditions::{Preconditions, Window};
 use crate::download;
 use crate::error::s3_error;
 use crate::metrics::Metrics;
+use crate::rebuilt::{NoCopy, RebuiltCopies};
 use crate::time::timestamp;
 
 /// What a GET and a HEAD both say of an object.
@@ -90,26 +91,61 @@ pub(crate) async fn head_object(
 
 pub(crate) async fn get_object(
     client: &Client,
+    copies: &RebuiltCopies,
     metrics: &Arc<Metrics>,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let i = req.input;
-    let object = client
-        .get_object(&i.bucket, &i.key)
-        .await
-        .map_err(s3_error)?;
     let conditions = Preconditions {
         if_match: i.if_match,
         if_none_match: i.if_none_match,
         if_modified_since: i.if_modified_since,
         if_unmodified_since: i.if_unmodified_since,
     };
+    // A range of a delta comes from its verified rebuilt copy, rebuilt once for all ranges.
+    if let Some(range) = &i.range {
+        let details = client
+            .head_object(&i.bucket, &i.key)
+            .await
+            .map_err(s3_error)?;
+        if copies.admits(&details) {
+            let window = decide(&details, conditions.clone(), Some(range))?;
+            let shown = window.unwrap_or_else(|| Window::all(details.size));
+            match copies
+                .get_or_rebuild(client, &details, || metrics.range_rebuilt())
+                .await
+            {
+                Ok(copy) => {
+                    metrics.sent(shown.len());
+                    return Ok(respond(&details, window, copy.body(shown)));
+                }
+                // Changed since the HEAD: served as any GET, from what is there now.
+                Err(NoCopy::Changed) => {}
+                Err(NoCopy::Failed(e)) => return Err(e),
+            }
+        }
+    }
+    let object = client
+        .get_object(&i.bucket, &i.key)
+        .await
+        .map_err(s3_error)?;
     let window = decide(&object.details, conditions, i.range.as_ref())?;
-    let d = describe(&object.details);
     let sent = window.unwrap_or_else(|| Window::all(object.details.size));
+    let body = download::body(object.body, sent, Some(Arc::clone(metrics)));
+    Ok(respond(&object.details, window, body))
+}
+
+/// A GET's answer: the object's headers, `window` of its bytes (206) or all of them.
+fn respond(
+    details: &ObjectDetails,
+    window: Option<Window>,
+    body: StreamingBlob,
+) -> S3Response<GetObjectOutput> {
+    let d = describe(details);
+    let sent = window.unwrap_or_else(|| Window::all(details.size));
     let output = GetObjectOutput {
         accept_ranges: Some("bytes".into()),
-        body: Some(download::body(object.body, sent, Some(Arc::clone(metrics)))),
+        body: Some(body),
         content_length: Some(sent.len() as i64),
         content_range: window.map(|w| w.content_range()),
         e_tag: d.e_tag,
@@ -122,5 +158,5 @@ pub(crate) async fn get_object(
     if window.is_some() {
         response.status = Some(StatusCode::PARTIAL_CONTENT);
     }
-    Ok(response)
+    response
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod multipart;
 mod policy;
 mod put;
+mod rebuilt;
 mod server;
 mod spool;
 mod time;
@@ -44,22 +45,20 @@ pub struct Gateway {
     uploads: Arc<multipart::Uploads>,
     max_object_size: Option<u64>,
     metrics: Arc<Metrics>,
+    copies: Arc<rebuilt::RebuiltCopies>,
 }
 
 impl Gateway {
-    /// Serves `client`'s backend; the parts of multipart uploads wait in `spool`; objects
-    /// are at most `max_object_size` bytes; what is done is counted in `metrics`.
-    pub fn new(
-        client: Client,
-        spool: Spool,
-        max_object_size: Option<u64>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    /// Serves `client`'s backend under `limits`; the parts of multipart uploads and the
+    /// rebuilt copies for ranged GETs live in `spool`; what is done is counted in
+    /// `metrics`.
+    pub fn new(client: Client, spool: Spool, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         Gateway {
             client,
-            uploads: Arc::new(multipart::Uploads::new(spool)),
-            max_object_size,
+            uploads: Arc::new(multipart::Uploads::new(spool.clone())),
+            max_object_size: limits.max_object_size,
             metrics,
+            copies: Arc::new(rebuilt::RebuiltCopies::new(spool, limits.range_copies)),
         }
     }
 }
@@ -121,7 +120,7 @@ impl S3 for Gateway {
         self.metrics
             .observe(
                 "GetObject",
-                get::get_object(&self.client, &self.metrics, req),
+                get::get_object(&self.client, &self.copies, &self.metrics, req),
             )
             .await
     }

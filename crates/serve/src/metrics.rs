@@ -53,6 +53,7 @@ pub struct Metrics {
     objects: Family<StoredAs, Counter>,
     slowed_down: Counter,
     in_flight: Gauge,
+    range_rebuilds: Counter,
 }
 
 impl Default for Metrics {
@@ -121,7 +122,15 @@ impl Metrics {
             "Requests holding a permit (their response bodies included)",
             in_flight.clone(),
         );
+        let range_rebuilds = Counter::default();
+        registry.register(
+            "range_rebuilds",
+            "Delta-stored objects rebuilt into a verified copy for ranged GETs (once for all \
+             their ranges while the copy is kept)",
+            range_rebuilds.clone(),
+        );
         Metrics {
+            range_rebuilds,
             registry,
             requests,
             duration,
@@ -176,6 +185,10 @@ impl Metrics {
             _ => "whole",
         };
         self.objects.get_or_create(&StoredAs { stored_as }).inc();
+    }
+
+    pub(crate) fn range_rebuilt(&self) {
+        self.range_rebuilds.inc();
     }
 
     pub(crate) fn slowed_down(&self) {

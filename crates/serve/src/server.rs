@@ -48,7 +48,7 @@ pub fn endpoint(
     metrics: Arc<Metrics>,
 ) -> Endpoint {
     let policy = Arc::new(policy);
-    let gateway = Gateway::new(client, spool, limits.max_object_size, Arc::clone(&metrics));
+    let gateway = Gateway::new(client, spool, limits, Arc::clone(&metrics));
     let mut builder = S3ServiceBuilder::new(gateway);
     if !policy.keys.is_empty() {
         builder.set_auth(Keys(Arc::clone(&policy)));

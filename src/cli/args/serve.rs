@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// limit].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_object_size: Option<u64>,
+    /// Space for verified rebuilt copies of delta-stored objects, kept in the spool
+    /// directory so that their ranged GETs rebuild them once (0: none) [suffixes as for
+    /// --max-object-size].
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub range_cache_size: u64,
 }
 
 /// `123`, `64K`, `512M`, `5G`, `1T` (powers of 1024).

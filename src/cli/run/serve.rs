@@ -82,7 +82,8 @@ pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
             args.max_requests as usize,
             Duration::from_secs(args.queue_timeout),
         )
-        .max_object_size(args.max_object_size);
+        .max_object_size(args.max_object_size)
+        .range_copies(args.range_cache_size);
     let metrics = Arc::new(Metrics::new());
     let endpoint =
         deltaglider_serve::endpoint(client, policy, spool.clone(), &limits, Arc::clone(&metrics));
