@@ -95,3 +95,79 @@ fn requests_past_the_limit_are_slowed_down_until_a_permit_is_free() {
     let out = serve.python_ok(BACK_PRESSURE, &[&dg.bucket]);
     assert!(out.contains("\"ok\": true"), "{out}");
 }
+
+/// Sends a PUT in two halves: after the first, waits until the server counts it in
+/// flight, says READY, and sends the rest when told GO on stdin; prints the status.
+const HALF_PUT: &str = r#"
+import os, sys, socket, time, urllib.parse, urllib.request
+endpoint, metrics, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
+body = bytes(range(256)) * 4096
+u = urllib.parse.urlparse(endpoint)
+s = socket.create_connection((u.hostname, u.port))
+s.sendall(("PUT /%s/inflight.bin HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n"
+           % (bucket, u.netloc, len(body))).encode())
+s.sendall(body[: len(body) // 2])
+deadline = time.time() + 30
+while True:
+    page = urllib.request.urlopen(metrics + "/metrics").read().decode()
+    if "deltaglider_serve_requests_in_flight 1" in page:
+        break
+    if time.time() > deadline:
+        raise SystemExit("the PUT never showed in flight:\n" + page)
+    time.sleep(0.05)
+print("READY", flush=True)
+assert sys.stdin.readline().strip() == "GO"
+s.sendall(body[len(body) // 2 :])
+status = s.recv(100).split(b"\r\n")[0].decode()
+print(status, flush=True)
+"#;
+
+/// SIGTERM with a PUT half sent: the server stops taking connections but finishes the
+/// PUT (it is stored whole and right), then exits 0 and leaves no spool behind.
+#[test]
+fn a_stopping_server_finishes_the_requests_in_flight() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(bin) = client_bin() else { return };
+    let dg = Dg::local();
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_str().unwrap().to_string();
+    let serve = Serve::start_without_key(
+        &dg,
+        &bin,
+        &[
+            "--anonymous",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--spool-dir",
+            &spool_dir,
+        ],
+    );
+    let metrics = serve.metrics.clone().unwrap();
+    let mut python = serve
+        .client("python3", ("unused", "unused"))
+        .arg("-c")
+        .arg(HALF_PUT)
+        .args([&serve.endpoint, &metrics, &dg.bucket])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(python.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "READY");
+    let pid = rustix::process::Pid::from_child(&serve.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    writeln!(python.stdin.take().unwrap(), "GO").unwrap();
+    let status = lines.next().unwrap().unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(python.wait().unwrap().success());
+    assert!(serve.stop().success());
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+    dg.ok(&[
+        "cp",
+        &format!("s3://{}/inflight.bin", dg.bucket),
+        &dg.path("back.bin"),
+    ]);
+    let back = std::fs::read(dg.work().join("back.bin")).unwrap();
+    let expected: Vec<u8> = (0..4096).flat_map(|_| 0..=255u8).collect();
+    assert!(back == expected, "the PUT in flight was stored whole");
+}

@@ -101,6 +101,12 @@ impl hyper::service::Service<Request<Incoming>> for Endpoint {
                 Ok(Ok(permit)) => permit,
                 _ => {
                     metrics.slowed_down();
+                    tracing::warn!(
+                        target: "deltaglider::serve::request",
+                        method = %req.method(),
+                        path = req.uri().path(),
+                        "no turn within {wait:?}: 503 SlowDown"
+                    );
                     return Ok(slow_down());
                 }
             };
@@ -110,7 +116,18 @@ impl hyper::service::Service<Request<Incoming>> for Endpoint {
                 _permit: permit,
                 in_flight,
             };
+            let (method, path) = (req.method().clone(), req.uri().path().to_string());
+            let started = std::time::Instant::now();
             let response = hyper::service::Service::call(&inner, req).await?;
+            // One line per request, at its response's head (a GET's body streams after).
+            tracing::info!(
+                target: "deltaglider::serve::request",
+                %method,
+                %path,
+                status = response.status().as_u16(),
+                ms = started.elapsed().as_millis() as u64,
+                "request"
+            );
             Ok(response.map(|body| Permitted {
                 body,
                 _held: Some(held),
