@@ -105,16 +105,19 @@ fn clap_exit(e: clap::Error) -> ExitCode {
     }
 }
 
+fn is_serve(command: &cli::args::Command) -> bool {
+    #[cfg(feature = "serve")]
+    if matches!(command, cli::args::Command::Serve(_)) {
+        return true;
+    }
+    let _ = command;
+    false
+}
+
 fn main() -> ExitCode {
     // Test builds only (the library built with its failpoints): the failpoints named in
     // the FAILPOINTS environment variable.
     let _failpoints = deltaglider::testing::FAILPOINTS.then(fail::FailScenario::setup);
-    // Like other Unix tools, end quietly when the reader of our output goes away
-    // (`deltaglider ls | head`); results are printed only after work is complete.
-    // SAFETY: setting a signal disposition before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let matches = match Cli::command().try_get_matches() {
         Ok(m) => m,
         Err(e) => return clap_exit(e),
@@ -123,6 +126,16 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return clap_exit(e),
     };
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`deltaglider ls | head`); results are printed only after work is complete. Not
+    // `serve`: there a client that hangs up mid-response is that request's end (EPIPE),
+    // never the server's.
+    if !is_serve(&cli.command) {
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let filters = cli::run::ordered_filters(&matches);
     if let cli::args::Command::Completions(args) = &cli.command {
         cli::run::completions(args.shell);

@@ -282,3 +282,70 @@ async fn clients_over_a_callers_sdk_config_and_sdk_client_store_and_verify() {
         client.delete_bucket(&bucket).await.unwrap();
     }
 }
+
+/// Ranged reads of objects stored whole come from the backend by range, on the local store
+/// and on S3; a delta has no stored bytes to read by range, and a range past the end fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn ranges_of_whole_objects_are_read_from_the_backend() {
+    let (_dir, local) = local_client().await;
+    let mut clients = vec![("local", "bkt".to_string(), local)];
+    if let Some(endpoint) = support::s3_endpoint() {
+        let s3 = Client::builder()
+            .endpoint_url(endpoint)
+            .config_file("/dev/null")
+            .build()
+            .await
+            .unwrap();
+        let bucket = support::unique_bucket("ranges");
+        s3.create_bucket(&bucket).await.unwrap();
+        clients.push(("s3", bucket, s3));
+    }
+    for (name, bucket, client) in clients {
+        let data = noise(1_000_003, 31);
+        client
+            .put_object(&bucket, "r/whole.txt", data.clone(), &Default::default())
+            .await
+            .unwrap();
+        let details = client.head_object(&bucket, "r/whole.txt").await.unwrap();
+        assert_ne!(details.stored_as, StoredAs::Delta, "{name}");
+        for (start, end) in [
+            (0u64, 1u64),
+            (0, 1_000_003),
+            (999_999, 1_000_003),
+            (4096, 700_001),
+        ] {
+            let mut body = client
+                .get_whole_object_range(&details, start..end)
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            body.read_to_end(&mut got).await.unwrap();
+            assert!(
+                got == data[start as usize..end as usize],
+                "{name} {start}..{end}"
+            );
+        }
+        assert!(
+            client
+                .get_whole_object_range(&details, 5..1_000_004)
+                .await
+                .is_err(),
+            "{name}: past the end"
+        );
+        client
+            .put_object(&bucket, "d/a.zip", noise(100_000, 32), &Default::default())
+            .await
+            .unwrap();
+        let delta = client.head_object(&bucket, "d/a.zip").await.unwrap();
+        assert_eq!(delta.stored_as, StoredAs::Delta, "{name}");
+        let e = client
+            .get_whole_object_range(&delta, 0..10)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, deltaglider::Error::Unsupported { .. }),
+            "{name}: {e}"
+        );
+    }
+}

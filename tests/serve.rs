@@ -273,6 +273,32 @@ assert err(s3.get_object, Bucket=bucket, Key="rel/a/app-2.zip", Range="bytes=999
 assert err(s3.delete_bucket, Bucket=bucket) == "BucketNotEmpty"
 assert err(s3.put_object, Bucket=bucket, Key="bad", Body=b"abc", ContentMD5="AAAAAAAAAAAAAAAAAAAAAA==") == "BadDigest"
 
+# A 304 names the version the client has.
+tag = s3.head_object(Bucket=bucket, Key="rel/a/app-2.zip")["ETag"]
+try:
+    s3.get_object(Bucket=bucket, Key="rel/a/app-2.zip", IfNoneMatch=tag)
+    raise SystemExit("no 304")
+except botocore.exceptions.ClientError as e:
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 304, e.response
+    headers = e.response["ResponseMetadata"]["HTTPHeaders"]
+    assert headers.get("etag") == tag and "last-modified" in headers, headers
+
+# At most 1000 keys per DeleteObjects, as in S3.
+assert err(s3.delete_objects, Bucket=bucket,
+           Delete={"Objects": [{"Key": "k%d" % i} for i in range(1001)]}) == "MalformedXML"
+
+# A SigV4 presigned URL valid for more than 7 days is refused.
+import urllib.request, urllib.error
+v4 = boto3.client("s3", endpoint_url=os.environ["DG_ENDPOINT"],
+                  config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+long_url = v4.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "rel/a/app-2.zip"},
+                                     ExpiresIn=609901)
+try:
+    urllib.request.urlopen(long_url)
+    raise SystemExit("a presigned URL of more than 7 days was served")
+except urllib.error.HTTPError as e:
+    assert e.code == 403 and b"AccessDenied" in e.read(), e.code
+
 # DeleteObjects, then the bucket is empty to every listing.
 all_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
 out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in all_keys]})

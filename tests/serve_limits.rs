@@ -171,3 +171,37 @@ fn a_stopping_server_finishes_the_requests_in_flight() {
     let expected: Vec<u8> = (0..4096).flat_map(|_| 0..=255u8).collect();
     assert!(back == expected, "the PUT in flight was stored whole");
 }
+
+/// Clients that hang up in the middle of a GET (a reset connection: the server's next
+/// write fails with EPIPE) end their request, never the server.
+const HANG_UPS: &str = r#"
+import os, sys, socket, struct, urllib.parse, boto3
+from botocore.config import Config
+bucket = sys.argv[1]
+s3 = boto3.client("s3", endpoint_url=os.environ["DG_ENDPOINT"], config=Config(s3={"addressing_style": "path"}))
+s3.put_object(Bucket=bucket, Key="hangup.bin", Body=os.urandom(32 << 20))
+url = urllib.parse.urlparse(s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "hangup.bin"}))
+for _ in range(5):
+    c = socket.create_connection((url.hostname, url.port))
+    c.sendall(("GET %s?%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (url.path, url.query, url.netloc)).encode())
+    assert c.recv(65536)
+    # End the request side (FIN), then close with unread data and no lingering (RST): the
+    # server's next write fails with EPIPE, which is SIGPIPE for a process that does not
+    # ignore it.
+    c.shutdown(socket.SHUT_WR)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+    s3.head_object(Bucket=bucket, Key="hangup.bin")
+print("alive")
+"#;
+
+#[test]
+fn clients_hanging_up_mid_download_do_not_stop_the_server() {
+    let Some(bin) = client_bin() else { return };
+    let dg = Dg::local();
+    let mut serve = Serve::start(&dg, &bin);
+    let out = serve.python_ok(HANG_UPS, &[&dg.bucket]);
+    assert!(out.contains("alive"), "{out}");
+    assert!(serve.child.try_wait().unwrap().is_none(), "serve exited");
+    assert!(serve.stop().success());
+}

@@ -129,7 +129,10 @@ got = s3.get_object(Bucket=bucket, Key="mp/a.bin")
 assert got["Body"].read() == one + two
 assert got["ContentType"] == "application/x-test" and got["Metadata"] == {"origin": "boto3"}, got
 assert out["ETag"] == got["ETag"], (out, got)
-assert err(complete, parts=[{"PartNumber": 1, "ETag": e1}]) == "NoSuchUpload"
+# A completion retried (its answer lost) gets the same answer; the object is unchanged.
+again = complete([{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}])
+assert again["ETag"] == out["ETag"], (again, out)
+assert err(s3.upload_part, Bucket=bucket, Key="mp/a.bin", UploadId=up, PartNumber=3, Body=b"x") == "NoSuchUpload"
 
 # Every part but the last must be at least 5 MiB.
 small = s3.create_multipart_upload(Bucket=bucket, Key="mp/small.bin")["UploadId"]
@@ -165,6 +168,8 @@ c2 = s3.upload_part_copy(Bucket=bucket, Key="mp/copied.bin", UploadId=cp, PartNu
                          CopySourceRange="bytes=%d-%d" % (5 * MIB, len(whole) - 1))["CopyPartResult"]["ETag"]
 assert err(s3.upload_part_copy, Bucket=bucket, Key="mp/copied.bin", UploadId=cp, PartNumber=3, CopySource=src,
            CopySourceRange="bytes=%d-%d" % (len(whole), len(whole) + 5)) == "InvalidRange"
+assert err(s3.upload_part_copy, Bucket=bucket, Key="mp/copied.bin", UploadId=cp, PartNumber=3, CopySource=src,
+           CopySourceRange="bytes=0-%d" % len(whole)) == "InvalidRange"
 assert err(s3.upload_part_copy, Bucket=bucket, Key="mp/copied.bin", UploadId=cp, PartNumber=3,
            CopySource={"Bucket": bucket, "Key": "nope"}) == "NoSuchKey"
 complete(upload=cp, key="mp/copied.bin", parts=[{"PartNumber": 1, "ETag": c1}, {"PartNumber": 2, "ETag": c2}])

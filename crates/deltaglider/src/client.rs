@@ -31,7 +31,7 @@ use crate::engine::{
     DeleteReport, Engine, GetReport, KeyDeleted, ObjectDetails, PresignedUrl, Progress,
     PurgeReport, PutReport, PutRequestOptions, VerifiedReader, VerifyReport,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::stats::{BucketStats, StatsMode};
 use crate::storage::{BucketInfo, ObjectInfo, ObjectStore};
 use crate::transfer::{TransferOptions, TransferSummary};
@@ -280,6 +280,27 @@ impl Client {
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<VerifiedObject> {
         let (details, body) = self.engine.get_stream(bucket, key).await?;
         Ok(VerifiedObject { details, body })
+    }
+
+    /// The bytes `range` of an object stored whole (`details` from [`Client::head_object`]),
+    /// read from the backend by range: as stored, not verified (only a whole read can be
+    /// checked against the recorded SHA-256). A delta has no bytes to read by range:
+    /// [`Error::Unsupported`].
+    pub async fn get_whole_object_range(
+        &self,
+        details: &ObjectDetails,
+        range: std::ops::Range<u64>,
+    ) -> Result<crate::storage::ObjectBody> {
+        if details.stored_as == crate::StoredAs::Delta {
+            return Err(Error::Unsupported {
+                operation: format!("a ranged read of {}/{}", details.bucket, details.key),
+                reason: "it is stored as a delta, which is rebuilt whole".into(),
+            });
+        }
+        self.engine
+            .store()
+            .get_object_range(&details.bucket, &details.stored_key, range)
+            .await
     }
 
     /// Describes `s3://bucket/key` without downloading it.

@@ -29,6 +29,14 @@ pub(crate) async fn delete_objects(
     if !client.bucket_exists(&i.bucket).await.map_err(s3_error)? {
         return Err(s3_error(deltaglider::Error::NoSuchBucket(i.bucket)));
     }
+    // S3's limit, which the library's batches also follow.
+    if i.delete.objects.len() > 1000 {
+        return Err(s3s::s3_error!(
+            MalformedXML,
+            "The request lists {} keys; at most 1000 may be deleted in one request",
+            i.delete.objects.len()
+        ));
+    }
     let quiet = i.delete.quiet.unwrap_or(false);
     let keys: Vec<&str> = i.delete.objects.iter().map(|o| o.key.as_str()).collect();
     let mut deleted = Vec::new();

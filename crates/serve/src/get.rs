@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use deltaglider::{Client, ObjectDetails};
+use deltaglider::{Client, ObjectDetails, StoredAs};
 use hyper::StatusCode;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use crate::conditions::{Preconditions, Window};
+use crate::conditions::{Preconditions, Refusal, Window};
 use crate::download;
 use crate::error::s3_error;
 use crate::metrics::Metrics;
@@ -50,8 +50,32 @@ fn decide(
     conditions: Preconditions,
     range: Option<&Range>,
 ) -> S3Result<Option<Window>> {
-    conditions.check(d.etag.as_deref(), modified(d))?;
+    conditions
+        .check(d.etag.as_deref(), modified(d))
+        .map_err(|refusal| refused(d, refusal))?;
     range.map(|r| Window::of(r, d.size)).transpose()
+}
+
+/// A refused condition; a 304 still says which version the client has (`ETag`,
+/// `Last-Modified`), as RFC 9110 asks.
+fn refused(d: &ObjectDetails, refusal: Refusal) -> s3s::S3Error {
+    let mut error = s3s::S3Error::from(refusal);
+    if refusal == Refusal::NotModified {
+        let mut headers = hyper::HeaderMap::new();
+        let etag = d
+            .etag
+            .as_deref()
+            .map(|t| format!("\"{}\"", t.trim_matches('"')));
+        if let Some(value) = etag.and_then(|t| hyper::header::HeaderValue::from_str(&t).ok()) {
+            headers.insert(hyper::header::ETAG, value);
+        }
+        let date = modified(d).map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+        if let Some(value) = date.and_then(|t| hyper::header::HeaderValue::from_str(&t).ok()) {
+            headers.insert(hyper::header::LAST_MODIFIED, value);
+        }
+        error.set_headers(headers);
+    }
+    error
 }
 
 pub(crate) async fn head_object(
@@ -102,12 +126,24 @@ pub(crate) async fn get_object(
         if_modified_since: i.if_modified_since,
         if_unmodified_since: i.if_unmodified_since,
     };
-    // A range of a delta comes from its verified rebuilt copy, rebuilt once for all ranges.
+    // A range of a delta comes from its verified rebuilt copy, rebuilt once for all ranges;
+    // a range of an object stored whole, from the backend.
     if let Some(range) = &i.range {
         let details = client
             .head_object(&i.bucket, &i.key)
             .await
             .map_err(s3_error)?;
+        if details.stored_as != StoredAs::Delta {
+            // Stored whole: the range is read from the backend, as stored.
+            let window = decide(&details, conditions, Some(range))?;
+            let shown = window.unwrap_or_else(|| Window::all(details.size));
+            let bytes = client
+                .get_whole_object_range(&details, shown.start..shown.end)
+                .await
+                .map_err(s3_error)?;
+            let body = download::body(bytes, Window::all(shown.len()), Some(Arc::clone(metrics)));
+            return Ok(respond(&details, window, body));
+        }
         if copies.admits(&details) {
             let window = decide(&details, conditions.clone(), Some(range))?;
             let shown = window.unwrap_or_else(|| Window::all(details.size));

@@ -34,6 +34,17 @@ fn denied() -> S3Error {
     s3_error!(AccessDenied, "Access Denied")
 }
 
+/// Whether `uri` is a SigV4 presigned URL valid for more than 7 days.
+fn presigned_for_too_long(uri: &hyper::Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        q.split('&').any(|pair| {
+            pair.strip_prefix("X-Amz-Expires=")
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|secs| secs > 604_800)
+        })
+    })
+}
+
 /// The secrets of the policy's keys.
 pub(crate) struct Keys(pub Arc<Policy>);
 
@@ -93,6 +104,13 @@ impl S3Access for Guard {
                 denied()
             }
         })?;
+        // S3's longest presigned URL: 7 days (the protocol crate checks the rest).
+        if presigned_for_too_long(cx.uri()) {
+            return Err(s3_error!(
+                AccessDenied,
+                "X-Amz-Expires must be at most 604800 seconds (7 days)"
+            ));
+        }
         let op = cx.s3_op().name();
         let read = READS.contains(&op);
         let allowed = match cx.s3_path() {

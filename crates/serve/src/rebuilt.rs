@@ -1,6 +1,6 @@
-//! Verified rebuilt copies of objects, so that ranged GETs do not rebuild (or, for objects
-//! stored whole, re-read) the whole object each: the `aws` CLI downloads anything over
-//! 8 MiB as 8 MiB ranges, ten at a time.
+//! Verified rebuilt copies of delta-stored objects, so that ranged GETs do not rebuild the
+//! whole object each (the `aws` CLI downloads anything over 8 MiB as 8 MiB ranges, ten at
+//! a time). Objects stored whole need none: their ranges are read from the backend.
 //!
 //! The first ranged GET of a delta rebuilds it once, to its end, into an anonymous file of
 //! the server's spool: created unlinked (`O_TMPFILE`), it has no name another process could
@@ -79,9 +79,7 @@ impl RebuiltCopies {
 
     /// Whether a ranged GET of this object is served from a copy.
     pub(crate) fn admits(&self, details: &ObjectDetails) -> bool {
-        // Objects stored whole are read from their start for each range too (and verified
-        // against their SHA-256 when they have one): a copy spares the re-reads.
-        matches!(details.stored_as, StoredAs::Delta | StoredAs::Direct)
+        details.stored_as == StoredAs::Delta
             && details.sha256.is_some()
             && details.size > 0
             && details.size <= self.budget

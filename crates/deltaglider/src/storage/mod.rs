@@ -185,6 +185,14 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn head_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>>;
     /// Streams one object.
     async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectReader>;
+    /// Streams the bytes `range` of one object (a `range` past its end is an error); the
+    /// bytes as stored, unverified: what a ranged GET of a whole object serves.
+    async fn get_object_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<ObjectBody>;
     /// Stores one object atomically: readers see the old object or the whole new one.
     async fn put_object(
         &self,

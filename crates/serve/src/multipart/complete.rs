@@ -17,7 +17,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{MIN_PART_SIZE, Phase, Upload, Uploads};
+use super::{Completed, MIN_PART_SIZE, Phase, Upload, Uploads};
 use crate::error::s3_error;
 use crate::metrics::Metrics;
 
@@ -35,7 +35,15 @@ pub(crate) async fn complete_multipart_upload(
             "conditional writes (If-Match, If-None-Match) are not supported"
         ));
     }
-    let upload = uploads.get(&i.bucket, &i.key, &i.upload_id)?;
+    let upload = match uploads.get(&i.bucket, &i.key, &i.upload_id) {
+        Ok(upload) => upload,
+        Err(e) => {
+            return match uploads.completed(&i.bucket, &i.key, &i.upload_id) {
+                Some(done) => Ok(S3Response::new(answer(done))),
+                None => Err(e),
+            };
+        }
+    };
     let listed: Vec<(i32, String)> = i
         .multipart_upload
         .and_then(|m| m.parts)
@@ -72,20 +80,31 @@ pub(crate) async fn complete_multipart_upload(
         // The entity tag as later HEADs and listings report it.
         let details = client.head_object(&bucket, &key).await.map_err(s3_error)?;
         tracing::debug!(%bucket, %key, size = total, "multipart upload completed");
-        Ok(CompleteMultipartUploadOutput {
-            location: Some(format!("/{bucket}/{key}")),
-            bucket: Some(bucket),
-            key: Some(key),
-            e_tag: details
-                .etag
-                .map(|t| ETag::Strong(t.trim_matches('"').to_string())),
-            ..Default::default()
-        })
+        let done = Completed {
+            bucket,
+            key,
+            etag: details.etag,
+        };
+        uploads.remember(&upload.id, done.clone());
+        Ok(answer(done))
     };
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         future: Some(Box::pin(store)),
         ..Default::default()
     }))
+}
+
+/// A completion's answer.
+fn answer(done: Completed) -> CompleteMultipartUploadOutput {
+    CompleteMultipartUploadOutput {
+        location: Some(format!("/{}/{}", done.bucket, done.key)),
+        e_tag: done
+            .etag
+            .map(|t| ETag::Strong(t.trim_matches('"').to_string())),
+        bucket: Some(done.bucket),
+        key: Some(done.key),
+        ..Default::default()
+    }
 }
 
 /// Checks `listed` against the spooled parts and, when it is a valid completion, moves the

@@ -13,7 +13,7 @@ pub(crate) use complete::complete_multipart_upload;
 pub(crate) use list::{list_multipart_uploads, list_parts};
 pub(crate) use parts::{upload_part, upload_part_copy};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -35,7 +35,21 @@ pub(crate) const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 pub(crate) struct Uploads {
     spool: Spool,
     open: Mutex<BTreeMap<String, Arc<Upload>>>,
+    /// The last uploads completed, by id (bucket, key, entity tag): a client that retries a
+    /// completion whose answer it lost gets the same answer, as from S3.
+    completed: Mutex<VecDeque<(String, Completed)>>,
 }
+
+/// What a completion answered.
+#[derive(Debug, Clone)]
+pub(crate) struct Completed {
+    pub bucket: String,
+    pub key: String,
+    pub etag: Option<String>,
+}
+
+/// Completions remembered for retries.
+const REMEMBERED: usize = 1000;
 
 /// One multipart upload: where it goes, what it will be stored with, its parts so far.
 #[derive(Debug)]
@@ -84,7 +98,25 @@ impl Uploads {
         Uploads {
             spool,
             open: Mutex::default(),
+            completed: Mutex::default(),
         }
+    }
+
+    /// Remembers that `id` completed, for a retried completion.
+    fn remember(&self, id: &str, completed: Completed) {
+        let mut done = lock(&self.completed);
+        if done.len() == REMEMBERED {
+            done.pop_front();
+        }
+        done.push_back((id.to_string(), completed));
+    }
+
+    /// The answer of the completed upload `id` of `bucket`/`key`, if it is remembered.
+    fn completed(&self, bucket: &str, key: &str, id: &str) -> Option<Completed> {
+        lock(&self.completed)
+            .iter()
+            .find(|(i, c)| i == id && c.bucket == bucket && c.key == key)
+            .map(|(_, c)| c.clone())
     }
 
     /// The upload `id` of `bucket`/`key`, or S3's `NoSuchUpload`.

@@ -117,7 +117,19 @@ pub(crate) async fn upload_part_copy(
                     "The x-amz-copy-source-range value must be of the form bytes=first-last"
                 )
             })?;
-            Window::of(&range, size)?
+            let window = Window::of(&range, size)?;
+            // Unlike a GET's, a copy's range must lie inside the source.
+            if let Range::Int {
+                last: Some(last), ..
+            } = range
+                && last >= size
+            {
+                return Err(s3_error!(
+                    InvalidRange,
+                    "The x-amz-copy-source-range {header} is past the source's {size} bytes"
+                ));
+            }
+            window
         }
     };
     if window.len() > MAX_PART_SIZE {

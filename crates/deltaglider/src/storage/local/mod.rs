@@ -28,8 +28,8 @@ use rustix::io::Errno;
 use tokio::io::AsyncReadExt;
 
 use super::{
-    BucketAdmin, BucketInfo, CopyOptions, DeleteFailure, ListPage, ListRequest, ObjectInfo,
-    ObjectReader, ObjectStore, Presign, PutOptions, PutOutcome, PutSource,
+    BucketAdmin, BucketInfo, CopyOptions, DeleteFailure, ListPage, ListRequest, ObjectBody,
+    ObjectInfo, ObjectReader, ObjectStore, Presign, PutOptions, PutOutcome, PutSource,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::url::validate_bucket_name;
@@ -353,6 +353,35 @@ impl ObjectStore for LocalStore {
             info,
             body: Box::pin(body),
         })
+    }
+
+    async fn get_object_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<ObjectBody> {
+        use std::io::{Seek, SeekFrom};
+        let this = self.clone();
+        let (b, k) = (bucket.to_string(), key.to_string());
+        let file = blocking(move || {
+            let Some(mut f) = this.open_object("download", &b, &k)? else {
+                return Err(Error::NotFound { bucket: b, key: k });
+            };
+            let (info, _) = read_info(&mut f, &k)?;
+            if range.start > range.end || range.end > info.size {
+                return Err(Error::InvalidArgument {
+                    what: format!("the range {range:?} of {b}/{k}"),
+                    reason: format!("the object has {} bytes", info.size),
+                });
+            }
+            // From the object's first byte (where the header left the handle) to the range.
+            f.seek(SeekFrom::Current(range.start as i64))
+                .ctx(|| format!("cannot read {b}/{k}"))?;
+            Ok((f, range.end - range.start))
+        })
+        .await?;
+        Ok(Box::pin(tokio::fs::File::from_std(file.0).take(file.1)))
     }
 
     async fn put_object(

@@ -15,8 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
     BucketAdmin, BucketInfo, CopyOptions, DELETE_BATCH, DeleteFailure, Encryption, ListPage,
-    ListRequest, ObjectHeaders, ObjectInfo, ObjectReader, ObjectStore, Presign, PutOptions,
-    PutOutcome, PutSource, StorageProtection,
+    ListRequest, ObjectBody, ObjectHeaders, ObjectInfo, ObjectReader, ObjectStore, Presign,
+    PutOptions, PutOutcome, PutSource, StorageProtection,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::UserMetadata;
@@ -536,6 +536,27 @@ impl ObjectStore for S3Store {
             info,
             body: Box::pin(out.body.into_async_read()),
         })
+    }
+
+    async fn get_object_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<ObjectBody> {
+        if range.is_empty() {
+            return Ok(Box::pin(tokio::io::empty()));
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|e| storage_error("download", bucket, key, e))?;
+        Ok(Box::pin(out.body.into_async_read()))
     }
 
     async fn put_object(
