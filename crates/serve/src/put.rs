@@ -7,7 +7,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::error::s3_error;
 use crate::metrics::Metrics;
-use crate::upload::{CheckedBody, Declared, trailer_names};
+use crate::upload::{CheckedBody, declared, trailer_names};
 
 pub(crate) async fn put_object(
     client: &Client,
@@ -24,21 +24,9 @@ pub(crate) async fn put_object(
             "conditional writes (If-Match, If-None-Match on PUT) are not supported"
         ));
     }
-    let declared = Declared {
-        content_md5: i.content_md5,
-        checksums: Checksum {
-            checksum_crc32: i.checksum_crc32,
-            checksum_crc32c: i.checksum_crc32c,
-            checksum_sha1: i.checksum_sha1,
-            checksum_sha256: i.checksum_sha256,
-            checksum_crc64nvme: i.checksum_crc64nvme,
-            ..Default::default()
-        },
-        trailer_names,
-    };
-    let blob = i.body.unwrap_or_else(|| {
-        StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
-    });
+    // The same fields in a PutObject and an UploadPart.
+    let declared = declared!(i, trailer_names);
+    let blob = crate::upload::body_or_empty(i.body);
     let (body, mismatch) = CheckedBody::new(blob, declared, trailers)?;
     let mut options = PutRequestOptions::default();
     if let Some(content_type) = i.content_type {

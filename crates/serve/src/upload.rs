@@ -177,6 +177,33 @@ impl CheckedBody {
     }
 }
 
+/// The [`Declared`] digests of an input that has the PutObject fields (`content_md5`,
+/// `checksum_*`), with the `x-amz-trailer` names.
+macro_rules! declared {
+    ($input:expr, $trailer_names:expr) => {
+        $crate::upload::Declared {
+            content_md5: $input.content_md5,
+            checksums: s3s::dto::Checksum {
+                checksum_crc32: $input.checksum_crc32,
+                checksum_crc32c: $input.checksum_crc32c,
+                checksum_sha1: $input.checksum_sha1,
+                checksum_sha256: $input.checksum_sha256,
+                checksum_crc64nvme: $input.checksum_crc64nvme,
+                ..Default::default()
+            },
+            trailer_names: $trailer_names,
+        }
+    };
+}
+pub(crate) use declared;
+
+/// A request's body, or an empty one when it has none.
+pub(crate) fn body_or_empty(body: Option<StreamingBlob>) -> StreamingBlob {
+    body.unwrap_or_else(
+        || StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, io::Error>>()),
+    )
+}
+
 /// The lowercased names the client announced in `x-amz-trailer`.
 pub(crate) fn trailer_names(headers: &hyper::HeaderMap) -> Vec<String> {
     headers

@@ -19,7 +19,7 @@ use crate::download;
 use crate::error::s3_error;
 use crate::metrics::Metrics;
 use crate::time::timestamp;
-use crate::upload::{CheckedBody, Declared, trailer_names};
+use crate::upload::{CheckedBody, declared, trailer_names};
 
 /// Bytes read per write to the spool.
 const CHUNK: usize = 256 * 1024;
@@ -55,21 +55,9 @@ pub(crate) async fn upload_part(
     if expected.is_some_and(|n| n > MAX_PART_SIZE) {
         return Err(too_large());
     }
-    let declared = Declared {
-        content_md5: i.content_md5,
-        checksums: Checksum {
-            checksum_crc32: i.checksum_crc32,
-            checksum_crc32c: i.checksum_crc32c,
-            checksum_sha1: i.checksum_sha1,
-            checksum_sha256: i.checksum_sha256,
-            checksum_crc64nvme: i.checksum_crc64nvme,
-            ..Default::default()
-        },
-        trailer_names,
-    };
-    let blob = i.body.unwrap_or_else(|| {
-        StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, io::Error>>())
-    });
+    // The same fields in a PutObject and an UploadPart.
+    let declared = declared!(i, trailer_names);
+    let blob = crate::upload::body_or_empty(i.body);
     let (body, mismatch) = CheckedBody::new(blob, declared, trailers)?;
     let written = spool_part(uploads, &upload, i.part_number, body, expected, |e| {
         s3_error!(e, IncompleteBody, "the part's body ended early")
