@@ -273,6 +273,12 @@ assert err(s3.get_object, Bucket=bucket, Key="rel/a/app-2.zip", Range="bytes=999
 assert err(s3.delete_bucket, Bucket=bucket) == "BucketNotEmpty"
 assert err(s3.put_object, Bucket=bucket, Key="bad", Body=b"abc", ContentMD5="AAAAAAAAAAAAAAAAAAAAAA==") == "BadDigest"
 
+# An empty object has no range to serve.
+s3.put_object(Bucket=bucket, Key="empty.txt", Body=b"")
+assert err(s3.get_object, Bucket=bucket, Key="empty.txt", Range="bytes=-5") == "InvalidRange"
+assert s3.get_object(Bucket=bucket, Key="empty.txt")["Body"].read() == b""
+s3.delete_object(Bucket=bucket, Key="empty.txt")
+
 # A 304 names the version the client has.
 tag = s3.head_object(Bucket=bucket, Key="rel/a/app-2.zip")["ETag"]
 try:

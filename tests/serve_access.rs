@@ -247,3 +247,47 @@ print(s3.generate_presigned_url("get_object", Params={"Bucket": sys.argv[1], "Ke
         );
     }
 }
+
+/// An access file with no keys, only anonymous reads: unsigned requests get those reads and
+/// nothing else (no write, no other prefix, no bucket listing), signed ones are unknown keys.
+#[test]
+fn an_anonymous_only_access_file_grants_its_reads_and_nothing_more() {
+    let Some(bin) = client_bin() else { return };
+    let dg = Dg::local();
+    std::fs::write(dg.work().join("readme.txt"), b"public").unwrap();
+    std::fs::write(dg.work().join("secret.txt"), b"secret").unwrap();
+    let url = |k: &str| format!("s3://{}/{k}", dg.bucket);
+    dg.ok(&["cp", &dg.path("readme.txt"), &url("public/readme.txt")]);
+    dg.ok(&["cp", &dg.path("secret.txt"), &url("private/secret.txt")]);
+    let file = write_access_file(&dg, "[anonymous]\nread = [\"BUCKET/public/\"]\n", 0o600);
+    let serve = Serve::start_without_key(&dg, &bin, &["--access-file", &file]);
+    let script = r#"
+import os, sys, json, boto3, botocore
+from botocore import UNSIGNED
+from botocore.config import Config
+bucket = sys.argv[1]
+anon = boto3.client("s3", endpoint_url=os.environ["DG_ENDPOINT"],
+                    config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"}))
+signed = boto3.client("s3", endpoint_url=os.environ["DG_ENDPOINT"], aws_access_key_id="k",
+                      aws_secret_access_key="s", config=Config(s3={"addressing_style": "path"}))
+def err(f, **kw):
+    try:
+        f(**kw)
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    raise SystemExit("no error from %s %s" % (f.__name__, kw))
+assert anon.get_object(Bucket=bucket, Key="public/readme.txt")["Body"].read() == b"public"
+assert [o["Key"] for o in anon.list_objects_v2(Bucket=bucket, Prefix="public/")["Contents"]] == ["public/readme.txt"]
+assert err(anon.put_object, Bucket=bucket, Key="public/new.txt", Body=b"x") == "AccessDenied"
+assert err(anon.delete_object, Bucket=bucket, Key="public/readme.txt") == "AccessDenied"
+assert err(anon.get_object, Bucket=bucket, Key="private/secret.txt") == "AccessDenied"
+assert err(anon.create_bucket, Bucket=bucket + "-new") == "AccessDenied"
+assert err(anon.create_multipart_upload, Bucket=bucket, Key="public/big") == "AccessDenied"
+assert err(anon.list_buckets) == "AccessDenied"
+assert err(signed.list_buckets) == "InvalidAccessKeyId"
+print(json.dumps({"ok": True}))
+"#;
+    let out = serve.python_ok(script, &[&dg.bucket]);
+    assert!(out.contains("\"ok\": true"), "{out}");
+    assert!(serve.stop().success());
+}

@@ -103,6 +103,13 @@ impl Window {
     /// The window of `range` in an object of `size` bytes; `InvalidRange` (416) when it
     /// starts past the end.
     pub(crate) fn of(range: &Range, size: u64) -> Result<Self, S3Error> {
+        // An empty object has no byte to name (a suffix range of it would be empty).
+        if size == 0 {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRange,
+                "The requested range is not satisfiable: the object is empty",
+            ));
+        }
         let r = range.check(size)?;
         Ok(Window {
             start: r.start,

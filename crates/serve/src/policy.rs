@@ -204,6 +204,15 @@ impl Policy {
         Ok(policy)
     }
 
+    /// Whether anyone, signed or not, may do everything (`--anonymous`).
+    pub(crate) fn is_open(&self) -> bool {
+        self.keys.is_empty()
+            && self
+                .anonymous
+                .as_ref()
+                .is_some_and(|g| g.writes && g.scopes.is_none())
+    }
+
     /// What unsigned requests get, in words (for the log at start); `None`: nothing.
     pub fn anonymous_access(&self) -> Option<String> {
         let grant = self.anonymous.as_ref()?;
@@ -306,6 +315,12 @@ read = ["releases/public/"]
         assert!(one.grant(None).is_none() && one.grant(Some("x")).is_none());
         let anyone = Policy::anonymous();
         assert!(anyone.grant(None).unwrap().writes_key("b", "k"));
+        assert!(anyone.is_open() && !one.is_open());
+        let reads_only = Policy::from_toml("[anonymous]\nread = [\"b/public/\"]\n").unwrap();
+        assert!(
+            !reads_only.is_open(),
+            "an anonymous-only file still has a guard"
+        );
         assert_eq!(anyone.anonymous_access().as_deref(), Some("full access"));
         assert_eq!(one.anonymous_access(), None);
         let file = Policy::from_toml(FILE).unwrap();

@@ -108,17 +108,35 @@ impl RebuiltCopies {
             let mut state = lock(&self.state);
             Arc::clone(state.filling.entry(key.clone()).or_default())
         };
-        let _turn = gate.lock().await;
-        if let Some(copy) = self.get(details) {
+        let turn = gate.lock().await;
+        let result = match self.get(details) {
+            Some(copy) => Ok(copy),
+            None => self.rebuild(client, details).await.map(Arc::new),
+        };
+        drop(turn);
+        let mut state = lock(&self.state);
+        // The gate goes when no other request waits on it (the map's and ours are left).
+        let ours = state
+            .filling
+            .get(&key)
+            .is_some_and(|g| Arc::ptr_eq(g, &gate));
+        if ours && Arc::strong_count(&gate) <= 2 {
+            state.filling.remove(&key);
+        }
+        let copy = result?;
+        if state
+            .copies
+            .get(&key)
+            .is_some_and(|kept| Arc::ptr_eq(kept, &copy))
+        {
             return Ok(copy);
         }
-        let result = self.rebuild(client, details).await;
-        let mut state = lock(&self.state);
-        state.filling.remove(&key);
-        let copy = Arc::new(result?);
         rebuilt();
+        if let Some(replaced) = state.copies.insert(key.clone(), Arc::clone(&copy)) {
+            state.used -= replaced.size;
+        }
         state.used += copy.size;
-        state.copies.insert(key.clone(), Arc::clone(&copy));
+        state.order.retain(|k| k != &key);
         state.order.push_back(key.clone());
         while state.used > self.budget {
             let Some(oldest) = state.order.pop_front() else {

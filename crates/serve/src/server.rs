@@ -50,10 +50,20 @@ pub fn endpoint(
     let policy = Arc::new(policy);
     let gateway = Gateway::new(client, spool, limits, Arc::clone(&metrics));
     let mut builder = S3ServiceBuilder::new(gateway);
-    if !policy.keys.is_empty() {
+    // s3s consults the access guard only when it has an authentication provider: every
+    // policy but "anyone may do anything" gets one, with no keys if the policy has none
+    // (signed requests are then unknown keys, unsigned ones meet the guard).
+    if !policy.is_open() {
         builder.set_auth(Keys(Arc::clone(&policy)));
     }
     builder.set_access(Guard(policy));
+    // POST object (browser form uploads) is not served; s3s would buffer a form's file in
+    // memory before any check, so it takes none.
+    let mut config = s3s::config::S3Config::default();
+    config.post_object_max_file_size = 0;
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        config,
+    ))));
     Endpoint::new(builder.build(), limits, metrics)
 }
 

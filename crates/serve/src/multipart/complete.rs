@@ -75,6 +75,17 @@ pub(crate) async fn complete_multipart_upload(
     let (bucket, key) = (i.bucket, i.key);
     let store = async move {
         let stored = store(&client, &upload, parts, total).await;
+        if stored.is_ok() {
+            // Before the HEAD below: a retry finds the completion even if that fails.
+            uploads.remember(
+                &upload.id,
+                Completed {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    etag: None,
+                },
+            );
+        }
         finish(&uploads, &upload, stored.is_ok());
         metrics.stored(&stored?);
         // The entity tag as later HEADs and listings report it.
@@ -88,8 +99,16 @@ pub(crate) async fn complete_multipart_upload(
         uploads.remember(&upload.id, done.clone());
         Ok(answer(done))
     };
+    // Its own task: a client that hangs up while the object is stored does not cancel the
+    // store halfway (the upload would stay completing, its parts on disk).
+    let stored = tokio::spawn(store);
+    let answer = async move {
+        stored
+            .await
+            .map_err(|e| s3_error!(e, InternalError, "the completion's task failed"))?
+    };
     Ok(S3Response::new(CompleteMultipartUploadOutput {
-        future: Some(Box::pin(store)),
+        future: Some(Box::pin(answer)),
         ..Default::default()
     }))
 }

@@ -43,7 +43,8 @@ pub(crate) async fn list_parts(
             ..Default::default()
         })
         .collect();
-    let truncated = rest.next().is_some();
+    // A page of none is not a truncated listing (a client would ask for it forever).
+    let truncated = max > 0 && rest.next().is_some();
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -97,6 +98,9 @@ pub(crate) async fn list_multipart_uploads(
                 .find(d)
                 .map(|at| upload.key[..prefix.len() + at + d.len()].to_string())
         });
+        if max == 0 {
+            break;
+        }
         if listed.len() + prefixes.len() >= max {
             let new_prefix = common.as_ref().is_some_and(|c| !prefixes.contains(c));
             if common.is_none() || new_prefix {

@@ -102,9 +102,11 @@ impl Uploads {
         }
     }
 
-    /// Remembers that `id` completed, for a retried completion.
+    /// Remembers that `id` completed (again: with its entity tag), for a retried
+    /// completion.
     fn remember(&self, id: &str, completed: Completed) {
         let mut done = lock(&self.completed);
+        done.retain(|(i, _)| i != id);
         if done.len() == REMEMBERED {
             done.pop_front();
         }
