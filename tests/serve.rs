@@ -388,3 +388,32 @@ fn serve_refuses_to_start_without_a_key_unless_anonymous() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// A key stored as `<key>.delta` with more than a page of keys sorting between the two
+/// (`build.zip-0001.txt`.. lie between `build.zip` and `build.zip.delta`) is still listed.
+#[test]
+fn a_delta_whose_stored_key_sorts_pages_away_is_listed() {
+    let Some(bin) = client_bin() else { return };
+    let dg = Dg::local();
+    let tree = dg.work().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    for i in 0..2100 {
+        std::fs::write(tree.join(format!("build.zip-{i:04}.txt")), b"x").unwrap();
+    }
+    std::fs::write(tree.join("build.zip"), noise(50_000, 71)).unwrap();
+    dg.ok(&[
+        "cp",
+        "-r",
+        tree.to_str().unwrap(),
+        &format!("s3://{}/t/", dg.bucket),
+    ]);
+    assert!(stored_keys(&dg).contains(&"t/build.zip.delta".to_string()));
+    let serve = Serve::start(&dg, &bin);
+    let ls = serve.aws_ok(&["s3", "ls", &format!("s3://{}/t/", dg.bucket)]);
+    assert_eq!(ls.lines().count(), 2101, "every key, in pages of 1000");
+    assert!(
+        ls.lines().any(|l| l.ends_with(" build.zip")),
+        "build.zip listed"
+    );
+    assert!(serve.stop().success());
+}

@@ -15,6 +15,9 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use crate::error::s3_error;
 use crate::time::timestamp;
 
+/// What a delta's stored key adds to its logical key (docs/format.md).
+const DELTA_SUFFIX: &str = ".delta";
+
 /// S3's default and largest page.
 const MAX_KEYS: usize = 1000;
 
@@ -62,17 +65,24 @@ async fn page(client: &Client, q: &Query<'_>) -> S3Result<Page> {
     let mut pages = client.list_objects(q.bucket, q.prefix, &options);
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
     let after = |name: &str| q.marker.is_none_or(|m| name > m);
-    // Once a page is full, one more store page is read: a key whose stored form sorts
-    // after the page boundary (`a` held as `a.delta`) may still sort before its end.
-    let mut margin = false;
+    // A logical key is stored as itself or as `<key>.delta`, which can sort far after it
+    // (`build-0001`..`build-3000` lie between `build` and `build.delta`). The page is
+    // complete once the store has listed every stored form of a key up to its last one.
+    let mut reached = String::new();
     while let Some(listing) = pages.next_page().await {
         let listing = listing.map_err(s3_error)?;
         for p in listing.prefixes {
+            if p > reached {
+                reached.clone_from(&p);
+            }
             if after(&p) {
                 items.insert(p, Item::Prefix);
             }
         }
         for o in listing.objects {
+            if o.stored_key > reached {
+                reached.clone_from(&o.stored_key);
+            }
             let name = match q.delimiter {
                 Some(d) if !library_groups => rolled_up(&o.key, q.prefix, d),
                 _ => None,
@@ -89,10 +99,16 @@ async fn page(client: &Client, q: &Query<'_>) -> S3Result<Page> {
             }
         }
         if items.len() > q.max_keys {
-            if margin {
+            let complete = match q.max_keys.checked_sub(1) {
+                Some(last) => items
+                    .keys()
+                    .nth(last)
+                    .is_some_and(|boundary| reached >= furthest_stored_form(boundary)),
+                None => true,
+            };
+            if complete {
                 break;
             }
-            margin = true;
         }
     }
     let truncated = items.len() > q.max_keys;
@@ -109,6 +125,17 @@ async fn page(client: &Client, q: &Query<'_>) -> S3Result<Page> {
         page.next_marker = last;
     }
     Ok(page)
+}
+
+/// The last stored key that can hold a logical key at or before `boundary`: a key that
+/// is not a prefix of `boundary` differs from it at a smaller byte, and so does its
+/// `.delta` form; a prefix `k` of it is stored as late as `k.delta`.
+fn furthest_stored_form(boundary: &str) -> String {
+    (1..=boundary.len())
+        .filter(|&i| boundary.is_char_boundary(i))
+        .map(|i| format!("{}{DELTA_SUFFIX}", &boundary[..i]))
+        .max()
+        .unwrap_or_default()
 }
 
 /// Percent-encodes a name for `encoding-type=url` (all but unreserved characters and `/`).
