@@ -1,6 +1,7 @@
 //! `deltaglider serve --metrics-listen`: `/health` answers, and `/metrics` counts the
 //! requests by operation and result, the object bytes in and out, and what storing them
-//! took (the original bytes against the stored ones, deltas counted apart).
+//! took (the original bytes against the stored ones, deltas counted apart, the deltas
+//! encoded and decoded and the reference cache's hits and misses).
 #![cfg(feature = "serve")]
 
 mod cli_support;
@@ -79,6 +80,18 @@ fn metrics_count_requests_bytes_and_savings() {
     assert!(
         page.contains("deltaglider_serve_request_duration_seconds_bucket"),
         "{page}"
+    );
+    // The engine's work: one delta per PUT, and the reference read back for the second
+    // PUT and the GET (from the cache once it holds it).
+    assert_eq!(value("deltaglider_serve_delta_encodes_total"), 2.0);
+    assert!(value("deltaglider_serve_delta_encode_seconds_total") > 0.0);
+    assert!(value("deltaglider_serve_delta_decodes_total") >= 1.0);
+    assert!(value("deltaglider_serve_delta_decode_seconds_total") > 0.0);
+    let hits = value("deltaglider_serve_reference_cache_hits_total");
+    let misses = value("deltaglider_serve_reference_cache_misses_total");
+    assert!(
+        hits >= 1.0 && hits + misses >= 3.0,
+        "{hits} hits, {misses} misses"
     );
     assert!(serve.stop().success());
 }

@@ -28,7 +28,7 @@ use crate::cache::ReferenceCache;
 use crate::codec::DeltaCodec;
 use crate::config::{Config, Settings};
 use crate::engine::{
-    DeleteReport, Engine, GetReport, KeyDeleted, ObjectDetails, PresignedUrl, Progress,
+    Activity, DeleteReport, Engine, GetReport, KeyDeleted, ObjectDetails, PresignedUrl, Progress,
     PurgeReport, PutReport, PutRequestOptions, VerifiedReader, VerifyReport,
 };
 use crate::error::{Error, Result};
@@ -227,6 +227,12 @@ impl Client {
         Client {
             engine: self.engine.with_progress(progress),
         }
+    }
+
+    /// What this client (and every clone of it) has done so far: reference cache hits and
+    /// misses, deltas encoded and decoded and the time they took.
+    pub fn activity(&self) -> Activity {
+        self.engine.activity()
     }
 
     /// Stores `body` as `s3://bucket/key` (as a delta when worthwhile) and reports what was

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -144,6 +146,16 @@ impl Metrics {
         }
     }
 
+    /// Counters at zero, plus what `client`'s engine does (reference cache hits and misses,
+    /// deltas encoded and decoded and their time), read from it at each scrape.
+    pub fn for_client(client: &deltaglider::Client) -> Self {
+        let mut metrics = Metrics::new();
+        metrics
+            .registry
+            .register_collector(Box::new(EngineActivity(client.clone())));
+        metrics
+    }
+
     /// Runs `handler`, counting it under `operation` with its result and duration.
     pub(crate) async fn observe<T>(
         &self,
@@ -205,6 +217,65 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String does not fail");
         out
+    }
+}
+
+/// The counters a client's engine keeps, exported as they stand at each scrape.
+#[derive(Debug)]
+struct EngineActivity(deltaglider::Client);
+
+impl Collector for EngineActivity {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let a = self.0.activity();
+        let counts: [(&str, &str, u64); 4] = [
+            (
+                "reference_cache_hits",
+                "References read verified from the reference cache",
+                a.reference_cache_hits,
+            ),
+            (
+                "reference_cache_misses",
+                "References the cache did not hold, fetched from storage",
+                a.reference_cache_misses,
+            ),
+            ("delta_encodes", "Deltas encoded", a.encodes),
+            (
+                "delta_decodes",
+                "Deltas decoded (downloads rebuilt, deltas checked before they are stored)",
+                a.decodes,
+            ),
+        ];
+        for (name, help, value) in counts {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let seconds: [(&str, &str, f64); 2] = [
+            (
+                "delta_encode_seconds",
+                "Time spent encoding deltas",
+                a.encode_seconds,
+            ),
+            (
+                "delta_decode_seconds",
+                "Time spent decoding deltas",
+                a.decode_seconds,
+            ),
+        ];
+        for (name, help, value) in seconds {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }
 

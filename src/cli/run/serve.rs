@@ -84,7 +84,7 @@ pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
         )
         .max_object_size(args.max_object_size)
         .range_copies(args.range_cache_size);
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_client(&client));
     let endpoint =
         deltaglider_serve::endpoint(client, policy, spool.clone(), &limits, Arc::clone(&metrics));
     let metrics_server = match args.metrics_listen {

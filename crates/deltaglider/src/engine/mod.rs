@@ -1,6 +1,7 @@
 //! The DeltaGlider engine: the on-bucket format applied over a storage backend, a delta codec
 //! and a reference cache.
 
+mod activity;
 mod compact;
 mod copy;
 mod delete;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use activity::Activity;
 pub use compact::{DEFAULT_XZ_PRESET, StorageFormat};
 pub use delete::{DeleteReport, KeyDeleted};
 /// Bounds on expanding a file for the compact format ([`EngineSettings::expansion_limits`]).
@@ -102,6 +104,8 @@ pub struct Engine {
     settings: EngineSettings,
     /// Where byte progress goes, if anywhere.
     progress: Option<Arc<dyn Progress>>,
+    /// What this engine and its clones have done.
+    activity: Arc<activity::ActivityCounters>,
 }
 
 impl Engine {
@@ -113,13 +117,20 @@ impl Engine {
         cache: Arc<dyn ReferenceCache>,
         settings: EngineSettings,
     ) -> Self {
+        let activity = Arc::new(activity::ActivityCounters::default());
         Engine {
             store,
-            codec,
+            codec: activity::TimedCodec::wrap(codec, activity.clone()),
             cache,
             settings,
             progress: None,
+            activity,
         }
+    }
+
+    /// What this engine (and every clone of it) has done so far.
+    pub fn activity(&self) -> Activity {
+        self.activity.snapshot()
     }
 
     /// The same engine, reporting the byte progress of uploads and downloads to `progress`.

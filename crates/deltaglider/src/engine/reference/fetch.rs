@@ -30,11 +30,13 @@ impl Engine {
     ) -> Result<File> {
         let mut slot = match self.cache_lookup(ref_sha).await? {
             Lookup::Hit(f) => {
+                self.activity.cache_hit();
                 tracing::debug!(%ref_key, "reference cache hit");
                 return Ok(f);
             }
             Lookup::Miss(slot) => slot,
         };
+        self.activity.cache_miss();
         tracing::debug!(%ref_key, "reference cache miss: downloading");
         let compact = is_compact_reference(ref_key);
         let first = match self
