@@ -2,7 +2,8 @@
 # Installs what deltaglider's tests need on a Debian 12 machine, and nothing twice:
 #   * Debian packages: xdelta3 (the reference VCDIFF tool), gzip and xz-utils (the tests
 #     decode xdelta3 deltas of compressed files through them), the Ceph packages behind
-#     scripts/s3-server.sh (radosgw ceph-mon ceph-osd) and curl. apt-get runs (with one
+#     scripts/s3-server.sh (radosgw ceph-mon ceph-osd), curl, and rclone (a third S3 client
+#     for the `serve` tests). apt-get runs (with one
 #     `apt-get update` first) only when one of them is missing.
 #   * A Python virtualenv at ${DG_PY_VENV:-<repo>/target/py-venv} holding the Python
 #     DeltaGlider tool, deltaglider==6.2.0 from PyPI (with boto3), which the integration
@@ -18,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${DG_PY_VENV:-$root/target/py-venv}
 PY=${DG_PYTHON3:-python3}
 DG_PY_VERSION=6.2.0
-APT_PKGS=(xdelta3 radosgw ceph-mon ceph-osd curl gzip xz-utils)
+APT_PKGS=(xdelta3 radosgw ceph-mon ceph-osd curl gzip xz-utils rclone)
 LOG=${TMPDIR:-/tmp}/deltaglider-install-deps.log
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }

@@ -99,6 +99,11 @@ impl Serve {
         }
     }
 
+    /// The clients' home directory (`config` in it is the aws CLI's config file).
+    pub fn home_path(&self) -> &std::path::Path {
+        self.home.path()
+    }
+
     /// A client command with the serve key, no profile or endpoint from the environment.
     pub fn client(&self, program: &str, key: (&str, &str)) -> Command {
         let mut cmd = Command::new(self.bin.join(program));
