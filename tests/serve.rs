@@ -231,6 +231,25 @@ assert got["ContentLength"] == len(v2)
 assert got["Metadata"] == {"owner": "ci"}, got["Metadata"]
 assert got["ContentType"] == "application/zip"
 
+# Cache-Control, Content-Disposition, Content-Language and Expires are kept, for a delta
+# and for an object stored whole, put in one piece or in parts.
+import datetime
+expires = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+kept = dict(CacheControl="max-age=60", ContentDisposition="attachment; filename=x.zip",
+            ContentLanguage="en", Expires=expires)
+s3.put_object(Bucket=bucket, Key="hdr/app-3.zip", Body=v2 + b"3", **kept)
+s3.put_object(Bucket=bucket, Key="hdr/notes.txt", Body=b"notes", **kept)
+up = s3.create_multipart_upload(Bucket=bucket, Key="hdr/parts.zip", **kept)["UploadId"]
+etag = s3.upload_part(Bucket=bucket, Key="hdr/parts.zip", UploadId=up, PartNumber=1, Body=v2)["ETag"]
+s3.complete_multipart_upload(Bucket=bucket, Key="hdr/parts.zip", UploadId=up,
+                             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+for key in ["hdr/app-3.zip", "hdr/notes.txt", "hdr/parts.zip"]:
+    for r in [s3.head_object(Bucket=bucket, Key=key), s3.get_object(Bucket=bucket, Key=key)]:
+        got = {k: r.get(k) for k in kept}
+        assert got == kept, (key, got)
+for o in s3.list_objects_v2(Bucket=bucket, Prefix="hdr/")["Contents"]:
+    s3.delete_object(Bucket=bucket, Key=o["Key"])
+
 # ListObjectsV2, one key a page.
 keys, token = [], None
 while True:
@@ -249,6 +268,9 @@ assert sizes == {"rel/a/app-1.zip": len(base), "rel/a/app-2.zip": len(v2)}, size
 top = s3.list_objects_v2(Bucket=bucket, Prefix="rel/", Delimiter="/")
 assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["rel/a/", "rel/b/"], top
 assert "Contents" not in top, top
+owned = s3.list_objects_v2(Bucket=bucket, Prefix="rel/a/", FetchOwner=True)["Contents"]
+assert all(o["Owner"]["ID"] == os.environ["AWS_ACCESS_KEY_ID"] for o in owned), owned
+assert all("Owner" not in o for o in s3.list_objects_v2(Bucket=bucket, Prefix="rel/a/")["Contents"])
 after = s3.list_objects_v2(Bucket=bucket, Prefix="rel/b/", StartAfter="rel/b/f2.txt")
 assert [o["Key"] for o in after["Contents"]] == ["rel/b/f3.txt", "rel/b/f4.txt"], after
 
@@ -265,6 +287,56 @@ assert keys == ["rel/b/f%d.txt" % i for i in range(5)], keys
 # CopyObject of a delta-stored object: the original at the destination.
 s3.copy_object(Bucket=bucket, Key="copy/app-2.zip", CopySource={"Bucket": bucket, "Key": "rel/a/app-2.zip"})
 assert s3.get_object(Bucket=bucket, Key="copy/app-2.zip")["Body"].read() == v2
+
+# A copy onto itself must replace the metadata, and then keeps the bytes.
+assert err(s3.copy_object, Bucket=bucket, Key="copy/app-2.zip",
+           CopySource={"Bucket": bucket, "Key": "copy/app-2.zip"}) == "InvalidRequest"
+for key in ["copy/app-2.zip", "rel/b/f1.txt"]:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key},
+                   Metadata={"stage": "final"}, MetadataDirective="REPLACE")
+    got = s3.get_object(Bucket=bucket, Key=key)
+    assert got["Metadata"] == {"stage": "final"} and got["Body"].read() == body, key
+
+# ListBuckets a page at a time.
+names, token = [], None
+while True:
+    kw = {"MaxBuckets": 3}
+    if token:
+        kw["ContinuationToken"] = token
+    page = s3.list_buckets(**kw)
+    assert len(page["Buckets"]) <= 3, page
+    names += [b["Name"] for b in page["Buckets"]]
+    token = page.get("ContinuationToken")
+    if not token:
+        break
+assert bucket in names and names == sorted(names), names
+
+# The checksums a PUT declared are echoed; with checksum mode, a whole object's
+# SHA-256 is reported (never a range's).
+import base64, hashlib
+sha = base64.b64encode(hashlib.sha256(v2).digest()).decode()
+put = s3.put_object(Bucket=bucket, Key="sum/app-4.zip", Body=v2, ChecksumSHA256=sha)
+assert put["ChecksumSHA256"] == sha, put
+put = s3.put_object(Bucket=bucket, Key="sum/crc.txt", Body=b"crc", ChecksumAlgorithm="CRC32")
+assert "ChecksumCRC32" in put, put
+assert "ChecksumSHA256" not in s3.head_object(Bucket=bucket, Key="sum/app-4.zip")
+head = s3.head_object(Bucket=bucket, Key="sum/app-4.zip", ChecksumMode="ENABLED")
+assert head["ChecksumSHA256"] == sha and head["ChecksumType"] == "FULL_OBJECT", head
+got = s3.get_object(Bucket=bucket, Key="sum/app-4.zip", ChecksumMode="ENABLED")
+assert got["ChecksumSHA256"] == sha and got["Body"].read() == v2
+part = s3.get_object(Bucket=bucket, Key="sum/app-4.zip", ChecksumMode="ENABLED", Range="bytes=0-9")
+assert "ChecksumSHA256" not in part and part["Body"].read() == v2[:10]
+assert err(s3.put_object, Bucket=bucket, Key="sum/bad.zip", Body=v2,
+           ChecksumSHA256=base64.b64encode(b"x" * 32).decode()) == "BadDigest"
+for k in ["sum/app-4.zip", "sum/crc.txt"]:
+    s3.delete_object(Bucket=bucket, Key=k)
+
+# Every object is one part: part 1 is all of it, there is no part 2.
+whole = s3.get_object(Bucket=bucket, Key="rel/a/app-2.zip", PartNumber=1)
+assert whole["Body"].read() == v2 and "PartsCount" not in whole
+assert err(s3.get_object, Bucket=bucket, Key="rel/a/app-2.zip", PartNumber=2) == "InvalidPart"
+assert err(s3.head_object, Bucket=bucket, Key="rel/a/app-2.zip", PartNumber=2) in ("InvalidPart", "400")
 
 # Errors as S3 names them.
 assert err(s3.get_object, Bucket=bucket, Key="nope") == "NoSuchKey"

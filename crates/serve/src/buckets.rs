@@ -14,10 +14,33 @@ pub(crate) async fn list_buckets(
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     // A key scoped to some buckets sees only those.
     let visible = req.extensions.get::<Visible>();
-    let buckets = client.list_buckets().await.map_err(s3_error)?;
-    let buckets = buckets
+    let i = &req.input;
+    let max = match i.max_buckets {
+        None => usize::MAX,
+        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be between 1 and 10000, not {n}"
+            ));
+        }
+    };
+    let prefix = i.prefix.as_deref().unwrap_or("");
+    // The token is the last name of the previous page: names are listed in order.
+    let after = i.continuation_token.as_deref().unwrap_or("");
+    let mut buckets: Vec<_> = client
+        .list_buckets()
+        .await
+        .map_err(s3_error)?
         .into_iter()
         .filter(|b| visible.is_none_or(|v| v.0.sees_bucket(&b.name)))
+        .filter(|b| b.name.starts_with(prefix) && b.name.as_str() > after)
+        .collect();
+    buckets.sort_by(|a, b| a.name.cmp(&b.name));
+    let continuation_token = (buckets.len() > max).then(|| buckets[max - 1].name.clone());
+    buckets.truncate(max);
+    let buckets = buckets
+        .into_iter()
         .map(|b| Bucket {
             name: Some(b.name),
             creation_date: b.created.map(timestamp),
@@ -26,6 +49,8 @@ pub(crate) async fn list_buckets(
         .collect();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
+        continuation_token,
+        prefix: i.prefix.clone(),
         ..Default::default()
     }))
 }

@@ -86,10 +86,19 @@ pub(crate) async fn copy_object(
             ));
         }
     };
+    if (src_bucket, src_key) == (i.bucket.as_str(), i.key.as_str()) && !replace {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself \
+             without changing the object's metadata, storage class, website redirect location \
+             or encryption attributes."
+        ));
+    }
     let mut options = PutRequestOptions::default();
     if replace {
         options = options.object(ObjectSettings {
             metadata_directive: Directive::Replace,
+            headers: crate::headers::requested!(i),
             ..Default::default()
         });
         if let Some(t) = i.content_type {

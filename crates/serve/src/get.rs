@@ -21,6 +21,11 @@ struct Described {
     last_modified: Option<Timestamp>,
     content_type: Option<ContentType>,
     metadata: Option<Metadata>,
+    cache_control: Option<CacheControl>,
+    content_disposition: Option<ContentDisposition>,
+    content_encoding: Option<ContentEncoding>,
+    content_language: Option<ContentLanguage>,
+    expires: Option<Expires>,
 }
 
 fn describe(d: &ObjectDetails) -> Described {
@@ -37,6 +42,11 @@ fn describe(d: &ObjectDetails) -> Described {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         }),
+        cache_control: d.headers.cache_control.clone(),
+        content_disposition: d.headers.content_disposition.clone(),
+        content_encoding: d.headers.content_encoding.clone(),
+        content_language: d.headers.content_language.clone(),
+        expires: d.headers.expires.map(timestamp),
     }
 }
 
@@ -54,6 +64,48 @@ fn decide(
         .check(d.etag.as_deref(), modified(d))
         .map_err(|refusal| refused(d, refusal))?;
     range.map(|r| Window::of(r, d.size)).transpose()
+}
+
+/// With `x-amz-checksum-mode: ENABLED`, the SHA-256 of a whole object (the hash every
+/// download is verified against) as S3 reports a full-object checksum, base64; nothing for
+/// a range, or for an object written without DeltaGlider's hash.
+fn full_object_sha256(
+    d: &ObjectDetails,
+    mode: Option<&ChecksumMode>,
+    window: Option<Window>,
+) -> Option<String> {
+    let enabled = mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+    if !enabled || window.is_some() {
+        return None;
+    }
+    let hex = d.sha256.as_deref()?;
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    (bytes.len() == 32).then(|| base64_simd::STANDARD.encode_to_string(bytes))
+}
+
+/// Every object is served as one part (parts are not kept apart once stored, and its
+/// entity tag is no multipart tag): `partNumber=1` is the whole object, any other part
+/// does not exist.
+fn only_part(part_number: Option<PartNumber>, range: Option<&Range>) -> S3Result<()> {
+    match (part_number, range) {
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err(s3s::s3_error!(
+            InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter"
+        )),
+        (Some(1), None) => Ok(()),
+        (Some(n), None) if !(1..=10_000).contains(&n) => Err(s3s::s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        )),
+        (Some(_), None) => Err(s3s::s3_error!(
+            InvalidPart,
+            "The requested partnumber is not satisfiable"
+        )),
+    }
 }
 
 /// A refused condition; a 304 still says which version the client has (`ETag`,
@@ -83,6 +135,7 @@ pub(crate) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let i = req.input;
+    only_part(i.part_number, i.range.as_ref())?;
     let details = client
         .head_object(&i.bucket, &i.key)
         .await
@@ -96,7 +149,12 @@ pub(crate) async fn head_object(
     let window = decide(&details, conditions, i.range.as_ref())?;
     let d = describe(&details);
     let shown = window.unwrap_or_else(|| Window::all(details.size));
+    let checksum_sha256 = full_object_sha256(&details, i.checksum_mode.as_ref(), window);
     let output = HeadObjectOutput {
+        checksum_type: checksum_sha256
+            .is_some()
+            .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+        checksum_sha256,
         accept_ranges: Some("bytes".into()),
         content_length: Some(shown.len() as i64),
         content_range: window.map(|w| w.content_range()),
@@ -104,6 +162,11 @@ pub(crate) async fn head_object(
         last_modified: d.last_modified,
         content_type: d.content_type,
         metadata: d.metadata,
+        cache_control: d.cache_control,
+        content_disposition: d.content_disposition,
+        content_encoding: d.content_encoding,
+        content_language: d.content_language,
+        expires: d.expires,
         ..Default::default()
     };
     let mut response = S3Response::new(output);
@@ -120,6 +183,8 @@ pub(crate) async fn get_object(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let i = req.input;
+    only_part(i.part_number, i.range.as_ref())?;
+    let checksum = i.checksum_mode.as_ref();
     let conditions = Preconditions {
         if_match: i.if_match,
         if_none_match: i.if_none_match,
@@ -142,7 +207,7 @@ pub(crate) async fn get_object(
                 .await
                 .map_err(s3_error)?;
             let body = download::body(bytes, Window::all(shown.len()), Some(Arc::clone(metrics)));
-            return Ok(respond(&details, window, body));
+            return Ok(respond(&details, window, checksum, body));
         }
         if copies.admits(&details) {
             let window = decide(&details, conditions.clone(), Some(range))?;
@@ -153,7 +218,7 @@ pub(crate) async fn get_object(
             {
                 Ok(copy) => {
                     metrics.sent(shown.len());
-                    return Ok(respond(&details, window, copy.body(shown)));
+                    return Ok(respond(&details, window, checksum, copy.body(shown)));
                 }
                 // Changed since the HEAD: served as any GET, from what is there now.
                 Err(NoCopy::Changed) => {}
@@ -168,18 +233,24 @@ pub(crate) async fn get_object(
     let window = decide(&object.details, conditions, i.range.as_ref())?;
     let sent = window.unwrap_or_else(|| Window::all(object.details.size));
     let body = download::body(object.body, sent, Some(Arc::clone(metrics)));
-    Ok(respond(&object.details, window, body))
+    Ok(respond(&object.details, window, checksum, body))
 }
 
 /// A GET's answer: the object's headers, `window` of its bytes (206) or all of them.
 fn respond(
     details: &ObjectDetails,
     window: Option<Window>,
+    checksum_mode: Option<&ChecksumMode>,
     body: StreamingBlob,
 ) -> S3Response<GetObjectOutput> {
     let d = describe(details);
+    let checksum_sha256 = full_object_sha256(details, checksum_mode, window);
     let sent = window.unwrap_or_else(|| Window::all(details.size));
     let output = GetObjectOutput {
+        checksum_type: checksum_sha256
+            .is_some()
+            .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+        checksum_sha256,
         accept_ranges: Some("bytes".into()),
         body: Some(body),
         content_length: Some(sent.len() as i64),
@@ -188,6 +259,11 @@ fn respond(
         last_modified: d.last_modified,
         content_type: d.content_type,
         metadata: d.metadata,
+        cache_control: d.cache_control,
+        content_disposition: d.content_disposition,
+        content_encoding: d.content_encoding,
+        content_language: d.content_language,
+        expires: d.expires,
         ..Default::default()
     };
     let mut response = S3Response::new(output);

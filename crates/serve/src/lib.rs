@@ -15,6 +15,7 @@ mod download;
 mod error;
 mod get;
 mod guard;
+mod headers;
 mod list;
 mod metrics;
 mod multipart;

@@ -175,10 +175,20 @@ impl Encoding {
     }
 }
 
-fn contents(page: &Page, enc: &Encoding) -> Vec<Object> {
+/// The owner a listing shows (V1 always, V2 with `fetch-owner`): the key the request was
+/// signed with, which is allowed to read the bucket; none for an unsigned request.
+fn owner(credentials: Option<&s3s::auth::Credentials>) -> Option<Owner> {
+    credentials.map(|c| Owner {
+        display_name: Some(c.access_key.clone()),
+        id: Some(c.access_key.clone()),
+    })
+}
+
+fn contents(page: &Page, enc: &Encoding, owner: Option<&Owner>) -> Vec<Object> {
     page.objects
         .iter()
         .map(|o| Object {
+            owner: owner.cloned(),
             key: Some(enc.name(&o.key)),
             size: Some(o.size as i64),
             last_modified: o.last_modified.map(timestamp),
@@ -216,6 +226,7 @@ pub(crate) async fn list_objects_v2(
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let i = req.input;
+    let owner = owner(req.credentials.as_ref()).filter(|_| i.fetch_owner == Some(true));
     let enc = Encoding::of(i.encoding_type.as_ref())?;
     let prefix = i.prefix.clone().unwrap_or_default();
     let delimiter = i.delimiter.clone().filter(|d| !d.is_empty());
@@ -232,7 +243,7 @@ pub(crate) async fn list_objects_v2(
         },
     )
     .await?;
-    let objects = contents(&page, &enc);
+    let objects = contents(&page, &enc, owner.as_ref());
     let prefixes = common_prefixes(&page, &enc);
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket),
@@ -256,6 +267,7 @@ pub(crate) async fn list_objects(
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let i = req.input;
+    let owner = owner(req.credentials.as_ref());
     let enc = Encoding::of(i.encoding_type.as_ref())?;
     let prefix = i.prefix.clone().unwrap_or_default();
     let delimiter = i.delimiter.clone().filter(|d| !d.is_empty());
@@ -273,13 +285,15 @@ pub(crate) async fn list_objects(
     .await?;
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(i.bucket),
-        prefix: Some(enc.name(&prefix)),
+        // S3 encodes a V1 listing's keys, prefixes, delimiter and markers, but not its
+        // prefix (and clients decode only those).
+        prefix: Some(prefix),
         delimiter: delimiter.map(|d| enc.name(&d)),
         marker: Some(i.marker.map(|m| enc.name(&m)).unwrap_or_default()),
         max_keys: Some(max as i32),
         is_truncated: Some(page.next_marker.is_some()),
         next_marker: page.next_marker.as_deref().map(|m| enc.name(m)),
-        contents: Some(contents(&page, &enc)),
+        contents: Some(contents(&page, &enc, owner.as_ref())),
         common_prefixes: Some(common_prefixes(&page, &enc)),
         encoding_type: enc.echo(),
         ..Default::default()

@@ -1,13 +1,14 @@
 //! PutObject: the body streamed to the library (a private spool file, then a delta when
 //! eligible), its digests checked before anything is stored.
 
+use deltaglider::storage::ObjectSettings;
 use deltaglider::{Client, PutRequestOptions};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::error::s3_error;
 use crate::metrics::Metrics;
-use crate::upload::{CheckedBody, declared, trailer_names};
+use crate::upload::{CheckedBody, Verdict, declared, trailer_names};
 
 pub(crate) async fn put_object(
     client: &Client,
@@ -27,8 +28,11 @@ pub(crate) async fn put_object(
     // The same fields in a PutObject and an UploadPart.
     let declared = declared!(i, trailer_names);
     let blob = crate::upload::body_or_empty(i.body);
-    let (body, mismatch) = CheckedBody::new(blob, declared, trailers)?;
-    let mut options = PutRequestOptions::default();
+    let (body, verdict) = CheckedBody::new(blob, declared, trailers)?;
+    let mut options = PutRequestOptions::default().object(ObjectSettings {
+        headers: crate::headers::requested!(i),
+        ..Default::default()
+    });
     if let Some(content_type) = i.content_type {
         options = options.content_type(content_type);
     }
@@ -47,7 +51,8 @@ pub(crate) async fn put_object(
             &options,
         )
         .await;
-    if let Some(m) = mismatch.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    let verdict = Verdict::take(&verdict);
+    if let Some(m) = verdict.mismatch {
         return Err(m.into());
     }
     let report = stored.map_err(s3_error)?;
@@ -58,10 +63,16 @@ pub(crate) async fn put_object(
         .head_object(&i.bucket, &i.key)
         .await
         .map_err(s3_error)?;
+    let c = verdict.verified;
     Ok(S3Response::new(PutObjectOutput {
         e_tag: details
             .etag
             .map(|t| ETag::Strong(t.trim_matches('"').to_string())),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        checksum_crc64nvme: c.checksum_crc64nvme,
         ..Default::default()
     }))
 }

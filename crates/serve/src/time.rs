@@ -7,3 +7,9 @@ use s3s::dto::Timestamp;
 pub(crate) fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp::from(std::time::SystemTime::from(t))
 }
+
+/// A library time of an S3 timestamp (`Expires`); `None` out of chrono's range.
+pub(crate) fn chrono_time(t: &Timestamp) -> Option<DateTime<Utc>> {
+    let t = time::OffsetDateTime::from(t.clone());
+    DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond())
+}

@@ -42,8 +42,25 @@ impl From<DigestMismatch> for S3Error {
     }
 }
 
-/// Where a [`CheckedBody`] leaves the mismatch it found, for the PUT's answer.
-pub(crate) type MismatchSlot = Arc<Mutex<Option<DigestMismatch>>>;
+/// What a [`CheckedBody`] found at the end of the body, for the PUT's answer.
+#[derive(Debug, Default)]
+pub(crate) struct Verdict {
+    /// The first declared digest that differs.
+    pub mismatch: Option<DigestMismatch>,
+    /// The `x-amz-checksum-*` values declared (as headers or trailers) and found right,
+    /// which S3 echoes in its answer.
+    pub verified: Checksum,
+}
+
+/// Where a [`CheckedBody`] leaves its [`Verdict`].
+pub(crate) type VerdictSlot = Arc<Mutex<Verdict>>;
+
+impl Verdict {
+    /// Takes the verdict out of its slot.
+    pub(crate) fn take(slot: &VerdictSlot) -> Verdict {
+        std::mem::take(&mut *slot.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 type BlobReader = StreamReader<Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>, Bytes>;
 
@@ -55,7 +72,9 @@ pub(crate) struct CheckedBody {
     declared: Checksum,
     trailers: Option<TrailingHeaders>,
     trailer_names: Vec<String>,
-    mismatch: MismatchSlot,
+    verdict: VerdictSlot,
+    /// The end was reached and judged (a reader may read past the end again).
+    judged: bool,
 }
 
 impl CheckedBody {
@@ -64,7 +83,7 @@ impl CheckedBody {
         blob: StreamingBlob,
         declared: Declared,
         trailers: Option<TrailingHeaders>,
-    ) -> Result<(Self, MismatchSlot), S3Error> {
+    ) -> Result<(Self, VerdictSlot), S3Error> {
         let md5 = match declared.content_md5 {
             Some(b64) => {
                 let ok = b64.len() == 24 && b64.ends_with("==");
@@ -92,7 +111,7 @@ impl CheckedBody {
         };
         let stream: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> =
             Box::pin(blob.map_err(io::Error::other));
-        let mismatch = MismatchSlot::default();
+        let verdict = VerdictSlot::default();
         Ok((
             CheckedBody {
                 inner: StreamReader::new(stream),
@@ -101,23 +120,28 @@ impl CheckedBody {
                 declared: declared.checksums,
                 trailers,
                 trailer_names: declared.trailer_names,
-                mismatch: mismatch.clone(),
+                verdict: verdict.clone(),
+                judged: false,
             },
-            mismatch,
+            verdict,
         ))
     }
 
-    /// At the end of the body: the first declared digest that differs.
-    fn verify(&mut self) -> Option<DigestMismatch> {
+    /// At the end of the body: the first declared digest that differs, or the checksums
+    /// found right.
+    fn verify(&mut self) -> Result<Checksum, DigestMismatch> {
         if let Some((md5, expected)) = self.md5.take() {
             let actual = base64(md5.finalize().as_ref());
             if actual != expected {
-                return Some(DigestMismatch {
+                return Err(DigestMismatch {
                     algorithm: "Content-MD5",
                 });
             }
         }
-        let computed = self.hasher.take()?.finalize();
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(Checksum::default());
+        };
+        let computed = hasher.finalize();
         let trailed = self.trailers.as_ref().and_then(|t| t.take());
         let from_trailer = |name: &str| {
             trailed
@@ -127,39 +151,45 @@ impl CheckedBody {
                 .map(str::to_string)
         };
         let d = &self.declared;
-        let pairs = [
+        let mut verified = Checksum::default();
+        let checks = [
             (
                 "CRC32",
                 "x-amz-checksum-crc32",
                 &d.checksum_crc32,
                 &computed.checksum_crc32,
+                &mut verified.checksum_crc32,
             ),
             (
                 "CRC32C",
                 "x-amz-checksum-crc32c",
                 &d.checksum_crc32c,
                 &computed.checksum_crc32c,
+                &mut verified.checksum_crc32c,
             ),
             (
                 "SHA1",
                 "x-amz-checksum-sha1",
                 &d.checksum_sha1,
                 &computed.checksum_sha1,
+                &mut verified.checksum_sha1,
             ),
             (
                 "SHA256",
                 "x-amz-checksum-sha256",
                 &d.checksum_sha256,
                 &computed.checksum_sha256,
+                &mut verified.checksum_sha256,
             ),
             (
                 "CRC64NVME",
                 "x-amz-checksum-crc64nvme",
                 &d.checksum_crc64nvme,
                 &computed.checksum_crc64nvme,
+                &mut verified.checksum_crc64nvme,
             ),
         ];
-        for (algorithm, name, header, actual) in pairs {
+        for (algorithm, name, header, actual, right) in checks {
             let expected = header.clone().or_else(|| {
                 self.trailer_names
                     .iter()
@@ -167,13 +197,14 @@ impl CheckedBody {
                     .then(|| from_trailer(name))
                     .flatten()
             });
-            if let Some(expected) = expected
-                && actual.as_deref() != Some(expected.as_str())
-            {
-                return Some(DigestMismatch { algorithm });
+            if let Some(expected) = expected {
+                if actual.as_deref() != Some(expected.as_str()) {
+                    return Err(DigestMismatch { algorithm });
+                }
+                *right = Some(expected);
             }
         }
-        None
+        Ok(verified)
     }
 }
 
@@ -248,11 +279,22 @@ impl AsyncRead for CheckedBody {
             return Poll::Ready(Ok(()));
         }
         // The end of the body: the digests decide whether it ends or fails.
-        if let Some(m) = this.verify() {
-            *this.mismatch.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, m)));
+        if this.judged {
+            return Poll::Ready(Ok(()));
         }
-        Poll::Ready(Ok(()))
+        this.judged = true;
+        let verdict = this.verify();
+        let mut slot = this.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        match verdict {
+            Ok(verified) => {
+                slot.verified = verified;
+                Poll::Ready(Ok(()))
+            }
+            Err(m) => {
+                slot.mismatch = Some(m.clone());
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, m)))
+            }
+        }
     }
 }
 
@@ -271,7 +313,7 @@ mod tests {
         let (mut body, slot) = CheckedBody::new(blob(b"hello world"), declared, None).unwrap();
         let mut out = Vec::new();
         let r = body.read_to_end(&mut out).await.map(|_| out);
-        let m = slot.lock().unwrap().clone();
+        let m = slot.lock().unwrap().mismatch.clone();
         (r, m)
     }
 
@@ -294,6 +336,21 @@ mod tests {
         let (r, m) = read(declared).await;
         assert_eq!(r.unwrap(), b"hello world");
         assert_eq!(m, None);
+    }
+
+    #[tokio::test]
+    async fn the_checksums_found_right_are_kept_for_the_answer_once() {
+        let mut declared = Declared::default();
+        declared.checksums.checksum_crc32 = Some("DUoRhQ==".into());
+        let (mut body, slot) = CheckedBody::new(blob(b"hello world"), declared, None).unwrap();
+        let mut out = Vec::new();
+        body.read_to_end(&mut out).await.unwrap();
+        // Reading past the end again judges nothing twice.
+        assert_eq!(body.read(&mut [0u8; 8]).await.unwrap(), 0);
+        let verdict = Verdict::take(&slot);
+        assert_eq!(verdict.mismatch, None);
+        assert_eq!(verdict.verified.checksum_crc32.as_deref(), Some("DUoRhQ=="));
+        assert_eq!(verdict.verified.checksum_sha256, None);
     }
 
     #[tokio::test]

@@ -28,11 +28,16 @@ impl Engine {
                 reason,
             });
         }
-        if (src_bucket, src_key) == (dst_bucket, dst_key) {
+        // Onto itself, a copy only makes sense when it replaces the metadata (as in S3).
+        if (src_bucket, src_key) == (dst_bucket, dst_key)
+            && options.object.metadata_directive != MetadataDirective::Replace
+        {
             return Err(Error::InvalidKey {
                 bucket: dst_bucket.to_string(),
                 key: dst_key.to_string(),
-                reason: "source and destination are the same object".into(),
+                reason: "source and destination are the same object (and the copy replaces \
+                         no metadata)"
+                    .into(),
             });
         }
         let resolved = self.resolve(src_bucket, src_key).await?;

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use deltaglider::storage::ObjectSettings;
 use deltaglider::{Client, PutRequestOptions};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -202,7 +203,10 @@ async fn store(
     parts: Vec<(PathBuf, u64)>,
     total: u64,
 ) -> S3Result<deltaglider::PutReport> {
-    let mut options = PutRequestOptions::default();
+    let mut options = PutRequestOptions::default().object(ObjectSettings {
+        headers: upload.headers.clone(),
+        ..Default::default()
+    });
     if let Some(content_type) = &upload.content_type {
         options = options.content_type(content_type.clone());
     }

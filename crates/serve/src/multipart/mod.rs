@@ -59,6 +59,8 @@ pub(crate) struct Upload {
     pub key: String,
     pub initiated: DateTime<Utc>,
     pub content_type: Option<String>,
+    /// `Cache-Control`, `Expires` and the like, recorded with the object.
+    pub headers: deltaglider::storage::ObjectHeaders,
     pub metadata: Vec<(String, String)>,
     dir: PathBuf,
     state: Mutex<State>,
@@ -205,6 +207,7 @@ pub(crate) async fn create_multipart_upload(
         bucket: i.bucket.clone(),
         key: i.key.clone(),
         initiated: Utc::now(),
+        headers: crate::headers::requested!(i),
         content_type: i.content_type,
         metadata: i.metadata.unwrap_or_default().into_iter().collect(),
         dir,

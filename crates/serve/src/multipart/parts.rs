@@ -19,7 +19,7 @@ use crate::download;
 use crate::error::s3_error;
 use crate::metrics::Metrics;
 use crate::time::timestamp;
-use crate::upload::{CheckedBody, declared, trailer_names};
+use crate::upload::{CheckedBody, Verdict, declared, trailer_names};
 
 /// Bytes read per write to the spool.
 const CHUNK: usize = 256 * 1024;
@@ -58,18 +58,25 @@ pub(crate) async fn upload_part(
     // The same fields in a PutObject and an UploadPart.
     let declared = declared!(i, trailer_names);
     let blob = crate::upload::body_or_empty(i.body);
-    let (body, mismatch) = CheckedBody::new(blob, declared, trailers)?;
+    let (body, verdict) = CheckedBody::new(blob, declared, trailers)?;
     let written = spool_part(uploads, &upload, i.part_number, body, expected, |e| {
         s3_error!(e, IncompleteBody, "the part's body ended early")
     })
     .await;
-    if let Some(m) = mismatch.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    let verdict = Verdict::take(&verdict);
+    if let Some(m) = verdict.mismatch {
         return Err(m.into());
     }
     let part = written?;
     metrics.received(part.size);
+    let c = verdict.verified;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(part.etag)),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        checksum_crc64nvme: c.checksum_crc64nvme,
         ..Default::default()
     }))
 }

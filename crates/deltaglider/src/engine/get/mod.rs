@@ -86,6 +86,10 @@ pub struct ObjectDetails {
     pub content_type: Option<String>,
     /// Caller metadata given at upload.
     pub user_metadata: crate::metadata::UserMetadata,
+    /// `Cache-Control`, `Content-Disposition`, `Content-Encoding`, `Content-Language` and
+    /// `Expires` recorded with the stored object.
+    #[serde(skip_serializing_if = "crate::storage::ObjectHeaders::is_empty")]
+    pub headers: crate::storage::ObjectHeaders,
     /// The entity tag of the original, quoted as S3 reports it (see [`logical_etag`](crate::engine::logical_etag)).
     pub etag: Option<String>,
 }
@@ -118,6 +122,7 @@ impl ObjectDetails {
                 .as_ref()
                 .map(crate::metadata::user_metadata)
                 .unwrap_or_default(),
+            headers: r.info.headers.clone(),
             etag: crate::engine::etag::logical_etag(
                 r.stored_as,
                 r.info.etag.as_deref(),
