@@ -183,6 +183,16 @@ impl Serve {
         kib * 1024
     }
 
+    /// SIGKILL (a crash: nothing is cleaned up), then waits for it.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        // Dropped, it would signal a PID that may be another process's by now.
+        let home = std::mem::replace(&mut self.home, tempfile::tempdir().unwrap());
+        std::mem::forget(self);
+        drop(home);
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = rustix::process::Pid::from_child(&self.child);
