@@ -291,7 +291,8 @@ impl Client {
     /// The bytes `range` of an object stored whole (`details` from [`Client::head_object`]),
     /// read from the backend by range: as stored, not verified (only a whole read can be
     /// checked against the recorded SHA-256). A delta has no bytes to read by range:
-    /// [`Error::Unsupported`].
+    /// [`Error::Unsupported`]. An object replaced since `details` were read (another entity
+    /// tag or size) is [`Error::ObjectChanged`]: its bytes are not those `details` describe.
     pub async fn get_whole_object_range(
         &self,
         details: &ObjectDetails,
@@ -303,10 +304,28 @@ impl Client {
                 reason: "it is stored as a delta, which is rebuilt whole".into(),
             });
         }
-        self.engine
+        let read = self
+            .engine
             .store()
             .get_object_range(&details.bucket, &details.stored_key, range)
-            .await
+            .await?;
+        let sha256 = read
+            .info
+            .metadata
+            .as_ref()
+            .and_then(|m| crate::metadata::DgMetadata::parse(m).file_sha256);
+        let etag = crate::engine::logical_etag(
+            details.stored_as,
+            read.info.etag.as_deref(),
+            sha256.as_deref(),
+        );
+        if etag != details.etag || read.info.size != details.stored_size {
+            return Err(Error::ObjectChanged {
+                bucket: details.bucket.clone(),
+                key: details.key.clone(),
+            });
+        }
+        Ok(read.body)
     }
 
     /// Describes `s3://bucket/key` without downloading it.

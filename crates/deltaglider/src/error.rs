@@ -218,6 +218,17 @@ pub enum Error {
         path: String,
     },
 
+    /// An object was replaced between the request that described it and the read of its
+    /// bytes (a ranged read of an object stored whole): the bytes belong to another
+    /// version than the size and entity tag already given.
+    #[error("s3://{bucket}/{key} changed while it was being read; read it again")]
+    ObjectChanged {
+        /// Bucket of the object.
+        bucket: String,
+        /// The logical key.
+        key: String,
+    },
+
     /// A local file changed after a move began: it was stored, and it is kept, since what
     /// was stored may not be what is there now.
     #[error("{path} changed while it was moved: the copy is stored, the source was kept")]

@@ -194,20 +194,34 @@ pub(crate) async fn get_object(
     // A range of a delta comes from its verified rebuilt copy, rebuilt once for all ranges;
     // a range of an object stored whole, from the backend.
     if let Some(range) = &i.range {
-        let details = client
+        let mut details = client
             .head_object(&i.bucket, &i.key)
             .await
             .map_err(s3_error)?;
-        if details.stored_as != StoredAs::Delta {
-            // Stored whole: the range is read from the backend, as stored.
-            let window = decide(&details, conditions, Some(range))?;
+        // Stored whole: the range is read from the backend, as stored, from the version
+        // the answer's headers describe (replaced meanwhile, it is described again).
+        let mut attempts = 0;
+        while details.stored_as != StoredAs::Delta {
+            let window = decide(&details, conditions.clone(), Some(range))?;
             let shown = window.unwrap_or_else(|| Window::all(details.size));
-            let bytes = client
+            match client
                 .get_whole_object_range(&details, shown.start..shown.end)
                 .await
-                .map_err(s3_error)?;
-            let body = download::body(bytes, Window::all(shown.len()), Some(Arc::clone(metrics)));
-            return Ok(respond(&details, window, checksum, body));
+            {
+                Ok(bytes) => {
+                    let body =
+                        download::body(bytes, Window::all(shown.len()), Some(Arc::clone(metrics)));
+                    return Ok(respond(&details, window, checksum, body));
+                }
+                Err(deltaglider::Error::ObjectChanged { .. }) if attempts < 3 => {
+                    attempts += 1;
+                    details = client
+                        .head_object(&i.bucket, &i.key)
+                        .await
+                        .map_err(s3_error)?;
+                }
+                Err(e) => return Err(s3_error(e)),
+            }
         }
         if copies.admits(&details) {
             let window = decide(&details, conditions.clone(), Some(range))?;

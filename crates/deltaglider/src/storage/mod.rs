@@ -186,13 +186,15 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Streams one object.
     async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectReader>;
     /// Streams the bytes `range` of one object (a `range` past its end is an error); the
-    /// bytes as stored, unverified: what a ranged GET of a whole object serves.
+    /// bytes as stored, unverified: what a ranged GET of a whole object serves. The info is
+    /// that of the object the bytes come from (its whole size, tag and metadata), so that
+    /// a caller can tell whether it is still the one it described.
     async fn get_object_range(
         &self,
         bucket: &str,
         key: &str,
         range: std::ops::Range<u64>,
-    ) -> Result<ObjectBody>;
+    ) -> Result<ObjectReader>;
     /// Stores one object atomically: readers see the old object or the whole new one.
     async fn put_object(
         &self,

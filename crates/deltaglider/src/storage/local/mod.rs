@@ -28,8 +28,8 @@ use rustix::io::Errno;
 use tokio::io::AsyncReadExt;
 
 use super::{
-    BucketAdmin, BucketInfo, CopyOptions, DeleteFailure, ListPage, ListRequest, ObjectBody,
-    ObjectInfo, ObjectReader, ObjectStore, Presign, PutOptions, PutOutcome, PutSource,
+    BucketAdmin, BucketInfo, CopyOptions, DeleteFailure, ListPage, ListRequest, ObjectInfo,
+    ObjectReader, ObjectStore, Presign, PutOptions, PutOutcome, PutSource,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::url::validate_bucket_name;
@@ -360,7 +360,7 @@ impl ObjectStore for LocalStore {
         bucket: &str,
         key: &str,
         range: std::ops::Range<u64>,
-    ) -> Result<ObjectBody> {
+    ) -> Result<ObjectReader> {
         use std::io::{Seek, SeekFrom};
         let this = self.clone();
         let (b, k) = (bucket.to_string(), key.to_string());
@@ -378,10 +378,14 @@ impl ObjectStore for LocalStore {
             // From the object's first byte (where the header left the handle) to the range.
             f.seek(SeekFrom::Current(range.start as i64))
                 .ctx(|| format!("cannot read {b}/{k}"))?;
-            Ok((f, range.end - range.start))
+            Ok((info, f, range.end - range.start))
         })
         .await?;
-        Ok(Box::pin(tokio::fs::File::from_std(file.0).take(file.1)))
+        let (info, f, len) = file;
+        Ok(ObjectReader {
+            info,
+            body: Box::pin(tokio::fs::File::from_std(f).take(len)),
+        })
     }
 
     async fn put_object(

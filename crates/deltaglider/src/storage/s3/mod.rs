@@ -15,8 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
     BucketAdmin, BucketInfo, CopyOptions, DELETE_BATCH, DeleteFailure, Encryption, ListPage,
-    ListRequest, ObjectBody, ObjectHeaders, ObjectInfo, ObjectReader, ObjectStore, Presign,
-    PutOptions, PutOutcome, PutSource, StorageProtection,
+    ListRequest, ObjectHeaders, ObjectInfo, ObjectReader, ObjectStore, Presign, PutOptions,
+    PutOutcome, PutSource, StorageProtection,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::UserMetadata;
@@ -543,9 +543,20 @@ impl ObjectStore for S3Store {
         bucket: &str,
         key: &str,
         range: std::ops::Range<u64>,
-    ) -> Result<ObjectBody> {
+    ) -> Result<ObjectReader> {
         if range.is_empty() {
-            return Ok(Box::pin(tokio::io::empty()));
+            // No bytes to ask for: what the object is comes from a HEAD.
+            let info = self
+                .head_object(bucket, key)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                })?;
+            return Ok(ObjectReader {
+                info,
+                body: Box::pin(tokio::io::empty()),
+            });
         }
         let out = self
             .client
@@ -568,7 +579,23 @@ impl ObjectStore for S3Store {
                 ),
             });
         }
-        Ok(Box::pin(out.body.into_async_read()))
+        let mut info = object_info!(key, out);
+        // `Content-Range: bytes a-b/size`: the size of the whole object.
+        info.size = out
+            .content_range()
+            .and_then(|r| r.rsplit_once('/'))
+            .and_then(|(_, total)| total.parse().ok())
+            .ok_or_else(|| Error::InvalidArgument {
+                what: format!("the range {range:?} of {bucket}/{key}"),
+                reason: format!(
+                    "the store's Content-Range {:?} has no object size",
+                    out.content_range()
+                ),
+            })?;
+        Ok(ObjectReader {
+            info,
+            body: Box::pin(out.body.into_async_read()),
+        })
     }
 
     async fn put_object(
