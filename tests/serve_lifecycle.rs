@@ -1,7 +1,8 @@
 //! What `docs/serve.md` promises about a server's life: `--grace` bounds how long a
 //! stopping server waits for requests in flight, `--queue-timeout` lets a request wait for
 //! a permit before `SlowDown`, a PUT of unknown length is refused under
-//! `--max-object-size`, and the spool a killed server left is removed by the next one.
+//! `--max-object-size`, the spool a killed server left is removed by the next one, and
+//! uploads idle for `--abort-idle-uploads` are aborted.
 #![cfg(feature = "serve")]
 
 mod cli_support;
@@ -181,4 +182,54 @@ s3.upload_part(Bucket=sys.argv[1], Key="big.bin", UploadId=up, PartNumber=1, Bod
     );
     assert!(second.stop().success());
     assert!(entries().is_empty(), "{:?}", entries());
+}
+
+/// An upload that gets no part for `--abort-idle-uploads` seconds is aborted: gone from
+/// the listing, its id refused, its parts off the spool; one that keeps sending parts is
+/// not.
+const IDLE_UPLOADS: &str = r#"
+import os, sys, json, time, boto3, botocore
+from botocore.config import Config
+bucket, spool = sys.argv[1], sys.argv[2]
+s3 = boto3.client("s3", endpoint_url=os.environ["DG_ENDPOINT"],
+                  config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+def files():
+    return sum(len(f) for _, _, f in os.walk(spool))
+idle = s3.create_multipart_upload(Bucket=bucket, Key="idle.bin")["UploadId"]
+s3.upload_part(Bucket=bucket, Key="idle.bin", UploadId=idle, PartNumber=1, Body=b"i" * (5 << 20))
+busy = s3.create_multipart_upload(Bucket=bucket, Key="busy.bin")["UploadId"]
+etags = []
+for n in range(1, 9):
+    etags.append(s3.upload_part(Bucket=bucket, Key="busy.bin", UploadId=busy, PartNumber=n,
+                                Body=b"b" * (5 << 20))["ETag"])
+    time.sleep(0.5)
+listed = [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+assert listed == [busy], listed
+try:
+    s3.upload_part(Bucket=bucket, Key="idle.bin", UploadId=idle, PartNumber=2, Body=b"late")
+    raise SystemExit("an aborted upload took a part")
+except botocore.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "NoSuchUpload", e.response
+s3.complete_multipart_upload(Bucket=bucket, Key="busy.bin", UploadId=busy, MultipartUpload={
+    "Parts": [{"PartNumber": n + 1, "ETag": t} for n, t in enumerate(etags)]})
+assert s3.head_object(Bucket=bucket, Key="busy.bin")["ContentLength"] == 8 * (5 << 20)
+print(json.dumps({"ok": True, "files": files()}))
+"#;
+
+#[test]
+fn idle_multipart_uploads_are_aborted_and_busy_ones_kept() {
+    let Some(bin) = client_bin() else { return };
+    let dg = Dg::local();
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_str().unwrap();
+    let serve = Serve::start_with(
+        &dg,
+        &bin,
+        &["--spool-dir", spool_dir, "--abort-idle-uploads", "2"],
+    );
+    let out = serve.python_ok(IDLE_UPLOADS, &[&dg.bucket, spool_dir]);
+    assert!(out.contains("\"ok\": true"), "{out}");
+    // Only the server's lock file is left in its spool.
+    assert!(out.contains("\"files\": 1"), "{out}");
+    assert!(serve.stop().success());
 }

@@ -33,6 +33,9 @@ pub struct Limits {
     /// Bytes of verified rebuilt copies kept for ranged GETs of deltas (0: none; ranges
     /// of larger objects rebuild the object each).
     pub range_copies: u64,
+    /// A multipart upload that receives no part for this long is aborted and its parts
+    /// removed (`None`: kept until the server stops).
+    pub idle_uploads: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -42,6 +45,7 @@ impl Default for Limits {
             wait: Duration::from_secs(30),
             max_object_size: None,
             range_copies: 1 << 30,
+            idle_uploads: Some(Duration::from_secs(24 * 3600)),
         }
     }
 }
@@ -63,6 +67,12 @@ impl Limits {
     /// Objects of at most `bytes`.
     pub fn max_object_size(mut self, bytes: Option<u64>) -> Self {
         self.max_object_size = bytes;
+        self
+    }
+
+    /// Abort multipart uploads idle for `idle` (`None`: never).
+    pub fn idle_uploads(mut self, idle: Option<Duration>) -> Self {
+        self.idle_uploads = idle;
         self
     }
 }

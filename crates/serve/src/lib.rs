@@ -54,9 +54,13 @@ impl Gateway {
     /// rebuilt copies for ranged GETs live in `spool`; what is done is counted in
     /// `metrics`.
     pub fn new(client: Client, spool: Spool, limits: &Limits, metrics: Arc<Metrics>) -> Self {
+        let uploads = Arc::new(multipart::Uploads::new(spool.clone()));
+        if let Some(idle) = limits.idle_uploads {
+            multipart::Uploads::watch_idle(&uploads, idle);
+        }
         Gateway {
             client,
-            uploads: Arc::new(multipart::Uploads::new(spool.clone())),
+            uploads,
             max_object_size: limits.max_object_size,
             metrics,
             copies: Arc::new(rebuilt::RebuiltCopies::new(spool, limits.range_copies)),

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// --max-object-size].
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     pub range_cache_size: u64,
+    /// Seconds a multipart upload may go without a new part before it is aborted and its
+    /// parts removed, so that abandoned uploads do not fill the spool (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub abort_idle_uploads: u64,
 }
 
 /// `123`, `64K`, `512M`, `5G`, `1T` (powers of 1024).

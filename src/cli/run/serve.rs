@@ -83,7 +83,10 @@ pub async fn serve(client: Client, args: &ServeArgs) -> Result<()> {
             Duration::from_secs(args.queue_timeout),
         )
         .max_object_size(args.max_object_size)
-        .range_copies(args.range_cache_size);
+        .range_copies(args.range_cache_size)
+        .idle_uploads(
+            (args.abort_idle_uploads > 0).then(|| Duration::from_secs(args.abort_idle_uploads)),
+        );
     let metrics = Arc::new(Metrics::for_client(&client));
     let endpoint =
         deltaglider_serve::endpoint(client, policy, spool.clone(), &limits, Arc::clone(&metrics));

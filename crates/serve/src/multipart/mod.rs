@@ -66,10 +66,22 @@ pub(crate) struct Upload {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct State {
     pub parts: BTreeMap<i32, Part>,
     pub phase: Phase,
+    /// When the upload was created or last began or ended a part.
+    pub active: std::time::Instant,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            parts: BTreeMap::new(),
+            phase: Phase::default(),
+            active: std::time::Instant::now(),
+        }
+    }
 }
 
 /// Where an upload is in its life.
@@ -135,6 +147,58 @@ impl Uploads {
     /// Forgets `id` (after completion or abort).
     fn forget(&self, id: &str) -> Option<Arc<Upload>> {
         lock(&self.open).remove(id)
+    }
+
+    /// Aborts `upload`: forgotten at once, its parts removed (by the completion, when one
+    /// is reading them).
+    fn abort(&self, upload: &Upload) {
+        self.forget(&upload.id);
+        let mut state = upload.state();
+        let was = std::mem::replace(&mut state.phase, Phase::Aborted);
+        if was == Phase::Open {
+            state.parts.clear();
+            drop(state);
+            upload.remove_parts();
+        }
+    }
+
+    /// Aborts the open uploads that have been idle (no part begun or ended) for `idle`;
+    /// how many.
+    pub(crate) fn abort_idle(&self, idle: std::time::Duration) -> usize {
+        let open: Vec<_> = lock(&self.open).values().cloned().collect();
+        let mut aborted = 0;
+        for upload in open {
+            let stale = {
+                let state = upload.state();
+                state.phase == Phase::Open && state.active.elapsed() >= idle
+            };
+            if stale {
+                tracing::info!(bucket = %upload.bucket, key = %upload.key, upload_id = %upload.id,
+                    "multipart upload aborted after {idle:?} without a part");
+                self.abort(&upload);
+                aborted += 1;
+            }
+        }
+        aborted
+    }
+
+    /// Aborts idle uploads every so often, for as long as `uploads` is in use.
+    pub(crate) fn watch_idle(uploads: &Arc<Uploads>, idle: std::time::Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(uploads);
+        let every = (idle / 4).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(60),
+        );
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(uploads) = weak.upgrade() else { break };
+                uploads.abort_idle(idle);
+            }
+        });
     }
 
     /// The uploads of `bucket`, ordered by key, then by initiation.
@@ -229,14 +293,48 @@ pub(crate) async fn abort_multipart_upload(
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let i = req.input;
     let upload = uploads.get(&i.bucket, &i.key, &i.upload_id)?;
-    uploads.forget(&upload.id);
-    let mut state = upload.state();
-    let was = std::mem::replace(&mut state.phase, Phase::Aborted);
-    // While completing, the completion reads the parts; it removes them when it ends.
-    if was == Phase::Open {
-        state.parts.clear();
-        drop(state);
-        upload.remove_parts();
-    }
+    uploads.abort(&upload);
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_upload(uploads: &Uploads, id: &str) -> Arc<Upload> {
+        let dir = uploads.spool.path().join(id);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("00001-part"), b"part").unwrap();
+        let upload = Arc::new(Upload {
+            id: id.into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            initiated: Utc::now(),
+            content_type: None,
+            headers: Default::default(),
+            metadata: Vec::new(),
+            dir,
+            state: Mutex::default(),
+        });
+        lock(&uploads.open).insert(id.into(), upload.clone());
+        upload
+    }
+
+    #[test]
+    fn idle_uploads_are_aborted_with_their_parts_and_busy_ones_kept() {
+        let uploads = Uploads::new(Spool::in_temp_dir().unwrap());
+        let idle = open_upload(&uploads, "idle");
+        let completing = open_upload(&uploads, "completing");
+        completing.state().phase = Phase::Completing;
+        assert_eq!(uploads.abort_idle(std::time::Duration::from_secs(3600)), 0);
+        assert!(uploads.get("b", "k", "idle").is_ok());
+
+        assert_eq!(uploads.abort_idle(std::time::Duration::ZERO), 1);
+        assert!(uploads.get("b", "k", "idle").is_err(), "forgotten");
+        assert!(!idle.dir.exists(), "its parts are removed");
+        assert_eq!(idle.state().phase, Phase::Aborted);
+        // A completion in progress is never cut short.
+        assert!(uploads.get("b", "k", "completing").is_ok());
+        assert!(completing.dir.exists());
+    }
 }

@@ -166,6 +166,7 @@ async fn spool_part(
     body_error: fn(io::Error) -> S3Error,
 ) -> S3Result<Part> {
     let path = uploads.part_path(upload, number);
+    upload.state().active = std::time::Instant::now();
     let written = write_part(&path, body, expected, body_error).await;
     let (size, etag) = match written {
         Ok(w) => w,
@@ -181,6 +182,7 @@ async fn spool_part(
         last_modified: Utc::now(),
     };
     let mut state = upload.state();
+    state.active = std::time::Instant::now();
     // Aborted, or being completed, while the part was sent: it is not part of anything.
     if state.phase != Phase::Open {
         drop(state);
