@@ -49,22 +49,59 @@ fn metrics_count_requests_bytes_and_savings() {
     ]);
     assert!(!missing.status.success());
 
+    // Completions are counted by how they end: their answer comes after the 200.
+    serve.python_ok(
+        r#"
+import os, sys, boto3, botocore
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=os.environ["DG_ENDPOINT"],
+                  config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}))
+def complete(bucket, key):
+    up = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=1, Body=b"p" * 1000)["ETag"]
+    return up, {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+up, parts = complete(sys.argv[1], "mp.bin")
+s3.complete_multipart_upload(Bucket=sys.argv[1], Key="mp.bin", UploadId=up, MultipartUpload=parts)
+s3.create_bucket(Bucket="gone")
+up, parts = complete("gone", "mp.bin")
+s3.delete_bucket(Bucket="gone")
+try:
+    s3.complete_multipart_upload(Bucket="gone", Key="mp.bin", UploadId=up, MultipartUpload=parts)
+    raise SystemExit("completed into a deleted bucket")
+except botocore.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "NoSuchBucket", e.response
+"#,
+        &[&dg.bucket],
+    );
+
     let page = get("/metrics");
     let value = |name: &str| sample(&page, name).unwrap_or_else(|| panic!("{name} in:\n{page}"));
+
     let ok =
         |op: &str| format!("deltaglider_serve_requests_total{{operation=\"{op}\",result=\"ok\"}}");
     assert_eq!(value(&ok("PutObject")), 2.0);
+    assert_eq!(value(&ok("CompleteMultipartUpload")), 1.0);
+    assert_eq!(
+        value(
+            "deltaglider_serve_requests_total{operation=\"CompleteMultipartUpload\",result=\"NoSuchBucket\"}"
+        ),
+        1.0
+    );
     assert!(value(&ok("GetObject")) >= 1.0);
     assert_eq!(
         value("deltaglider_serve_requests_total{operation=\"HeadObject\",result=\"NoSuchKey\"}"),
         1.0
     );
     let total = (v1.len() + v2.len()) as f64;
+    // Besides the two PUTs, two parts of 1000 bytes, one of them completed.
     assert_eq!(
         value("deltaglider_serve_object_bytes_received_total"),
-        total
+        total + 2000.0
     );
-    assert_eq!(value("deltaglider_serve_original_bytes_total"), total);
+    assert_eq!(
+        value("deltaglider_serve_original_bytes_total"),
+        total + 1000.0
+    );
     assert!(value("deltaglider_serve_object_bytes_sent_total") >= v2.len() as f64);
     // The first is stored as the deltaspace's reference and a delta against it.
     assert_eq!(

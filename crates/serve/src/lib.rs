@@ -227,18 +227,15 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.metrics
-            .observe(
-                "CompleteMultipartUpload",
-                multipart::complete_multipart_upload(
-                    &self.client,
-                    &self.uploads,
-                    self.max_object_size,
-                    &self.metrics,
-                    req,
-                ),
-            )
-            .await
+        // Counted by the completion itself, when its answer is known.
+        multipart::complete_multipart_upload(
+            &self.client,
+            &self.uploads,
+            self.max_object_size,
+            &self.metrics,
+            req,
+        )
+        .await
     }
 
     async fn abort_multipart_upload(

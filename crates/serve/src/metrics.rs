@@ -164,20 +164,27 @@ impl Metrics {
     ) -> S3Result<T> {
         let start = Instant::now();
         let result = handler.await;
-        let outcome = match &result {
-            Ok(_) => "ok".to_string(),
+        self.record(operation, result.as_ref().map(|_| ()), start);
+        result
+    }
+
+    /// Counts one `operation` that began at `start` and ended with `outcome`.
+    pub(crate) fn record(
+        &self,
+        operation: &'static str,
+        outcome: Result<(), &s3s::S3Error>,
+        start: Instant,
+    ) {
+        let result = match outcome {
+            Ok(()) => "ok".to_string(),
             Err(e) => e.code().as_str().to_string(),
         };
         self.requests
-            .get_or_create(&Outcome {
-                operation,
-                result: outcome,
-            })
+            .get_or_create(&Outcome { operation, result })
             .inc();
         self.duration
             .get_or_create(&Operation { operation })
             .observe(start.elapsed().as_secs_f64());
-        result
     }
 
     pub(crate) fn received(&self, bytes: u64) {

@@ -22,7 +22,40 @@ use super::{Completed, MIN_PART_SIZE, Phase, Upload, Uploads};
 use crate::error::s3_error;
 use crate::metrics::Metrics;
 
+const OPERATION: &str = "CompleteMultipartUpload";
+
+/// The completion, counted in the metrics by its real outcome: its answer comes in the
+/// body, after the 200 and the whitespace that keeps the connection alive.
 pub(crate) async fn complete_multipart_upload(
+    client: &Client,
+    uploads: &Arc<Uploads>,
+    max_object_size: Option<u64>,
+    metrics: &Arc<Metrics>,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let start = std::time::Instant::now();
+    let mut response = match complete(client, uploads, max_object_size, metrics, req).await {
+        Ok(response) => response,
+        Err(e) => {
+            metrics.record(OPERATION, Err(&e), start);
+            return Err(e);
+        }
+    };
+    match response.output.future.take() {
+        Some(answer) => {
+            let metrics = Arc::clone(metrics);
+            response.output.future = Some(Box::pin(async move {
+                let answered = answer.await;
+                metrics.record(OPERATION, answered.as_ref().map(|_| ()), start);
+                answered
+            }));
+        }
+        None => metrics.record(OPERATION, Ok(()), start),
+    }
+    Ok(response)
+}
+
+async fn complete(
     client: &Client,
     uploads: &Arc<Uploads>,
     max_object_size: Option<u64>,
