@@ -253,13 +253,7 @@ impl Collector for EngineActivity {
             ),
         ];
         for (name, help, value) in counts {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
+            constant(&mut encoder, name, help, value)?;
         }
         let seconds: [(&str, &str, f64); 2] = [
             (
@@ -274,16 +268,24 @@ impl Collector for EngineActivity {
             ),
         ];
         for (name, help, value) in seconds {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
+            constant(&mut encoder, name, help, value)?;
         }
         Ok(())
     }
+}
+
+/// One counter whose value the scrape reads as it stands.
+fn constant<N>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> Result<(), std::fmt::Error>
+where
+    ConstCounter<N>: EncodeMetric,
+{
+    let counter = ConstCounter::new(value);
+    counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)
 }
 
 /// The metrics listener's one handler: `/metrics`, `/health`, 404 for the rest.
