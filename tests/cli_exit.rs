@@ -361,3 +361,43 @@ fn the_screen_model_keeps_what_a_terminal_keeps() {
     assert_eq!(screen(b"bar 1/3 files"), ["bar 1/3 files"]);
     assert_eq!(screen(b"one\r\ntwo\x1b[1A\r\x1b[2K"), ["", "two"]);
 }
+
+/// A copy onto itself may replace the metadata; a move onto itself is refused before
+/// anything is deleted, for one object and for a tree.
+#[test]
+fn a_move_onto_itself_is_refused_and_deletes_nothing() {
+    for dg in Dg::all("mv-self") {
+        with_delta(&dg);
+        let key = dg.url("rel/v2.zip");
+        for args in [
+            vec!["mv", key.as_str(), key.as_str(), "--metadata", "stage=final"],
+            vec!["mv", key.as_str(), key.as_str()],
+        ] {
+            let out = dg.run(&args);
+            assert!(!out.status.success(), "[{}] {args:?}", dg.name());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("onto itself"), "[{}] {args:?}: {err}", dg.name());
+        }
+        let tree = dg.url("rel/");
+        let out = dg.run(&["mv", "-r", &tree, &tree, "--metadata", "stage=final"]);
+        assert!(!out.status.success(), "[{}] mv -r onto itself", dg.name());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("onto itself"), "[{}] {err}", dg.name());
+        let ls = dg.ok(&["ls", &tree]);
+        assert!(
+            ls.contains("v1.zip") && ls.contains("v2.zip"),
+            "[{}] {ls}",
+            dg.name()
+        );
+        dg.ok(&["cp", &key, &dg.path("back.zip")]);
+        // A copy onto itself that replaces the metadata keeps the bytes.
+        dg.ok(&["cp", &key, &key, "--metadata", "stage=final"]);
+        let head = dg.ok(&["head", &key]);
+        assert!(head.contains("stage"), "[{}] {head}", dg.name());
+        dg.ok(&["cp", &key, &dg.path("again.zip")]);
+        assert_eq!(
+            std::fs::read(dg.work().join("back.zip")).unwrap(),
+            std::fs::read(dg.work().join("again.zip")).unwrap()
+        );
+    }
+}

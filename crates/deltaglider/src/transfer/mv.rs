@@ -166,6 +166,15 @@ impl Engine {
         dst_key: &str,
         options: &PutRequestOptions,
     ) -> Result<Moved<PutReport>> {
+        // A copy onto itself may replace the metadata; a move onto itself would then
+        // delete what it just wrote.
+        if (src_bucket, src_key) == (dst_bucket, dst_key) {
+            return Err(Error::InvalidKey {
+                bucket: dst_bucket.to_string(),
+                key: dst_key.to_string(),
+                reason: "an object cannot be moved onto itself".into(),
+            });
+        }
         let copy = self
             .copy_object(src_bucket, src_key, dst_bucket, dst_key, options)
             .await?;
@@ -183,6 +192,15 @@ impl Engine {
         options: &MoveOptions,
         events: EventSink<'_>,
     ) -> Result<TransferSummary> {
+        if let (Location::S3(a), Location::S3(b)) = (from, to)
+            && a.bucket == b.bucket
+            && a.key.trim_end_matches('/') == b.key.trim_end_matches('/')
+        {
+            return Err(Error::InvalidArgument {
+                what: format!("moving s3://{}/{} onto itself", a.bucket, a.key),
+                reason: "every object would be copied onto itself and then deleted".into(),
+            });
+        }
         let copied = Mutex::new(Vec::new());
         let sink = |e: &TransferEvent| {
             events(e);
@@ -215,8 +233,19 @@ impl Engine {
                         .map(drop)
                         .map_err(|e| crate::error::chain(&e)),
                 ),
-                TransferEvent::Copied { from, .. } => {
+                TransferEvent::Copied { from, report } => {
                     let removed = match S3Url::parse(from) {
+                        // Copied onto itself (the metadata replaced): the copy is the
+                        // source, which must stay.
+                        Ok(u) if (u.bucket.as_str(), u.key.as_str())
+                            == (report.bucket.as_str(), report.key.as_str()) =>
+                        {
+                            Err(Error::InvalidKey {
+                                bucket: u.bucket.clone(),
+                                key: u.key.clone(),
+                                reason: "an object cannot be moved onto itself".into(),
+                            })
+                        }
                         Ok(u) => self.delete(&u.bucket, &u.key).await.map(drop),
                         Err(e) => Err(e),
                     };
