@@ -370,13 +370,23 @@ fn a_move_onto_itself_is_refused_and_deletes_nothing() {
         with_delta(&dg);
         let key = dg.url("rel/v2.zip");
         for args in [
-            vec!["mv", key.as_str(), key.as_str(), "--metadata", "stage=final"],
+            vec![
+                "mv",
+                key.as_str(),
+                key.as_str(),
+                "--metadata",
+                "stage=final",
+            ],
             vec!["mv", key.as_str(), key.as_str()],
         ] {
             let out = dg.run(&args);
             assert!(!out.status.success(), "[{}] {args:?}", dg.name());
             let err = String::from_utf8_lossy(&out.stderr);
-            assert!(err.contains("onto itself"), "[{}] {args:?}: {err}", dg.name());
+            assert!(
+                err.contains("onto itself"),
+                "[{}] {args:?}: {err}",
+                dg.name()
+            );
         }
         let tree = dg.url("rel/");
         let out = dg.run(&["mv", "-r", &tree, &tree, "--metadata", "stage=final"]);

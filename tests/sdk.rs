@@ -357,6 +357,20 @@ async fn ranges_of_whole_objects_are_read_from_the_backend() {
             client.get_whole_object_range(&now, 0..10).await.is_ok(),
             "{name}"
         );
+        // Replaced by a shorter object: a range of the old one is not a bad range.
+        client
+            .put_object(&bucket, "r/whole.txt", noise(1000, 34), &Default::default())
+            .await
+            .unwrap();
+        let e = client
+            .get_whole_object_range(&now, 5000..6000)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, deltaglider::Error::ObjectChanged { .. }),
+            "{name}: {e}"
+        );
         client
             .put_object(&bucket, "d/a.zip", noise(100_000, 32), &Default::default())
             .await

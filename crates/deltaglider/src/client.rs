@@ -304,28 +304,47 @@ impl Client {
                 reason: "it is stored as a delta, which is rebuilt whole".into(),
             });
         }
-        let read = self
-            .engine
-            .store()
+        let changed = || Error::ObjectChanged {
+            bucket: details.bucket.clone(),
+            key: details.key.clone(),
+        };
+        // What `details` would say of the stored object `info`.
+        let same = |info: &crate::storage::ObjectInfo| {
+            let sha256 = info
+                .metadata
+                .as_ref()
+                .and_then(|m| crate::metadata::DgMetadata::parse(m).file_sha256);
+            let etag = crate::engine::logical_etag(
+                details.stored_as,
+                info.etag.as_deref(),
+                sha256.as_deref(),
+            );
+            etag == details.etag && info.size == details.stored_size
+        };
+        let store = self.engine.store();
+        match store
             .get_object_range(&details.bucket, &details.stored_key, range)
-            .await?;
-        let sha256 = read
-            .info
-            .metadata
-            .as_ref()
-            .and_then(|m| crate::metadata::DgMetadata::parse(m).file_sha256);
-        let etag = crate::engine::logical_etag(
-            details.stored_as,
-            read.info.etag.as_deref(),
-            sha256.as_deref(),
-        );
-        if etag != details.etag || read.info.size != details.stored_size {
-            return Err(Error::ObjectChanged {
-                bucket: details.bucket.clone(),
-                key: details.key.clone(),
-            });
+            .await
+        {
+            Ok(read) if same(&read.info) => Ok(read.body),
+            Ok(_) => Err(changed()),
+            // Gone, or too short for the range: replaced since it was described, unless
+            // it is still the same object (then the range itself is wrong).
+            Err(e)
+                if matches!(e, Error::NotFound { .. } | Error::InvalidArgument { .. })
+                    || e.s3_code() == Some("InvalidRange") =>
+            {
+                let now = store
+                    .head_object(&details.bucket, &details.stored_key)
+                    .await?;
+                Err(if now.as_ref().is_some_and(same) {
+                    e
+                } else {
+                    changed()
+                })
+            }
+            Err(e) => Err(e),
         }
-        Ok(read.body)
     }
 
     /// Describes `s3://bucket/key` without downloading it.

@@ -78,7 +78,10 @@ fn full_object_sha256(
     if !enabled || window.is_some() {
         return None;
     }
-    let hex = d.sha256.as_deref()?;
+    let hex = d
+        .sha256
+        .as_deref()
+        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
     let bytes = (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())

@@ -237,8 +237,9 @@ impl Engine {
                     let removed = match S3Url::parse(from) {
                         // Copied onto itself (the metadata replaced): the copy is the
                         // source, which must stay.
-                        Ok(u) if (u.bucket.as_str(), u.key.as_str())
-                            == (report.bucket.as_str(), report.key.as_str()) =>
+                        Ok(u)
+                            if (u.bucket.as_str(), u.key.as_str())
+                                == (report.bucket.as_str(), report.key.as_str()) =>
                         {
                             Err(Error::InvalidKey {
                                 bucket: u.bucket.clone(),

@@ -25,7 +25,8 @@ use crate::metrics::Metrics;
 const OPERATION: &str = "CompleteMultipartUpload";
 
 /// The completion, counted in the metrics by its real outcome: its answer comes in the
-/// body, after the 200 and the whitespace that keeps the connection alive.
+/// body, after the 200 and the whitespace that keeps the connection alive, and the store
+/// it waits for is counted when it ends, even if the client has hung up by then.
 pub(crate) async fn complete_multipart_upload(
     client: &Client,
     uploads: &Arc<Uploads>,
@@ -34,25 +35,14 @@ pub(crate) async fn complete_multipart_upload(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let start = std::time::Instant::now();
-    let mut response = match complete(client, uploads, max_object_size, metrics, req).await {
-        Ok(response) => response,
-        Err(e) => {
-            metrics.record(OPERATION, Err(&e), start);
-            return Err(e);
-        }
-    };
-    match response.output.future.take() {
-        Some(answer) => {
-            let metrics = Arc::clone(metrics);
-            response.output.future = Some(Box::pin(async move {
-                let answered = answer.await;
-                metrics.record(OPERATION, answered.as_ref().map(|_| ()), start);
-                answered
-            }));
-        }
-        None => metrics.record(OPERATION, Ok(()), start),
+    let response = complete(client, uploads, max_object_size, metrics, req, start).await;
+    match &response {
+        Err(e) => metrics.record(OPERATION, Err(e), start),
+        // A retried completion answered from memory: no store to wait for.
+        Ok(r) if r.output.future.is_none() => metrics.record(OPERATION, Ok(()), start),
+        Ok(_) => {}
     }
-    Ok(response)
+    response
 }
 
 async fn complete(
@@ -61,6 +51,7 @@ async fn complete(
     max_object_size: Option<u64>,
     metrics: &Arc<Metrics>,
     req: S3Request<CompleteMultipartUploadInput>,
+    start: std::time::Instant,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let i = req.input;
     if i.if_match.is_some() || i.if_none_match.is_some() {
@@ -106,6 +97,7 @@ async fn complete(
         return Err(e);
     }
     let (client, uploads, metrics) = (client.clone(), Arc::clone(uploads), Arc::clone(metrics));
+    let counter = Arc::clone(&metrics);
     let (bucket, key) = (i.bucket, i.key);
     let store = async move {
         let stored = store(&client, &upload, parts, total).await;
@@ -135,7 +127,12 @@ async fn complete(
     };
     // Its own task: a client that hangs up while the object is stored does not cancel the
     // store halfway (the upload would stay completing, its parts on disk).
-    let stored = tokio::spawn(store);
+    let counted = async move {
+        let answered = store.await;
+        counter.record(OPERATION, answered.as_ref().map(|_| ()), start);
+        answered
+    };
+    let stored = tokio::spawn(counted);
     let answer = async move {
         stored
             .await
@@ -215,6 +212,8 @@ fn reopen(upload: &Upload) {
     let mut state = upload.state();
     if state.phase == Phase::Completing {
         state.phase = Phase::Open;
+        // Idle from now on, not from its last part: the client may retry.
+        state.active = std::time::Instant::now();
     }
 }
 

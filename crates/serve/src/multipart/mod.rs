@@ -72,6 +72,8 @@ pub(crate) struct State {
     pub phase: Phase,
     /// When the upload was created or last began or ended a part.
     pub active: std::time::Instant,
+    /// Parts being received now: an upload with one is never idle, however slow.
+    pub parts_in_flight: usize,
 }
 
 impl Default for State {
@@ -80,6 +82,7 @@ impl Default for State {
             parts: BTreeMap::new(),
             phase: Phase::default(),
             active: std::time::Instant::now(),
+            parts_in_flight: 0,
         }
     }
 }
@@ -152,30 +155,40 @@ impl Uploads {
     /// Aborts `upload`: forgotten at once, its parts removed (by the completion, when one
     /// is reading them).
     fn abort(&self, upload: &Upload) {
-        self.forget(&upload.id);
+        self.abort_if(upload, |_| true);
+    }
+
+    /// Aborts `upload` if `now` holds of its state, judged under the same lock that the
+    /// abort takes (a part or a completion that begins meanwhile is seen); whether it did.
+    fn abort_if(&self, upload: &Upload, now: impl FnOnce(&State) -> bool) -> bool {
         let mut state = upload.state();
+        if state.phase == Phase::Aborted || !now(&state) {
+            return false;
+        }
+        self.forget(&upload.id);
         let was = std::mem::replace(&mut state.phase, Phase::Aborted);
         if was == Phase::Open {
             state.parts.clear();
             drop(state);
             upload.remove_parts();
         }
+        true
     }
 
-    /// Aborts the open uploads that have been idle (no part begun or ended) for `idle`;
-    /// how many.
+    /// Aborts the open uploads that have been idle (no part in flight, none begun or ended)
+    /// for `idle`; how many.
     pub(crate) fn abort_idle(&self, idle: std::time::Duration) -> usize {
         let open: Vec<_> = lock(&self.open).values().cloned().collect();
         let mut aborted = 0;
         for upload in open {
-            let stale = {
-                let state = upload.state();
-                state.phase == Phase::Open && state.active.elapsed() >= idle
+            let idle_now = |state: &State| {
+                state.phase == Phase::Open
+                    && state.parts_in_flight == 0
+                    && state.active.elapsed() >= idle
             };
-            if stale {
+            if self.abort_if(&upload, idle_now) {
                 tracing::info!(bucket = %upload.bucket, key = %upload.key, upload_id = %upload.id,
                     "multipart upload aborted after {idle:?} without a part");
-                self.abort(&upload);
                 aborted += 1;
             }
         }
@@ -328,6 +341,9 @@ mod tests {
         completing.state().phase = Phase::Completing;
         assert_eq!(uploads.abort_idle(std::time::Duration::from_secs(3600)), 0);
         assert!(uploads.get("b", "k", "idle").is_ok());
+        // A part still arriving, however long it takes, keeps its upload.
+        let receiving = open_upload(&uploads, "receiving");
+        receiving.state().parts_in_flight = 1;
 
         assert_eq!(uploads.abort_idle(std::time::Duration::ZERO), 1);
         assert!(uploads.get("b", "k", "idle").is_err(), "forgotten");
@@ -336,5 +352,9 @@ mod tests {
         // A completion in progress is never cut short.
         assert!(uploads.get("b", "k", "completing").is_ok());
         assert!(completing.dir.exists());
+        assert!(uploads.get("b", "k", "receiving").is_ok());
+        receiving.state().parts_in_flight = 0;
+        assert_eq!(uploads.abort_idle(std::time::Duration::ZERO), 1);
+        assert!(uploads.get("b", "k", "receiving").is_err());
     }
 }

@@ -166,8 +166,9 @@ async fn spool_part(
     body_error: fn(io::Error) -> S3Error,
 ) -> S3Result<Part> {
     let path = uploads.part_path(upload, number);
-    upload.state().active = std::time::Instant::now();
+    let receiving = Receiving::begin(upload);
     let written = write_part(&path, body, expected, body_error).await;
+    drop(receiving);
     let (size, etag) = match written {
         Ok(w) => w,
         Err(e) => {
@@ -182,7 +183,6 @@ async fn spool_part(
         last_modified: Utc::now(),
     };
     let mut state = upload.state();
-    state.active = std::time::Instant::now();
     // Aborted, or being completed, while the part was sent: it is not part of anything.
     if state.phase != Phase::Open {
         drop(state);
@@ -193,6 +193,27 @@ async fn spool_part(
         let _ = std::fs::remove_file(&replaced.path);
     }
     Ok(part)
+}
+
+/// A part being received: its upload is not idle until it ends, however it ends (its
+/// request may also be dropped halfway).
+struct Receiving<'a>(&'a Upload);
+
+impl<'a> Receiving<'a> {
+    fn begin(upload: &'a Upload) -> Self {
+        let mut state = upload.state();
+        state.parts_in_flight += 1;
+        state.active = std::time::Instant::now();
+        Receiving(upload)
+    }
+}
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        state.parts_in_flight = state.parts_in_flight.saturating_sub(1);
+        state.active = std::time::Instant::now();
+    }
 }
 
 /// Copies `body` into `path`: its size and hex MD5.
