@@ -128,7 +128,9 @@ impl DgMetadata {
                 .get("dg-format")
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty()),
-            expanded_sha256: lookup_sha(meta, "expanded-sha256"),
+            // Only a SHA-256 is one: anything else names no expanded form that could match.
+            expanded_sha256: lookup_sha(meta, "expanded-sha256")
+                .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())),
             expanded_size: lookup(meta, "expanded-size").and_then(|s| s.parse().ok()),
         }
     }
@@ -201,7 +203,7 @@ impl DgMetadata {
         put("delta-cmd", self.delta_cmd.as_deref().map(encode_text));
         put("note", self.note.clone());
         put("compression", self.compression.clone());
-        put("format", self.format.clone());
+        put("format", self.format.as_deref().map(encode_text));
         put("expanded-sha256", self.expanded_sha256.clone());
         put("expanded-size", self.expanded_size.map(|n| n.to_string()));
         m
@@ -265,6 +267,23 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn an_expanded_sha256_that_is_no_sha256_is_not_read_nor_written_back() {
+        let sha = "ab".repeat(32);
+        let m = DgMetadata::parse(&map(&[("dg-expanded-sha256", &sha.to_uppercase())]));
+        assert_eq!(m.expanded_sha256.as_deref(), Some(sha.as_str()));
+        for bad in ["\0\0x/reference.bin", "abc", &"g".repeat(64)] {
+            let m = DgMetadata::parse(&map(&[("dg-expanded-sha256", bad), ("dg-format", "c\0")]));
+            assert_eq!(m.expanded_sha256, None, "{bad:?}");
+            let out = m.to_user_metadata();
+            assert!(!out.contains_key("dg-expanded-sha256"));
+            assert!(
+                out["dg-format"].bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "{out:?}"
+            );
+        }
     }
 
     #[test]
