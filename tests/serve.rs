@@ -240,7 +240,10 @@ kept = dict(CacheControl="max-age=60", ContentDisposition="attachment; filename=
 s3.put_object(Bucket=bucket, Key="hdr/app-3.zip", Body=v2 + b"3", **kept)
 s3.put_object(Bucket=bucket, Key="hdr/notes.txt", Body=b"notes", **kept)
 up = s3.create_multipart_upload(Bucket=bucket, Key="hdr/parts.zip", **kept)["UploadId"]
-etag = s3.upload_part(Bucket=bucket, Key="hdr/parts.zip", UploadId=up, PartNumber=1, Body=v2)["ETag"]
+part = s3.upload_part(Bucket=bucket, Key="hdr/parts.zip", UploadId=up, PartNumber=1, Body=v2,
+                      ChecksumAlgorithm="CRC32")
+assert "ChecksumCRC32" in part, part
+etag = part["ETag"]
 s3.complete_multipart_upload(Bucket=bucket, Key="hdr/parts.zip", UploadId=up,
                              MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
 for key in ["hdr/app-3.zip", "hdr/notes.txt", "hdr/parts.zip"]:

@@ -51,24 +51,46 @@ fn half_put(serve: &Serve, bucket: &str, key: &str) -> TcpStream {
 fn a_stopping_server_waits_no_longer_than_its_grace() {
     let Some(bin) = client_bin() else { return };
     let dg = Dg::local();
-    let serve = Serve::start_without_key(&dg, &bin, &["--anonymous", "--grace", "1"]);
+    let serve = Serve::start_without_key(
+        &dg,
+        &bin,
+        &[
+            "--anonymous",
+            "--grace",
+            "1",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
     let _held = half_put(&serve, &dg.bucket, "never-finished.bin");
-    // The request is in flight once the server has read its head; a HEAD on another
-    // connection answered means the first was read long before.
-    let mut probe = connect(&serve);
-    write!(
-        probe,
-        "HEAD /{}/none HTTP/1.1\r\nHost: x\r\n\r\n",
-        dg.bucket
-    )
-    .unwrap();
-    assert!(status_line(&mut probe).starts_with("HTTP/1.1 404"));
+    // The stop must find the PUT in flight, or it would prove nothing about --grace.
+    let metrics = serve.metrics.clone().unwrap();
+    let addr = metrics.strip_prefix("http://").unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut m = TcpStream::connect(&addr).unwrap();
+        write!(
+            m,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut page = String::new();
+        m.read_to_string(&mut page).unwrap();
+        if page.contains("deltaglider_serve_requests_in_flight 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the PUT never showed in flight:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let start = Instant::now();
     let status = serve.stop();
     let waited = start.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(
-        waited < Duration::from_secs(15),
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(15),
         "stopped after {waited:?} with --grace 1 (the default is 30 s)"
     );
     assert!(
