@@ -695,8 +695,12 @@ async fn we_write_python_reads() {
         dg(&endpoint, &["cp", path.to_str().unwrap(), &b.url("ours/")]);
     }
     let raw = b.raw_keys("").await;
+    let (index, files): (Vec<&str>, Vec<&str>) = raw
+        .keys()
+        .map(String::as_str)
+        .partition(|k| k.starts_with(".deltaglider/index/ds-ours/"));
     assert_eq!(
-        raw.keys().map(String::as_str).collect::<Vec<_>>(),
+        files,
         [
             "ours/first.zip.delta",
             "ours/notes.txt",
@@ -705,6 +709,8 @@ async fn we_write_python_reads() {
         ],
         "{raw:?}"
     );
+    // one listing index segment per delta written (docs/format.md, "Listing index")
+    assert_eq!(index.len(), 2, "{raw:?}");
 
     let out = tempfile::tempdir().unwrap();
     let second_path = out.path().join("second.zip");
@@ -740,6 +746,35 @@ async fn we_write_python_reads() {
             ("notes.txt".to_string(), notes.len() as u64),
             ("second.zip".to_string(), raw["ours/second.zip.delta"]),
         ])
+    );
+
+    // The listing index is not among Python's files: not listed, not downloaded.
+    let everything = py.ok(&["ls", "--recursive", &b.url("")]);
+    assert!(!everything.contains(".deltaglider"), "{everything}");
+    let tree = tempfile::tempdir().unwrap();
+    py.ok(&[
+        "cp",
+        "--recursive",
+        &b.url(""),
+        tree.path().to_str().unwrap(),
+    ]);
+    let mut downloaded: Vec<String> = walkdir::WalkDir::new(tree.path())
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(tree.path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    downloaded.sort();
+    assert_eq!(
+        downloaded,
+        ["ours/first.zip", "ours/notes.txt", "ours/second.zip"],
+        "python downloads only the files"
     );
 }
 

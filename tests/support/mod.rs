@@ -21,6 +21,8 @@ use deltaglider::storage::local::LocalStore;
 use deltaglider::storage::s3::{S3Settings, S3Store, TransferLimits};
 use deltaglider::testing::{Engine, EngineSettings};
 
+pub mod counting;
+
 fn required() -> bool {
     std::env::var("DG_REQUIRE_S3").is_ok_and(|v| !v.is_empty() && v != "0")
 }

@@ -70,9 +70,13 @@ pub fn compact_reference_key_for(key: &str) -> String {
 
 /// True for keys users never see in listings: references and internal objects.
 pub fn is_hidden(key: &str) -> bool {
-    is_reference_name(file_name(key))
-        || key.starts_with(INTERNAL_PREFIX)
-        || key.contains(&format!("/{INTERNAL_PREFIX}"))
+    is_reference_name(file_name(key)) || is_internal(key)
+}
+
+/// True for DeltaGlider's internal objects (under a `.deltaglider/` at any depth), which
+/// are neither files nor references, whatever their names.
+pub fn is_internal(key: &str) -> bool {
+    key.starts_with(INTERNAL_PREFIX) || key.contains(&format!("/{INTERNAL_PREFIX}"))
 }
 
 /// Why a user key cannot be stored, if it cannot: it would collide with DeltaGlider's own

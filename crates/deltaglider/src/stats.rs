@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::deltaspace::{self, DELTA_SUFFIX, REFERENCE_NAME};
 use crate::engine::Engine;
+use crate::engine::index::IndexViews;
 use crate::error::{Error, Result};
 use crate::metadata::DgMetadata;
 use crate::storage::{ListRequest, ObjectStoreExt};
@@ -100,11 +101,13 @@ impl Engine {
             ..Default::default()
         };
         let mut pages = self.store().list_pages(bucket, request);
+        let mut views = IndexViews::default();
         while let Some(page) = pages.try_next().await? {
-            for o in page.objects {
-                if o.key.starts_with(deltaspace::INTERNAL_PREFIX)
-                    || o.key.contains("/.deltaglider/")
-                {
+            let mut objects = page.objects;
+            self.describe_from_index(bucket, &mut views, &mut objects)
+                .await;
+            for o in objects {
+                if deltaspace::is_internal(&o.key) {
                     continue;
                 }
                 let space_name = deltaspace::of_key(&o.key).to_string();

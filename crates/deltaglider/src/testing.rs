@@ -60,6 +60,12 @@ pub mod hashing {
     pub use crate::hashing::{HashingWriter, sha256_hex, sha256_reader};
 }
 
+/// The listing index's segment format and the rule that matches its entries to listed
+/// deltas.
+pub mod index {
+    pub use crate::engine::index::{Entry, INDEXED_FIELDS, IndexView, Segment, SegmentError};
+}
+
 /// The `dg-*` metadata parser and its encodings.
 pub mod metadata {
     pub use crate::metadata::{

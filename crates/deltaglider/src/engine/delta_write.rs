@@ -15,7 +15,7 @@ use super::source::{PrivateFile, Source};
 use crate::deltaspace::DELTA_SUFFIX;
 use crate::error::Result;
 use crate::metadata::DgMetadata;
-use crate::storage::PutSource;
+use crate::storage::{PutOutcome, PutSource};
 
 /// An encoded delta, before it is judged.
 pub(super) struct EncodedDelta<'a> {
@@ -100,13 +100,15 @@ impl Engine {
             std::io::Error::other("injected")
         )));
         progress.start(Phase::Uploading, size);
-        self.store
+        let metadata = with_user_metadata(meta.to_user_metadata(), options)?;
+        let outcome = self
+            .store
             .put_object(
                 bucket,
                 &stored_key,
                 PutSource::File(delta.path()),
                 options.object.object_put(
-                    with_user_metadata(meta.to_user_metadata(), options)?,
+                    metadata.clone(),
                     options.content_type.as_deref(),
                     meta.original_name.as_deref().unwrap_or_default(),
                 ),
@@ -139,6 +141,10 @@ impl Engine {
             &options.object.protection,
         )
         .await?;
+        if let PutOutcome::Stored { etag } = &outcome {
+            self.index_written_delta(bucket, &stored_key, etag.as_deref(), size, &metadata)
+                .await;
+        }
         Ok(Some(stored_key))
     }
 }

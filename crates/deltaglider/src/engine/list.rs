@@ -8,6 +8,7 @@ use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
+use super::index::IndexViews;
 use super::{Engine, StorageFormat, StoredAs};
 use crate::deltaspace::{self, DELTA_SUFFIX};
 use crate::error::Result;
@@ -80,9 +81,11 @@ impl Engine {
     /// The listing of `prefix` one store page at a time (`page_size` keys per request, the
     /// store's default when `None`), each page's logical objects in key order.
     ///
-    /// S3 listings carry no user metadata, so the original size of a delta needs one HEAD per
-    /// delta; they run `list_concurrency` at a time. Stores that return metadata with the
-    /// listing (the local store) need none.
+    /// S3 listings carry no user metadata: the original size of a delta comes from its
+    /// deltaspace's listing index (read once per listing, a few requests), or, for a delta no
+    /// index entry describes (written by another tool, or rewritten since), from a HEAD;
+    /// HEADs run `list_concurrency` at a time. Stores that return metadata with the listing
+    /// (the local store) need neither.
     pub fn list_pages<'a>(
         &'a self,
         bucket: &'a str,
@@ -100,71 +103,85 @@ impl Engine {
         // `held`: keys of earlier pages whose `<key>.delta` may still come; `None` once the
         // last page was returned.
         let held: Option<Vec<ObjectInfo>> = Some(Vec::new());
-        stream::try_unfold((raw, held), move |(mut raw, held)| async move {
-            let Some(mut held) = held else {
-                return Ok(None);
-            };
-            let Some(page) = raw.try_next().await? else {
-                // The stream ended without a page (a store that returned none at all).
-                if held.is_empty() {
+        let views = IndexViews::default();
+        stream::try_unfold(
+            (raw, held, views),
+            move |(mut raw, held, mut views)| async move {
+                let Some(mut held) = held else {
                     return Ok(None);
+                };
+                let Some(page) = raw.try_next().await? else {
+                    // The stream ended without a page (a store that returned none at all).
+                    if held.is_empty() {
+                        return Ok(None);
+                    }
+                    let objects = self.entries(bucket, held, &mut views).await?;
+                    return Ok(Some((
+                        Listing {
+                            objects,
+                            ..Default::default()
+                        },
+                        (raw, None, views),
+                    )));
+                };
+                let last_page = page.next_token.is_none();
+                // S3 orders objects and prefixes in one sequence; a page ends at the greater.
+                let last_key = page
+                    .objects
+                    .last()
+                    .map(|o| o.key.clone())
+                    .into_iter()
+                    .chain(page.common_prefixes.last().cloned())
+                    .max()
+                    .unwrap_or_default();
+                let mut reference_bytes = 0u64;
+                for o in page.objects {
+                    if deltaspace::is_internal(&o.key) {
+                        continue;
+                    }
+                    if deltaspace::is_reference_name(deltaspace::file_name(&o.key)) {
+                        reference_bytes += o.size;
+                    } else if !deltaspace::is_hidden(&o.key) {
+                        held.push(o);
+                    }
                 }
-                let objects = self.entries(bucket, held).await?;
-                return Ok(Some((
-                    Listing {
-                        objects,
-                        ..Default::default()
-                    },
-                    (raw, None),
-                )));
-            };
-            let last_page = page.next_token.is_none();
-            // S3 orders objects and prefixes in one sequence; a page ends at the greater.
-            let last_key = page
-                .objects
-                .last()
-                .map(|o| o.key.clone())
-                .into_iter()
-                .chain(page.common_prefixes.last().cloned())
-                .max()
-                .unwrap_or_default();
-            let mut reference_bytes = 0u64;
-            for o in page.objects {
-                if deltaspace::is_reference_name(deltaspace::file_name(&o.key)) {
-                    reference_bytes += o.size;
-                } else if !deltaspace::is_hidden(&o.key) {
-                    held.push(o);
-                }
-            }
-            let prefixes = page
-                .common_prefixes
-                .into_iter()
-                .filter(|p| !deltaspace::is_hidden(p))
-                .collect();
-            // `<key>` and `<key>.delta` are one logical object: keep back the keys whose
-            // `<key>.delta` would sort after this page, until the page that settles them.
-            let (held, later): (Vec<ObjectInfo>, Vec<ObjectInfo>) =
-                held.into_iter().partition(|o| {
-                    let logical = o.key.strip_suffix(DELTA_SUFFIX).unwrap_or(&o.key);
-                    last_page || format!("{logical}{DELTA_SUFFIX}") <= last_key
-                });
-            let objects = self.entries(bucket, held).await?;
-            let listing = Listing {
-                objects,
-                prefixes,
-                reference_bytes,
-            };
-            let next = if last_page { None } else { Some(later) };
-            Ok(Some((listing, (raw, next))))
-        })
+                let prefixes = page
+                    .common_prefixes
+                    .into_iter()
+                    .filter(|p| !deltaspace::is_hidden(p))
+                    .collect();
+                // `<key>` and `<key>.delta` are one logical object: keep back the keys whose
+                // `<key>.delta` would sort after this page, until the page that settles them.
+                let (held, later): (Vec<ObjectInfo>, Vec<ObjectInfo>) =
+                    held.into_iter().partition(|o| {
+                        let logical = o.key.strip_suffix(DELTA_SUFFIX).unwrap_or(&o.key);
+                        last_page || format!("{logical}{DELTA_SUFFIX}") <= last_key
+                    });
+                let objects = self.entries(bucket, held, &mut views).await?;
+                let listing = Listing {
+                    objects,
+                    prefixes,
+                    reference_bytes,
+                };
+                let next = if last_page { None } else { Some(later) };
+                Ok(Some((listing, (raw, next, views))))
+            },
+        )
         .boxed()
     }
 
     /// The logical objects of stored keys in key order, `<key>` and `<key>.delta` among
     /// them being one object (the newer, as downloads pick).
-    async fn entries(&self, bucket: &str, raw: Vec<ObjectInfo>) -> Result<Vec<ListEntry>> {
-        // Deltas need a HEAD for their original size when the listing has no metadata, and so
-        // do direct objects shadowed by a delta of the same name (to pick the newer one).
+    async fn entries(
+        &self,
+        bucket: &str,
+        mut raw: Vec<ObjectInfo>,
+        views: &mut IndexViews,
+    ) -> Result<Vec<ListEntry>> {
+        self.describe_from_index(bucket, views, &mut raw).await;
+        // Deltas the index did not describe need a HEAD for their original size when the
+        // listing has no metadata, and so do direct objects shadowed by a delta of the same
+        // name (to pick the newer one).
         let delta_keys: HashSet<String> = raw
             .iter()
             .filter(|o| o.key.ends_with(DELTA_SUFFIX))

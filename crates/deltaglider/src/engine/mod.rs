@@ -10,6 +10,7 @@ mod delta_write;
 mod destination;
 mod etag;
 mod get;
+pub(crate) mod index;
 mod integrity;
 mod lease;
 mod list;
@@ -106,6 +107,8 @@ pub struct Engine {
     progress: Option<Arc<dyn Progress>>,
     /// What this engine and its clones have done.
     activity: Arc<activity::ActivityCounters>,
+    /// Listing index entries waiting to be stored, shared by clones.
+    index: Arc<index::IndexLog>,
 }
 
 impl Engine {
@@ -125,6 +128,7 @@ impl Engine {
             settings,
             progress: None,
             activity,
+            index: Arc::default(),
         }
     }
 

@@ -176,6 +176,7 @@ impl Engine {
             return Ok(None);
         }
         self.store.delete_object(bucket, &retired).await?;
+        self.drop_index(bucket, space).await;
         Ok(Some(ref_key.to_string()))
     }
 
