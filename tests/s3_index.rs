@@ -258,6 +258,62 @@ async fn a_delta_changed_behind_the_index_is_described_by_its_head() {
     assert_eq!(heads, 1, "only the delta rewritten by another tool");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_right_after_our_write_is_not_indexed_as_ours() {
+    let _scenario = fail::FailScenario::setup();
+    let Some((store, bucket)) = s3("index-rewrite").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let writer = engine(store.clone());
+    let mut sizes = upload(&writer, dir.path(), &bucket, 0..3).await;
+    // Between the delta's PUT and the HEAD that describes it for the index, another tool
+    // rewrites its metadata (same bytes, same tag).
+    let endpoint = support::s3_endpoint().unwrap();
+    let b = bucket.clone();
+    fail::cfg_callback("index::before_head", move || {
+        let (b, endpoint) = (b.clone(), endpoint.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let store: Arc<dyn ObjectStore> = support::s3_store(&endpoint).await;
+                let key = format!("{SPACE}/app-3.zip.delta");
+                let mut metadata = store
+                    .head_object(&b, &key)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .metadata
+                    .unwrap();
+                metadata.insert("dg-file-size".into(), "999".into());
+                let replace = CopyOptions {
+                    replace: Some(ReplacedMetadata {
+                        metadata,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                store
+                    .copy_object(&b, &key, &b, &key, replace)
+                    .await
+                    .unwrap();
+            })
+        })
+        .join()
+        .unwrap();
+    })
+    .unwrap();
+    upload(&writer, dir.path(), &bucket, 3..4).await;
+    fail::remove("index::before_head");
+    sizes.insert(format!("{SPACE}/app-3.zip"), 999);
+    let (got, heads, _) = listed(&store, &bucket).await;
+    assert_eq!(got, sizes);
+    assert_eq!(
+        heads, 1,
+        "the rewritten delta is asked for, the others are not"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_lose_no_entry() {
     let _scenario = fail::FailScenario::setup();

@@ -1,7 +1,8 @@
 //! A listing index segment as read from the store (anyone who can write to the bucket can
 //! write one). Besides "never panics", it checks what readers rely on:
 //! - every entry read names a `.delta` key within one deltaspace, has a tag without quotes
-//!   or blanks at its ends, and only the recorded metadata fields;
+//!   or blanks at its ends, a time in whole seconds, and only the recorded metadata fields,
+//!   a SHA-256 and a size among them;
 //! - what was read writes and reads back the same;
 //! - an entry describes a listed delta only with its own tag, size and time, and then
 //!   with its metadata unless another entry for the same object disagrees;
@@ -42,6 +43,8 @@ fuzz_target!(|data: &[u8]| {
         let ends = |c: char| c == '"' || c.is_whitespace();
         assert!(!e.etag.is_empty() && !e.etag.starts_with(ends) && !e.etag.ends_with(ends));
         assert!(e.metadata.keys().all(|k| INDEXED_FIELDS.contains(&k.as_str())));
+        assert_eq!(e.modified.timestamp_subsec_nanos(), 0);
+        assert!(e.metadata.contains_key("dg-file-sha256") && e.metadata.contains_key("dg-file-size"));
     }
     let again = Segment::parse(&segment.to_bytes()).expect("a segment read writes back");
     assert_eq!(again, segment);
@@ -64,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             assert_eq!(found, None, "entries that disagree describe nothing");
         }
-        if let Some(later) = e.modified.checked_add_signed(Duration::milliseconds(1)) {
+        if let Some(later) = e.modified.checked_add_signed(Duration::seconds(1)) {
             let moved = listed(&e.name, &e.etag, e.size, later);
             let other = segment.entries.iter().any(|o| o.name == e.name && o.modified == later);
             if !other {

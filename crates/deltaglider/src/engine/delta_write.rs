@@ -115,6 +115,14 @@ impl Engine {
             )
             .await?;
         progress.advance(size);
+        // Described for the listing index now, before anything else can happen to it.
+        let indexed = match &outcome {
+            PutOutcome::Stored { etag } => {
+                self.index_entry(bucket, &stored_key, etag.as_deref(), size, &metadata)
+                    .await
+            }
+            PutOutcome::AlreadyExists => None,
+        };
         fail::fail_point!("put::after_delta_write");
         // The delta is visible. Its reference must still be the one it was encoded
         // against: a deleter that saw no delta may have removed it in the meantime (we
@@ -141,8 +149,8 @@ impl Engine {
             &options.object.protection,
         )
         .await?;
-        if let PutOutcome::Stored { etag } = &outcome {
-            self.index_written_delta(bucket, &stored_key, etag.as_deref(), size, &metadata)
+        if let Some(entry) = indexed {
+            self.index_written_delta(bucket, crate::deltaspace::of_key(&stored_key), entry)
                 .await;
         }
         Ok(Some(stored_key))

@@ -17,19 +17,28 @@ pub(super) type Slot = (String, String);
 /// The queues of an engine and its clones.
 #[derive(Debug, Default)]
 pub(crate) struct IndexLog {
-    queues: Mutex<HashMap<Slot, Queue>>,
+    queues: Mutex<Queues>,
     /// Deltaspaces whose merged segments could not be deleted (a policy that lets this
     /// writer add objects but not delete them): merging them again would only add segments.
     no_merge: Mutex<HashSet<Slot>>,
 }
 
 #[derive(Debug, Default)]
+struct Queues {
+    /// The last sequence number given, over every queue: numbers never repeat, so that an
+    /// upload whose queue was removed (all done) and made anew is not taken for a later one.
+    last: u64,
+    by_slot: HashMap<Slot, Queue>,
+}
+
+#[derive(Debug, Default)]
 struct Queue {
     /// Entries not yet taken, with their sequence numbers.
     entries: Vec<(u64, Entry)>,
-    /// The number the next entry gets (from 1).
-    next: u64,
-    /// Every entry up to this number has been stored or tried.
+    /// The number of the last entry queued.
+    pushed: u64,
+    /// Every entry of this queue up to this number has been stored or tried (entries
+    /// numbered before the queue was made are done).
     done: u64,
     /// Whether an upload is storing a batch.
     storing: bool,
@@ -70,23 +79,29 @@ impl Drop for Turn<'_> {
 }
 
 impl IndexLog {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Slot, Queue>> {
+    fn lock(&self) -> MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues `entry`; returns its sequence number.
     pub(super) fn push(&self, slot: &Slot, entry: Entry) -> u64 {
         let mut queues = self.lock();
-        let q = queues.entry(slot.clone()).or_default();
-        q.next += 1;
-        q.entries.push((q.next, entry));
-        q.next
+        let before = queues.last;
+        queues.last += 1;
+        let seq = queues.last;
+        let q = queues.by_slot.entry(slot.clone()).or_insert_with(|| Queue {
+            done: before,
+            ..Default::default()
+        });
+        q.pushed = seq;
+        q.entries.push((seq, entry));
+        seq
     }
 
     /// The next step of the upload whose entry is number `seq`.
     pub(super) fn step(&self, slot: &Slot, seq: u64) -> Step {
         let mut queues = self.lock();
-        let Some(q) = queues.get_mut(slot) else {
+        let Some(q) = queues.by_slot.get_mut(slot) else {
             // removed once every entry was done
             return Step::Done;
         };
@@ -118,14 +133,14 @@ impl IndexLog {
 
     fn end_batch(&self, slot: &Slot, last: u64) {
         let mut queues = self.lock();
-        let Some(q) = queues.get_mut(slot) else {
+        let Some(q) = queues.by_slot.get_mut(slot) else {
             return;
         };
         q.done = q.done.max(last);
         q.storing = false;
         q.batch_done.notify_waiters();
-        if q.entries.is_empty() && q.done == q.next {
-            queues.remove(slot);
+        if q.entries.is_empty() && q.done >= q.pushed {
+            queues.by_slot.remove(slot);
         }
     }
 
@@ -206,7 +221,12 @@ mod tests {
             panic!("b takes the next turn");
         };
         log.turn(&slot, &batch).finish();
-        assert!(log.lock().is_empty());
+        assert!(log.lock().by_slot.is_empty());
         assert!(matches!(log.step(&slot, b), Step::Done));
+        // a new queue for the slot: b, woken late, is still done, and the new entry waits
+        // for no one
+        let c = log.push(&slot, entry("c.delta"));
+        assert!(matches!(log.step(&slot, b), Step::Done));
+        assert!(matches!(log.step(&slot, c), Step::Store(_)));
     }
 }

@@ -106,33 +106,50 @@ pub(crate) struct IndexViews {
 }
 
 impl Engine {
-    /// Records the delta just stored as `stored_key` in its deltaspace's index, when the
-    /// store returned its tag. Returns once the entry is stored (or was tried), by this
-    /// upload or by another of this engine storing several at once. Never fails the upload:
-    /// an entry that cannot be stored only costs listings a HEAD.
-    pub(super) async fn index_written_delta(
+    /// The entry of the delta just stored as `stored_key`, from one HEAD, when the store
+    /// returned its tag: only if the store still has the object written (its tag, size and
+    /// the recorded fields of `metadata`), with the store's time for it. `None` leaves the
+    /// delta to a HEAD per listing.
+    pub(super) async fn index_entry(
         &self,
         bucket: &str,
         stored_key: &str,
         etag: Option<&str>,
         size: u64,
         metadata: &UserMetadata,
-    ) {
-        let Some(etag) = etag.map(segment::unquoted).filter(|e| !e.is_empty()) else {
-            return;
-        };
-        // The time the listings show: one request, since a PUT answers with no time.
-        let modified = match self.listed_time(bucket, stored_key, etag, size).await {
-            Ok(Some(t)) => t,
-            Ok(None) => return,
+    ) -> Option<Entry> {
+        let etag = etag.map(segment::unquoted).filter(|e| !e.is_empty())?;
+        fail::fail_point!("index::before_head");
+        let head = match self.store.head_object(bucket, stored_key).await {
+            Ok(head) => head?,
             Err(e) => {
                 tracing::debug!(%bucket, key = %stored_key, "not indexed: {}", crate::error::chain(&e));
-                return;
+                return None;
             }
         };
-        let space = deltaspace::of_key(stored_key);
-        let entry = Entry::written(entry_name(stored_key), etag, size, modified, metadata);
+        let entry = Entry::written(
+            entry_name(stored_key),
+            etag,
+            size,
+            segment::whole_seconds(head.last_modified?),
+            metadata,
+        );
+        let same = head.size == size
+            && head.etag.as_deref().map(segment::unquoted) == Some(etag)
+            && head.metadata.as_ref().map(segment::indexed) == Some(entry.metadata.clone());
+        same.then_some(entry)
+    }
+
+    /// Records `entry`, of the delta just stored in `bucket`'s deltaspace `space`, in its
+    /// index. Returns once it is stored (or was tried), by this upload or by another of
+    /// this engine storing several at once. Never fails the upload: an entry that cannot be
+    /// stored only costs listings a HEAD.
+    pub(super) async fn index_written_delta(&self, bucket: &str, space: &str, entry: Entry) {
         let slot: Slot = (bucket.to_string(), space.to_string());
+        if !self.index.may_merge(&slot) {
+            // a writer that cannot delete would only grow the index past reading
+            return;
+        }
         let seq = self.index.push(&slot, entry);
         loop {
             match self.index.step(&slot, seq) {
@@ -147,29 +164,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// The modification time the store lists for `key`, if it still lists the object just
-    /// written (`etag`, `size`).
-    async fn listed_time(
-        &self,
-        bucket: &str,
-        key: &str,
-        etag: &str,
-        size: u64,
-    ) -> Result<Option<chrono::DateTime<Utc>>> {
-        let request = ListRequest {
-            prefix: key.to_string(),
-            max_keys: Some(1),
-            ..Default::default()
-        };
-        let page = self.store.list_objects(bucket, &request).await?;
-        Ok(page
-            .objects
-            .into_iter()
-            .find(|o| o.key == key)
-            .filter(|o| o.size == size && o.etag.as_deref().map(segment::unquoted) == Some(etag))
-            .and_then(|o| o.last_modified))
     }
 
     /// Stores `entries` as a new segment of its deltaspace's index, then merges the index
@@ -189,11 +183,10 @@ impl Engine {
             "failpoint index::after_segment_write",
             std::io::Error::other("injected")
         )));
-        if !self.index.may_merge(slot) {
-            return Ok(());
-        }
-        let segments = self.index_segments(bucket, space).await?;
-        if segments.len() > MERGE_AT && segments.len() <= MAX_SEGMENTS {
+        let mut segments = self.index_segments(bucket, space).await?;
+        if segments.len() > MERGE_AT {
+            // over the cap, the oldest first: the index becomes readable again
+            segments.truncate(MAX_SEGMENTS);
             self.merge_index(slot, &segments).await?;
         }
         Ok(())
@@ -229,17 +222,24 @@ impl Engine {
             "failpoint index::after_merge_write",
             std::io::Error::other("injected")
         )));
+        // Refused deletes stop this process's merges (and segments) for the deltaspace:
+        // each would add a segment and delete none. Other failures are tried again by the
+        // next merge.
+        let refused = |e: &Error| e.s3_code() == Some("AccessDenied");
         let failures = match self.store.delete_objects(bucket, &merged_keys).await {
             Ok(failures) => failures,
             Err(e) => {
-                self.index.stop_merging(slot);
+                if refused(&e) {
+                    self.index.stop_merging(slot);
+                }
                 return Err(e);
             }
         };
         if let Some(failure) = failures.first() {
-            // Merging again would add a segment each time and delete none.
-            self.index.stop_merging(slot);
-            tracing::debug!(key = %failure.key, "merged index segments left in place; not merging {space} again: {}", failure.error);
+            if failures.iter().any(|f| refused(&f.error)) {
+                self.index.stop_merging(slot);
+            }
+            tracing::debug!(key = %failure.key, "merged index segments left in place: {}", failure.error);
         }
         Ok(())
     }
@@ -321,26 +321,27 @@ impl Engine {
     /// writer stored meanwhile may go with it, which costs that delta a HEAD per listing.
     pub(in crate::engine) async fn drop_index(&self, bucket: &str, space: &str) {
         let dropped = async {
-            let keys: Vec<String> = self
-                .index_segments(bucket, space)
-                .await?
-                .into_iter()
-                .map(|o| o.key)
-                .collect();
-            if keys.is_empty() {
-                return Ok(Vec::new());
-            }
-            self.store.delete_objects(bucket, &keys).await
-        };
-        match dropped.await {
-            Ok(failures) => {
-                for failure in failures {
-                    tracing::debug!(key = %failure.key, "index segment left in place: {}", failure.error);
+            // a listing returns at most MAX_SEGMENTS + 1: delete until none is left (a
+            // bounded number of times: a store that lists what it deleted would loop)
+            for _ in 0..64 {
+                let keys: Vec<String> = self
+                    .index_segments(bucket, space)
+                    .await?
+                    .into_iter()
+                    .map(|o| o.key)
+                    .collect();
+                if keys.is_empty() {
+                    return Ok::<_, Error>(());
+                }
+                let failures = self.store.delete_objects(bucket, &keys).await?;
+                if let Some(failure) = failures.into_iter().next() {
+                    return Err(failure.error);
                 }
             }
-            Err(e) => {
-                tracing::debug!(%bucket, %space, "listing index left in place: {}", crate::error::chain(&e))
-            }
+            Ok(())
+        };
+        if let Err(e) = dropped.await {
+            tracing::debug!(%bucket, %space, "listing index left in place: {}", crate::error::chain(&e));
         }
     }
 

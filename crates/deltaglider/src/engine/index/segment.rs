@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::deltaspace::DELTA_SUFFIX;
-use crate::metadata::UserMetadata;
+use crate::metadata::{DgMetadata, UserMetadata};
 
 /// The version this build writes and reads; a segment of a newer one is ignored (its deltas
 /// are described by a HEAD each, as without an index).
@@ -47,9 +47,10 @@ pub struct Entry {
     pub etag: String,
     /// The delta's stored size in bytes.
     pub size: u64,
-    /// The delta's modification time as the store listed it right after the write: an
-    /// entry describes only an object listed with this very time, so that a rewrite of
-    /// the same bytes with other metadata (which moves the time) matches no entry.
+    /// The delta's modification time, to the second, as the store gave it right after the
+    /// write: an entry describes only an object listed with this very time, so that a
+    /// rewrite of the same bytes with other metadata (which moves the time) matches no
+    /// entry.
     pub modified: DateTime<Utc>,
     /// The delta's [`INDEXED_FIELDS`], as written on the delta.
     pub metadata: BTreeMap<String, String>,
@@ -69,14 +70,24 @@ impl Entry {
             name: name.to_string(),
             etag: unquoted(etag).to_string(),
             size,
-            modified,
+            modified: whole_seconds(modified),
             metadata: indexed(metadata),
         }
     }
 }
 
+/// `t` without its fraction of a second: the time as every S3 server can give it, in
+/// listings and in `Last-Modified` alike (AWS lists whole seconds).
+pub(crate) fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Only the [`INDEXED_FIELDS`] of `metadata`.
-fn indexed(metadata: &UserMetadata) -> BTreeMap<String, String> {
+pub(crate) fn indexed(metadata: &UserMetadata) -> BTreeMap<String, String> {
     metadata
         .iter()
         .filter(|(k, _)| INDEXED_FIELDS.contains(&k.as_str()))
@@ -124,7 +135,8 @@ impl Segment {
     }
 
     /// Reads a stored segment. Entries that cannot describe a delta (a name that is no
-    /// `.delta` key within one deltaspace, an empty tag) are dropped, and so are metadata
+    /// `.delta` key within one deltaspace, an empty tag, metadata without a well-formed
+    /// SHA-256 and size of the original) are dropped, and so are metadata
     /// fields a segment does not record; the version is checked before anything else is
     /// read.
     pub fn parse(bytes: &[u8]) -> Result<Segment, SegmentError> {
@@ -148,7 +160,12 @@ impl Segment {
             e.metadata
                 .retain(|k, _| INDEXED_FIELDS.contains(&k.as_str()));
             e.etag = unquoted(&e.etag).to_string();
-            is_entry_name(&e.name) && !e.etag.is_empty()
+            e.modified = whole_seconds(e.modified);
+            let described = DgMetadata::parse(&e.metadata);
+            is_entry_name(&e.name)
+                && !e.etag.is_empty()
+                && described.file_sha256.as_deref().is_some_and(is_sha256_hex)
+                && described.file_size.is_some()
         });
         Ok(segment)
     }
@@ -158,10 +175,12 @@ impl Segment {
 mod tests {
     use super::*;
 
+    const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
     fn meta() -> UserMetadata {
         [
             ("dg-file-size", "1234"),
-            ("dg-file-sha256", "ab"),
+            ("dg-file-sha256", SHA),
             ("dg-ref-key", "a/reference.bin"),
             ("user-team", "x"),
         ]
@@ -211,20 +230,26 @@ mod tests {
     #[test]
     fn entries_that_describe_no_delta_and_unrecorded_fields_are_dropped() {
         let doc = br#"{"deltaglider-index":1,"entries":[
-            {"name":"a/b.zip.delta","etag":"x","size":1,"modified":"2026-12-04T10:00:00.123Z","metadata":{}},
-            {"name":"b.zip","etag":"x","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{}},
-            {"name":".delta","etag":"x","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{}},
-            {"name":"//c.zip.delta","etag":"x","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{}},
-            {"name":"c.zip.delta","etag":"\"\"","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{}},
-            {"name":"d.zip.delta","etag":"\"y\"","size":1,"modified":"2026-12-04T10:00:00.123Z","metadata":{"dg-ref-key":"z","dg-file-size":"5"}},
-            {"name":"/e.zip.delta","etag":"e","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{}}
+            {"name":"a/b.zip.delta","etag":"x","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{"dg-file-size":"1","dg-file-sha256":"SHA"}},
+            {"name":"b.zip","etag":"x","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{"dg-file-size":"1","dg-file-sha256":"SHA"}},
+            {"name":".delta","etag":"x","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{"dg-file-size":"1","dg-file-sha256":"SHA"}},
+            {"name":"//c.zip.delta","etag":"x","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{"dg-file-size":"1","dg-file-sha256":"SHA"}},
+            {"name":"c.zip.delta","etag":"\"\"","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{"dg-file-size":"1","dg-file-sha256":"SHA"}},
+            {"name":"f.zip.delta","etag":"f","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{"dg-file-size":"1"}},
+            {"name":"g.zip.delta","etag":"g","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{"dg-file-sha256":"SHA"}},
+            {"name":"h.zip.delta","etag":"h","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{"dg-file-size":"1","dg-file-sha256":"ab"}},
+            {"name":"d.zip.delta","etag":"\"y\"","size":1,"modified":"2026-12-04T10:00:00.123Z","metadata":{"dg-ref-key":"z","dg-file-size":"5","dg-file-sha256":"SHA"}},
+            {"name":"/e.zip.delta","etag":"e","size":1,"modified":"2026-12-04T10:00:00Z","metadata":{"dg-file-size":"1","dg-file-sha256":"SHA"}}
         ]}"#;
+        let doc = String::from_utf8_lossy(doc).replace("\"SHA\"", &format!("\"{SHA}\""));
+        let doc = doc.as_bytes();
         let s = Segment::parse(doc).unwrap();
         let names: Vec<&str> = s.entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["d.zip.delta", "/e.zip.delta"]);
         assert_eq!(s.entries[0].etag, "y");
-        assert_eq!(s.entries[0].metadata.len(), 1);
-        assert_eq!(s.entries[0].modified.timestamp_subsec_millis(), 123);
+        assert_eq!(s.entries[0].metadata.len(), 2);
+        // to the second, as every S3 server gives times
+        assert_eq!(s.entries[0].modified.timestamp_subsec_nanos(), 0);
         // an entry without its time describes nothing: the segment is not read
         assert!(matches!(
             Segment::parse(br#"{"deltaglider-index":1,"entries":[{"name":"a.delta","etag":"x","size":1,"metadata":{}}]}"#),

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::segment::{Entry, Segment, unquoted};
+use super::segment::{Entry, Segment, unquoted, whole_seconds};
 use crate::metadata::UserMetadata;
 use crate::storage::ObjectInfo;
 
@@ -39,13 +39,14 @@ impl IndexView {
     }
 
     /// The metadata of the delta `object` (listed as `name` in its deltaspace), if the
-    /// entries describe it: same entity tag, same size, same modification time, and, when
+    /// entries describe it: same entity tag, same size, same modification time (to the
+    /// second), and, when
     /// several entries match (two writers of the same bytes in one tick of the store's
     /// clock), the same metadata. A delta rewritten since by any writer (other bytes, or
     /// the same bytes with new metadata, which moves its modification time) matches none.
     pub fn metadata_for(&self, name: &str, object: &ObjectInfo) -> Option<UserMetadata> {
         let etag = unquoted(object.etag.as_deref()?);
-        let modified = object.last_modified?;
+        let modified = whole_seconds(object.last_modified?);
         let mut matching = self
             .by_name
             .get(name)?
@@ -77,6 +78,11 @@ mod tests {
     use super::*;
     use chrono::{DateTime, Duration, Utc};
 
+    /// Now, to the second, as entries record it.
+    fn now() -> DateTime<Utc> {
+        whole_seconds(Utc::now())
+    }
+
     fn entry(name: &str, etag: &str, size: u64, at: DateTime<Utc>, file_size: &str) -> Entry {
         let meta = [("dg-file-size".to_string(), file_size.to_string())].into();
         Entry::written(name, etag, size, at, &meta)
@@ -102,7 +108,7 @@ mod tests {
 
     #[test]
     fn an_entry_describes_only_the_delta_it_was_written_for() {
-        let t = Utc::now();
+        let t = now();
         let view = IndexView::new([Segment::new(vec![entry("a.zip.delta", "e1", 10, t, "100")])]);
         assert_eq!(
             size_of(&view, &listed("d/a.zip.delta", "e1", 10, t)).as_deref(),
@@ -111,12 +117,15 @@ mod tests {
         // other bytes, another size, another time, another name: a HEAD decides
         assert_eq!(size_of(&view, &listed("d/a.zip.delta", "e2", 10, t)), None);
         assert_eq!(size_of(&view, &listed("d/a.zip.delta", "e1", 11, t)), None);
-        let later = t + Duration::milliseconds(1);
+        let later = t + Duration::seconds(1);
         assert_eq!(
             size_of(&view, &listed("d/a.zip.delta", "e1", 10, later)),
             None
         );
-        let earlier = t - Duration::milliseconds(1);
+        // the listing's fraction of a second does not count (AWS lists none)
+        let within = t + Duration::milliseconds(999);
+        assert!(size_of(&view, &listed("d/a.zip.delta", "e1", 10, within)).is_some());
+        let earlier = t - Duration::seconds(1);
         assert_eq!(
             size_of(&view, &listed("d/a.zip.delta", "e1", 10, earlier)),
             None
@@ -130,7 +139,7 @@ mod tests {
 
     #[test]
     fn the_root_keys_with_and_without_a_leading_slash_are_told_apart() {
-        let t = Utc::now();
+        let t = now();
         let view = IndexView::new([Segment::new(vec![entry("a.zip.delta", "e1", 10, t, "100")])]);
         assert_eq!(
             size_of(&view, &listed("a.zip.delta", "e1", 10, t)).as_deref(),
@@ -141,7 +150,7 @@ mod tests {
 
     #[test]
     fn matching_entries_that_disagree_describe_nothing() {
-        let t = Utc::now();
+        let t = now();
         let view = IndexView::new([
             Segment::new(vec![entry("a.zip.delta", "e1", 10, t, "100")]),
             Segment::new(vec![entry("a.zip.delta", "e1", 10, t, "100")]),
@@ -159,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_merge_keeps_the_latest_entries_of_each_name() {
-        let t = Utc::now();
+        let t = now();
         let later = t + Duration::seconds(5);
         let view = IndexView::new([
             Segment::new(vec![
