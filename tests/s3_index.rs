@@ -51,6 +51,26 @@ async fn s3(tag: &str) -> Option<(Arc<dyn ObjectStore>, String)> {
     Some((store, bucket))
 }
 
+/// Runs `work` to its end as another process would, from inside a failpoint callback
+/// (which holds the task that reached it): on a thread of its own, with its own runtime
+/// and its own connection to the server.
+fn as_another_process<F, Fut>(work: F)
+where
+    F: FnOnce(Arc<dyn ObjectStore>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let endpoint = support::s3_endpoint().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let store: Arc<dyn ObjectStore> = support::s3_store(&endpoint).await;
+            work(store).await
+        })
+    })
+    .join()
+    .unwrap();
+}
+
 /// Version `i` of the artifact: one base, edited, and `i * 7` bytes longer than version 0
 /// so that every version's original size is its own.
 fn version(i: u64) -> Vec<u8> {
@@ -269,38 +289,31 @@ async fn a_rewrite_right_after_our_write_is_not_indexed_as_ours() {
     let mut sizes = upload(&writer, dir.path(), &bucket, 0..3).await;
     // Between the delta's PUT and the HEAD that describes it for the index, another tool
     // rewrites its metadata (same bytes, same tag).
-    let endpoint = support::s3_endpoint().unwrap();
     let b = bucket.clone();
     fail::cfg_callback("index::before_head", move || {
-        let (b, endpoint) = (b.clone(), endpoint.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let store: Arc<dyn ObjectStore> = support::s3_store(&endpoint).await;
-                let key = format!("{SPACE}/app-3.zip.delta");
-                let mut metadata = store
-                    .head_object(&b, &key)
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .metadata
-                    .unwrap();
-                metadata.insert("dg-file-size".into(), "999".into());
-                let replace = CopyOptions {
-                    replace: Some(ReplacedMetadata {
-                        metadata,
-                        ..Default::default()
-                    }),
+        let b = b.clone();
+        as_another_process(move |store| async move {
+            let key = format!("{SPACE}/app-3.zip.delta");
+            let mut metadata = store
+                .head_object(&b, &key)
+                .await
+                .unwrap()
+                .unwrap()
+                .metadata
+                .unwrap();
+            metadata.insert("dg-file-size".into(), "999".into());
+            let replace = CopyOptions {
+                replace: Some(ReplacedMetadata {
+                    metadata,
                     ..Default::default()
-                };
-                store
-                    .copy_object(&b, &key, &b, &key, replace)
-                    .await
-                    .unwrap();
-            })
-        })
-        .join()
-        .unwrap();
+                }),
+                ..Default::default()
+            };
+            store
+                .copy_object(&b, &key, &b, &key, replace)
+                .await
+                .unwrap();
+        });
     })
     .unwrap();
     upload(&writer, dir.path(), &bucket, 3..4).await;
@@ -366,7 +379,6 @@ async fn a_segment_written_during_a_merge_is_kept() {
 
     // The ninth upload merges. While it holds the segments it read, another process
     // uploads (and merges what it sees, the merging one's segments included).
-    let endpoint = support::s3_endpoint().unwrap();
     let other_dir = dir.path().join("other");
     std::fs::create_dir_all(&other_dir).unwrap();
     let held = AtomicBool::new(false);
@@ -375,16 +387,10 @@ async fn a_segment_written_during_a_merge_is_kept() {
         if held.swap(true, Ordering::SeqCst) {
             return;
         }
-        let (b, d, endpoint) = (b.clone(), d.clone(), endpoint.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let store: Arc<dyn ObjectStore> = support::s3_store(&endpoint).await;
-                upload(&engine(store), &d, &b, 20..21).await
-            })
-        })
-        .join()
-        .unwrap();
+        let (b, d) = (b.clone(), d.clone());
+        as_another_process(move |store| async move {
+            upload(&engine(store), &d, &b, 20..21).await;
+        });
     })
     .unwrap();
     sizes.extend(upload(&writer, dir.path(), &bucket, 8..9).await);
@@ -458,23 +464,16 @@ async fn a_merge_deletes_only_the_segments_it_read() {
 
     // While the ninth upload merges what it read, a writer that does not merge adds a
     // segment: the merge must leave it.
-    let endpoint = support::s3_endpoint().unwrap();
     let b = bucket.clone();
     fail::cfg_callback("index::before_merge_write", move || {
-        let (b, endpoint) = (b.clone(), endpoint.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let store: Arc<dyn ObjectStore> = support::s3_store(&endpoint).await;
-                let (src, dst) = (
-                    format!("{SPACE}/app-0.zip.delta"),
-                    format!("{SPACE}/app-20.zip.delta"),
-                );
-                foreign_entry(store.as_ref(), &b, &src, &dst).await
-            })
-        })
-        .join()
-        .unwrap();
+        let b = b.clone();
+        as_another_process(move |store| async move {
+            let (src, dst) = (
+                format!("{SPACE}/app-0.zip.delta"),
+                format!("{SPACE}/app-20.zip.delta"),
+            );
+            foreign_entry(store.as_ref(), &b, &src, &dst).await;
+        });
     })
     .unwrap();
     sizes.extend(upload(&writer, dir.path(), &bucket, 8..9).await);
