@@ -1,8 +1,9 @@
 //! The listing index: original sizes for listings of stores whose listings carry no
 //! metadata (S3), at a few requests per deltaspace instead of a HEAD per delta.
 //!
-//! A writer that stores a delta records what a listing needs from it (its tag, size and
-//! listed modification time, and its DeltaGlider metadata) in a small segment object under
+//! A writer that stores a delta reads it back with one HEAD and records what a listing
+//! needs from it (its tag, size, modification time to the second, and its DeltaGlider
+//! metadata) in a small segment object under
 //! `.deltaglider/index/`; a reader lists and reads a deltaspace's segments once per listing.
 //! The index is only ever a hint: an entry is used for a listed delta only when it names the
 //! same entity tag, size and modification time, so a delta written or rewritten by anyone

@@ -58,7 +58,7 @@ pub struct Entry {
 
 impl Entry {
     /// The entry of a delta just stored as `name` (its key within its deltaspace,
-    /// [`super::entry_name`]) with `metadata`, listed with `etag`, `size` and `modified`.
+    /// [`super::entry_name`]) with `metadata`, read back with `etag`, `size` and `modified`.
     pub fn written(
         name: &str,
         etag: &str,
