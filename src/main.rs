@@ -71,6 +71,9 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// How long an interrupted command waits for the aborts of its unfinished uploads.
+const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Waits for SIGINT or SIGTERM; the error carries the shell's code for it (128 + signal).
 async fn interrupted() -> cli::exit::CliError {
     use tokio::signal::unix::{SignalKind, signal};
@@ -164,11 +167,21 @@ fn main() -> ExitCode {
             return cli::run::serve(client, args).await;
         }
         // Dropping the command future on a signal drops its temporary files and the private
-        // cache directory before the process exits.
-        tokio::select! {
-            r = cli::run::run(cli, filters, client) => r,
-            why = interrupted() => Err(why.into()),
+        // cache directory before the process exits, and starts aborting its unfinished
+        // multipart uploads, which are waited for here.
+        let cleanup = client.clone();
+        let why = tokio::select! {
+            r = cli::run::run(cli, filters, client) => return r,
+            why = interrupted() => why,
+        };
+        // The command's future is gone by now.
+        if !cleanup.finish_cleanup(ABORT_WAIT).await {
+            tracing::warn!(
+                "an unfinished multipart upload could not be aborted in time; \
+                 `deltaglider purge` aborts it"
+            );
         }
+        Err(why.into())
     });
     runtime.shutdown_background();
     finish(result)

@@ -903,7 +903,10 @@ async fn rehydrated_copies_expire_with_their_urls() {
         .to_std()
         .unwrap_or_default();
     tokio::time::sleep(wait + Duration::from_millis(50)).await;
-    let purged = engine.purge(&bucket).await.unwrap();
+    let purged = engine
+        .purge(&bucket, &deltaglider::PurgeOptions::default())
+        .await
+        .unwrap();
     assert_eq!(purged.deleted, std::slice::from_ref(&signed.served_key));
     for key in ["r/a.zip", "r/b.zip"] {
         engine.delete(&bucket, key).await.unwrap();

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use deltaglider::Result;
 use deltaglider::storage::{
     BucketAdmin, CopyOptions, DeleteFailure, ListPage, ListRequest, ObjectInfo, ObjectReader,
-    ObjectStore, Presign, PutOptions, PutOutcome, PutSource,
+    ObjectStore, PendingUploads, Presign, PutOptions, PutOutcome, PutSource,
 };
 
 /// Requests made so far, by kind.
@@ -81,6 +81,9 @@ impl ObjectStore for Counting {
     }
     fn presigner(&self) -> Option<&dyn Presign> {
         self.inner.presigner()
+    }
+    fn pending_uploads(&self) -> Option<&dyn PendingUploads> {
+        self.inner.pending_uploads()
     }
     async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
         count(&self.counts.heads);

@@ -29,7 +29,7 @@ use crate::codec::DeltaCodec;
 use crate::config::{Config, Settings};
 use crate::engine::{
     Activity, DeleteReport, Engine, GetReport, KeyDeleted, ObjectDetails, PresignedUrl, Progress,
-    PurgeReport, PutReport, PutRequestOptions, VerifiedReader, VerifyReport,
+    PurgeOptions, PurgeReport, PutReport, PutRequestOptions, VerifiedReader, VerifyReport,
 };
 use crate::error::{Error, Result};
 use crate::stats::{BucketStats, StatsMode};
@@ -470,9 +470,22 @@ impl Client {
         self.engine.presign_get(bucket, key, expires_in).await
     }
 
-    /// Removes expired rehydrated copies.
+    /// Removes what earlier commands left in `bucket`: expired rehydrated copies, references
+    /// no delta uses, and multipart uploads abandoned for a day or more.
     pub async fn purge(&self, bucket: &str) -> Result<PurgeReport> {
-        self.engine.purge(bucket).await
+        self.engine.purge(bucket, &PurgeOptions::default()).await
+    }
+
+    /// [`Client::purge`] with its thresholds set.
+    pub async fn purge_with(&self, bucket: &str, options: &PurgeOptions) -> Result<PurgeReport> {
+        self.engine.purge(bucket, options).await
+    }
+
+    /// Waits up to `within` for work a cancelled operation left running: the aborts of
+    /// multipart uploads whose futures were dropped mid-way. Call it before the runtime
+    /// shuts down after cancelling one; false if some had not finished (`purge` finds those).
+    pub async fn finish_cleanup(&self, within: Duration) -> bool {
+        self.engine.finish_aborts(within).await
     }
 
     /// Uploads one file with the default options (see [`Client::put_object`] for others).

@@ -66,9 +66,10 @@ pub use url::S3Url;
 // What the operations take and report.
 pub use analyze::{AnalyzeReport, AnalyzeSource, DeltaspaceEstimate};
 pub use engine::{
-    Activity, DeleteReport, GetReport, KeyDeleted, ListEntry, Listing, ObjectDetails, Phase,
-    PresignedUrl, Progress, PurgeReport, PutReport, PutRequestOptions, StorageFormat, StoreReason,
-    StoredAs, VerifiedReader, VerifyReport, logical_etag,
+    AbortedUpload, Activity, DeleteReport, GetReport, KeyDeleted, ListEntry, Listing,
+    ObjectDetails, Phase, PresignedUrl, Progress, PurgeOptions, PurgeReport, PutReport,
+    PutRequestOptions, StorageFormat, StoreReason, StoredAs, VerifiedReader, VerifyReport,
+    logical_etag,
 };
 pub use metadata::UserMetadata;
 pub use stats::{BucketStats, DeltaspaceStats, StatsMode};

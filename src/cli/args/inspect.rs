@@ -75,6 +75,10 @@ pub struct PresignArgs {
 pub struct PurgeArgs {
     /// BUCKET or s3://bucket
     pub bucket: String,
+    /// Unfinished multipart uploads begun at least this many seconds ago are aborted (of any
+    /// key, whichever tool began them); 0 aborts every one.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub uploads_older_than: u64,
 }
 
 #[derive(Debug, Args)]

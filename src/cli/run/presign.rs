@@ -21,7 +21,9 @@ pub(super) async fn presign(client: &Client, p: &Printer, args: PresignArgs) -> 
 
 pub(super) async fn purge(client: &Client, p: &Printer, args: PurgeArgs) -> Result<()> {
     let url = bucket_and_prefix(&args.bucket)?;
-    let report = client.purge(&url.bucket).await?;
+    let options = deltaglider::PurgeOptions::default()
+        .stale_upload_age(std::time::Duration::from_secs(args.uploads_older_than));
+    let report = client.purge_with(&url.bucket, &options).await?;
     p.show(&Doc {
         json: &report,
         text: |out: &dyn Text| purged(out, &url.bucket, &report),
@@ -40,12 +42,24 @@ fn purged(out: &dyn Text, bucket: &str, report: &deltaglider::PurgeReport) {
     for key in &report.references.restored {
         out.line(&format!("restore: s3://{bucket}/{key}"));
     }
+    for u in &report.uploads_aborted {
+        let begun = u
+            .initiated
+            .map(|t| format!(", begun {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+            .unwrap_or_default();
+        out.line(&format!(
+            "abort: s3://{bucket}/{} (unfinished multipart upload {}{begun})",
+            u.key, u.upload_id
+        ));
+    }
     out.line(&format!(
-        "purge: {} expired deleted, {} kept; {} orphaned references removed, {} restored, {} retired copies removed",
+        "purge: {} expired deleted, {} kept; {} orphaned references removed, {} restored, {} retired copies removed; {} unfinished uploads aborted, {} kept",
         report.deleted.len(),
         report.kept,
         report.references.orphans_removed.len(),
         report.references.restored.len(),
-        report.references.retired_removed
+        report.references.retired_removed,
+        report.uploads_aborted.len(),
+        report.uploads_kept
     ));
 }

@@ -169,7 +169,9 @@ impl Engine {
     }
 
     /// Deletes every object in a bucket, references and internal objects included (used by
-    /// `rb --force`), in batches; returns how many stored objects were deleted.
+    /// `rb --force`), in batches, and aborts its unfinished multipart uploads, whose parts
+    /// would otherwise outlive it or keep it from being deleted; returns how many stored
+    /// objects were deleted.
     pub async fn delete_everything(&self, bucket: &str) -> Result<usize> {
         let mut count = 0;
         let mut pages = self.store.list_pages(bucket, ListRequest::default());
@@ -185,6 +187,11 @@ impl Engine {
                 return Err(failure.error);
             }
             count += keys.len();
+        }
+        if let Some(uploads) = self.store.pending_uploads() {
+            for u in uploads.list_pending_uploads(bucket, "").await? {
+                uploads.abort_pending_upload(bucket, &u).await?;
+            }
         }
         Ok(count)
     }

@@ -8,17 +8,22 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use serde::Serialize;
 
 use super::{Engine, StoredAs, now};
-use crate::deltaspace::{self, INTERNAL_PREFIX};
+use crate::deltaspace;
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::{self, UserMetadata};
-use crate::storage::{ListRequest, ObjectStoreExt, PutOptions, PutSource};
+use crate::storage::{PutOptions, PutSource};
 
 /// Where rehydrated copies live.
 pub const REHYDRATED_PREFIX: &str = ".deltaglider/tmp/";
+
+/// When a rehydrated copy's last URL expires.
+pub(super) fn expiry_of(meta: &UserMetadata) -> Option<DateTime<Utc>> {
+    meta.get("dg-expires-at")
+        .and_then(|v| metadata::parse_timestamp(v))
+}
 
 /// A presigned download.
 #[derive(Debug, Clone, Serialize)]
@@ -31,28 +36,6 @@ pub struct PresignedUrl {
     pub expires_at: DateTime<Utc>,
     /// True if the object was rebuilt for this URL (false: served directly or reused).
     pub rehydrated: bool,
-}
-
-/// What `purge` removed.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PurgeReport {
-    /// Objects found under `REHYDRATED_PREFIX`.
-    pub examined: usize,
-    /// Keys removed because their `dg-expires-at` had passed.
-    pub deleted: Vec<String>,
-    /// Objects left: not expired yet, or without a readable `dg-expires-at`.
-    pub kept: usize,
-    /// Orphaned references removed and retired references settled (docs/format.md,
-    /// "Lifecycle").
-    pub references: super::ReferenceSweep,
-}
-
-/// Retired references younger than this are left to the deleter that may still be at work.
-pub const RETIRED_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
-
-fn expiry_of(meta: &UserMetadata) -> Option<DateTime<Utc>> {
-    meta.get("dg-expires-at")
-        .and_then(|v| metadata::parse_timestamp(v))
 }
 
 impl Engine {
@@ -147,41 +130,5 @@ impl Engine {
             expires_at,
             rehydrated: !reusable,
         })
-    }
-
-    /// Deletes rehydrated copies under `.deltaglider/tmp/` whose `dg-expires-at` has passed.
-    pub async fn purge(&self, bucket: &str) -> Result<PurgeReport> {
-        if !self.store.bucket_exists(bucket).await? {
-            return Err(Error::NoSuchBucket(bucket.to_string()));
-        }
-        let mut report = PurgeReport::default();
-        let request = ListRequest {
-            prefix: REHYDRATED_PREFIX.to_string(),
-            ..Default::default()
-        };
-        let now = now();
-        let mut pages = self.store.list_pages(bucket, request);
-        while let Some(page) = pages.try_next().await? {
-            for o in page.objects {
-                report.examined += 1;
-                let meta = match o.metadata {
-                    Some(m) => Some(m),
-                    None => self
-                        .store
-                        .head_object(bucket, &o.key)
-                        .await?
-                        .and_then(|h| h.metadata),
-                };
-                if meta.as_ref().and_then(expiry_of).is_some_and(|t| t < now) {
-                    self.store.delete_object(bucket, &o.key).await?;
-                    report.deleted.push(o.key);
-                } else {
-                    report.kept += 1;
-                }
-            }
-        }
-        debug_assert!(REHYDRATED_PREFIX.starts_with(INTERNAL_PREFIX));
-        report.references = self.sweep_references(bucket, RETIRED_GRACE).await?;
-        Ok(report)
     }
 }

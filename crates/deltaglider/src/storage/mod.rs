@@ -177,6 +177,9 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Presigned URLs, for stores whose objects can be fetched over HTTP (S3; not the local
     /// store).
     fn presigner(&self) -> Option<&dyn Presign>;
+    /// Multipart uploads left unfinished, for stores that have them (S3; the local store's
+    /// writes leave nothing behind).
+    fn pending_uploads(&self) -> Option<&dyn PendingUploads>;
 
     /// Whether the bucket exists; used to tell a missing bucket from a missing key.
     async fn bucket_exists(&self, bucket: &str) -> Result<bool>;
@@ -248,6 +251,32 @@ pub trait Presign: Send + Sync {
         expires_in: std::time::Duration,
         download_name: Option<&str>,
     ) -> Result<String>;
+}
+
+/// A multipart upload that was begun and neither completed nor aborted: no object anyone can
+/// see, but its parts take space (and, on AWS, are billed) until it is aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// The key it would have created.
+    pub key: String,
+    /// The store's id for it.
+    pub upload_id: String,
+    /// When it was begun, if the store says.
+    pub initiated: Option<DateTime<Utc>>,
+}
+
+/// Unfinished multipart uploads: those a writer killed before it could abort them, and those
+/// whose abort is still under way after the writer was cancelled.
+#[async_trait]
+pub trait PendingUploads: Send + Sync {
+    /// Every unfinished upload in `bucket` whose key starts with `prefix`.
+    async fn list_pending_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<PendingUpload>>;
+    /// Aborts one, freeing its parts; one already gone is not an error.
+    async fn abort_pending_upload(&self, bucket: &str, upload: &PendingUpload) -> Result<()>;
+    /// Waits up to `within` for the aborts that cancelled writes left running in the
+    /// background (an upload's future dropped mid-way aborts its upload on the runtime);
+    /// false if some had not finished by then.
+    async fn finish_aborts(&self, within: std::time::Duration) -> bool;
 }
 
 /// The store's bucket administration, or an error naming the store that has none.

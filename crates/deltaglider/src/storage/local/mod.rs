@@ -29,7 +29,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{
     BucketAdmin, BucketInfo, CopyOptions, DeleteFailure, ListPage, ListRequest, ObjectInfo,
-    ObjectReader, ObjectStore, Presign, PutOptions, PutOutcome, PutSource,
+    ObjectReader, ObjectStore, PendingUploads, Presign, PutOptions, PutOutcome, PutSource,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::url::validate_bucket_name;
@@ -320,6 +320,10 @@ impl ObjectStore for LocalStore {
 
     /// The local store serves no HTTP: nothing to sign a URL for.
     fn presigner(&self) -> Option<&dyn Presign> {
+        None
+    }
+
+    fn pending_uploads(&self) -> Option<&dyn PendingUploads> {
         None
     }
 

@@ -2,21 +2,16 @@
 
 mod tls;
 
-use std::path::Path;
-
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
     BucketAdmin, BucketInfo, CopyOptions, DELETE_BATCH, DeleteFailure, Encryption, ListPage,
-    ListRequest, ObjectHeaders, ObjectInfo, ObjectReader, ObjectStore, Presign, PutOptions,
-    PutOutcome, PutSource, StorageProtection,
+    ListRequest, ObjectHeaders, ObjectInfo, ObjectReader, ObjectStore, PendingUploads, Presign,
+    PutOptions, PutOutcome, PutSource, StorageProtection,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::metadata::UserMetadata;
@@ -55,13 +50,19 @@ macro_rules! with_put_options {
             .set_content_disposition(h.content_disposition.clone())
             .set_content_encoding(h.content_encoding.clone())
             .set_content_language(h.content_language.clone())
-            .set_expires(h.expires.map(to_sdk_time))
+            .set_expires(h.expires.map($crate::storage::s3::to_sdk_time))
             .set_storage_class(p.storage_class.as_deref().map(Into::into))
-            .set_server_side_encryption(p.encryption.as_ref().map(sse_algorithm))
-            .set_ssekms_key_id(kms_key_id(p))
+            .set_server_side_encryption(
+                p.encryption
+                    .as_ref()
+                    .map($crate::storage::s3::sse_algorithm),
+            )
+            .set_ssekms_key_id($crate::storage::s3::kms_key_id(p))
             .set_acl(p.acl.as_deref().map(Into::into))
     }};
 }
+
+mod multipart;
 
 /// S3 backend.
 #[derive(Debug, Clone)]
@@ -71,6 +72,8 @@ pub struct S3Store {
     limits: TransferLimits,
     /// Keys per listing request when the caller asks for no particular number.
     page_size: Option<usize>,
+    /// Aborts of multipart uploads whose writers were dropped before they finished.
+    aborts: tokio_util::task::TaskTracker,
 }
 
 /// How to reach S3: everything else comes from the standard AWS credential chain.
@@ -174,6 +177,7 @@ impl S3Store {
             endpoint,
             limits,
             page_size: None,
+            aborts: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -187,112 +191,13 @@ impl S3Store {
             endpoint: None,
             limits,
             page_size: None,
+            aborts: tokio_util::task::TaskTracker::new(),
         }
     }
 
     /// The underlying SDK client, for operations outside the storage trait.
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    async fn put_multipart(
-        &self,
-        bucket: &str,
-        key: &str,
-        path: &Path,
-        size: u64,
-        options: &PutOptions,
-    ) -> Result<PutOutcome> {
-        let mut part_size = self.limits.part_size.max(5 << 20);
-        while size.div_ceil(part_size) > 10_000 {
-            part_size *= 2;
-        }
-        let create = self
-            .client
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key);
-        let create = with_put_options!(create, options);
-        let upload = create
-            .send()
-            .await
-            .map_err(|e| storage_error("upload", bucket, key, e))?;
-        let upload_id = upload.upload_id().unwrap_or_default().to_string();
-        let result = async {
-            let parts: Vec<CompletedPart> = futures::stream::iter(0..size.div_ceil(part_size))
-                .map(|i| {
-                    let upload_id = upload_id.clone();
-                    async move {
-                        let offset = i * part_size;
-                        let len = part_size.min(size - offset);
-                        let mut f = tokio::fs::File::open(path)
-                            .await
-                            .ctx(|| format!("cannot read {}", path.display()))?;
-                        f.seek(std::io::SeekFrom::Start(offset))
-                            .await
-                            .ctx(|| format!("cannot read {}", path.display()))?;
-                        let mut buf = vec![0u8; len as usize];
-                        f.read_exact(&mut buf)
-                            .await
-                            .ctx(|| format!("cannot read {} (did it shrink?)", path.display()))?;
-                        let part_number = i as i32 + 1;
-                        let out = self
-                            .client
-                            .upload_part()
-                            .bucket(bucket)
-                            .key(key)
-                            .upload_id(&upload_id)
-                            .part_number(part_number)
-                            .body(ByteStream::from(buf))
-                            .send()
-                            .await
-                            .map_err(|e| storage_error("upload part of", bucket, key, e))?;
-                        Ok::<_, Error>(
-                            CompletedPart::builder()
-                                .part_number(part_number)
-                                .set_e_tag(out.e_tag().map(str::to_string))
-                                .build(),
-                        )
-                    }
-                })
-                .buffered(self.limits.concurrency.max(1))
-                .try_collect()
-                .await?;
-            let mut complete = self
-                .client
-                .complete_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                );
-            if options.if_none_match {
-                complete = complete.if_none_match("*");
-            }
-            match complete.send().await {
-                Ok(out) => Ok(PutOutcome::Stored {
-                    etag: out.e_tag().map(str::to_string),
-                }),
-                Err(e) if is_precondition_failed(&e) => Ok(PutOutcome::AlreadyExists),
-                Err(e) => Err(storage_error("complete upload of", bucket, key, e)),
-            }
-        }
-        .await;
-        if !matches!(result, Ok(PutOutcome::Stored { .. })) {
-            // Never leave invisible parts billed behind a failed upload.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        result
     }
 }
 
@@ -496,6 +401,10 @@ impl ObjectStore for S3Store {
     }
 
     fn presigner(&self) -> Option<&dyn Presign> {
+        Some(self)
+    }
+
+    fn pending_uploads(&self) -> Option<&dyn PendingUploads> {
         Some(self)
     }
 
