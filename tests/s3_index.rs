@@ -515,3 +515,50 @@ async fn an_interrupted_merge_loses_nothing_and_is_finished_by_the_next_writer()
     assert_eq!(got, sizes);
     assert_eq!(heads, 0);
 }
+
+/// A tree upload asks the store little per file: the bucket once, the deltaspace's format
+/// and reference once (then from what the last upload's checks saw), and per file the PUT,
+/// the reference's check after it, the other form and one HEAD of the delta written (which
+/// is both the check that it is still there and its index entry); the index's segments are
+/// shared by the uploads under way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tree_upload_makes_few_requests_per_file() {
+    let _scenario = fail::FailScenario::setup();
+    let Some((store, bucket)) = s3("index-tree").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let files = 40u64;
+    for i in 0..files {
+        write_file(dir.path(), &format!("app-{i}.zip"), &version(i));
+    }
+    let (counting, counts) = Counting::over(store.clone());
+    let client = support::client_over(counting).await;
+    let options = deltaglider::TransferOptions::default();
+    let summary = client
+        .upload_dir(dir.path(), &bucket, &format!("{SPACE}/"), &options)
+        .await
+        .unwrap();
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    let (heads, puts) = (counts.heads(), counts.puts.load(Ordering::SeqCst));
+    // Per file: three HEADs, and a fourth for the reference while the first uploads (16
+    // in flight) have seen none; before, seven (bucket, both references' keys, the
+    // reference again after the write, the other form, the delta twice).
+    eprintln!(
+        "{heads} HEADs, {puts} PUTs, {} requests for {files} files",
+        counts.total()
+    );
+    assert!(
+        heads <= 3 * files + 16 + 2,
+        "{heads} HEADs for {files} files"
+    );
+    // the deltas and the reference, and fewer segments than files
+    assert!(
+        puts <= files + 1 + files / 2,
+        "{puts} PUTs for {files} files"
+    );
+
+    let (got, listing_heads, _) = listed(&store, &bucket).await;
+    assert_eq!(got.len() as u64, files);
+    assert_eq!(listing_heads, 0, "every delta of the tree is indexed");
+}

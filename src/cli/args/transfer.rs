@@ -105,7 +105,7 @@ pub struct MigrateArgs {
     pub no_preserve_prefix: bool,
     #[command(flatten)]
     pub filters: FilterArgs,
-    /// Files transferred at once (default: one per CPU, at least 2).
+    /// Files transferred at once (default 16; encoding and decoding still run one per CPU).
     #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
     #[command(flatten)]

@@ -85,7 +85,7 @@ pub struct TransferArgs {
     /// Show what would be done, change nothing.
     #[arg(long)]
     pub dryrun: bool,
-    /// Files transferred at once (default: one per CPU, at least 2).
+    /// Files transferred at once (default 16; encoding and decoding still run one per CPU).
     #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
     /// Follow symbolic links in local trees (the default).

@@ -337,7 +337,7 @@ pub(super) fn transfer_options(
         .follow_symlinks(!t.no_follow_symlinks)
 }
 
-/// `--concurrency`, or one file per core.
+/// `--concurrency`, or the library's default for trees (16 files in flight).
 pub(super) fn concurrency(t: &TransferArgs) -> usize {
     t.concurrency
         .unwrap_or_else(|| TransferOptions::default().concurrency)

@@ -13,7 +13,7 @@ use super::progress::{KeyProgress, Phase};
 use super::put::{ATTEMPTS, PutReport, PutRequestOptions, Whole};
 use super::reason::StoreReason;
 use super::source::{PrivateFile, Source};
-use super::{Engine, StoredAs, blocking, now};
+use super::{Engine, StoredAs, now};
 use crate::deltaspace;
 use crate::error::{Error, Result};
 use crate::metadata::{DgMetadata, NOTE_ZERO_DIFF};
@@ -26,6 +26,22 @@ pub(super) enum Created {
     Reference { created: bool, stored_size: u64 },
     /// The reference this upload would create does not rebuild it: why.
     NotRebuilt(String),
+}
+
+/// What an upload stored, and whether it was seen in the store after its last step (then
+/// the caller need not look again).
+pub(super) struct Stored {
+    pub report: PutReport,
+    pub seen: bool,
+}
+
+impl Stored {
+    pub(super) fn unseen(report: PutReport) -> Stored {
+        Stored {
+            report,
+            seen: false,
+        }
+    }
 }
 
 /// The bytes a delta is encoded from.
@@ -91,7 +107,8 @@ impl Engine {
         key: &str,
         source: &Source,
         options: &PutRequestOptions,
-    ) -> Result<PutReport> {
+    ) -> Result<Stored> {
+        let _under_way = self.index.upload_started();
         let mut created_reference = false;
         let result = self
             .put_delta_attempts(form, bucket, key, source, options, &mut created_reference)
@@ -121,12 +138,22 @@ impl Engine {
         source: &Source,
         options: &PutRequestOptions,
         created_reference: &mut bool,
-    ) -> Result<PutReport> {
+    ) -> Result<Stored> {
         let ref_key = form.reference_key(key);
         let what = format!("s3://{bucket}/{key}");
         let mut reference_size = 0;
-        for _attempt in 0..ATTEMPTS {
-            let (live, created, stored_size) = match self.live_reference(bucket, &ref_key).await? {
+        for attempt in 0..ATTEMPTS {
+            // Seen live moments ago (the last upload's check after its write): used as it is,
+            // since this upload's own check after its write decides.
+            let remembered = (attempt == 0)
+                .then(|| self.recent.reference(bucket, &ref_key))
+                .flatten();
+            let was_remembered = remembered.is_some();
+            let seen = match remembered {
+                Some(live) => Some(live),
+                None => self.live_reference(bucket, &ref_key).await?,
+            };
+            let (live, created, stored_size) = match seen {
                 Some(live) => (Some(live), false, 0),
                 None => {
                     fail::fail_point!("put::before_reference_create");
@@ -141,7 +168,8 @@ impl Engine {
                         Created::NotRebuilt(why) => {
                             return self
                                 .put_not_rebuilt(bucket, key, source, options, why)
-                                .await;
+                                .await
+                                .map(Stored::unseen);
                         }
                     };
                     fail::fail_point!("put::after_reference_create", |_| Err(Error::io(
@@ -157,9 +185,18 @@ impl Engine {
                 reference_size = stored_size;
             }
             let Some(live) = live else { continue };
-            let reference = self
+            let reference = match self
                 .reference_handle(bucket, &ref_key, &live.sha256, &what)
-                .await?;
+                .await
+            {
+                Ok(r) => r,
+                Err(e) if was_remembered => {
+                    tracing::debug!(%key, "the reference seen moments ago is gone ({e}); asking again");
+                    self.recent.forget_reference(bucket, &ref_key);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let progress = self.progress_for(key);
             let target = form.target(source)?;
             let delta = self
@@ -176,12 +213,18 @@ impl Engine {
             };
             let reason = match encoded.judge(self.settings.max_ratio, form.delta_name()) {
                 Ok(reason) => reason,
-                Err(whole) => return self.put_direct(bucket, key, source, options, whole).await,
+                Err(whole) => {
+                    return self
+                        .put_direct(bucket, key, source, options, whole)
+                        .await
+                        .map(Stored::unseen);
+                }
             };
             if let Some(why) = form.check_delta(self, &reference, &delta, source).await? {
                 return self
                     .put_not_rebuilt(bucket, key, source, options, why)
-                    .await;
+                    .await
+                    .map(Stored::unseen);
             }
             let created_at = now();
             let common = DgMetadata {
@@ -198,18 +241,21 @@ impl Engine {
                 live: &live,
                 bytes: &reference,
             };
-            let Some(stored_key) = self
+            let Some(written) = self
                 .write_delta(
                     bucket, key, &delta, delta_size, meta, created_at, against, options, &progress,
                 )
                 .await?
             else {
+                self.recent.forget_reference(bucket, &ref_key);
                 continue;
             };
-            return Ok(PutReport {
+            // Its check after the write just found it live.
+            self.recent.saw_reference(bucket, &ref_key, &live);
+            let report = PutReport {
                 bucket: bucket.to_string(),
                 key: key.to_string(),
-                stored_key,
+                stored_key: written.stored_key,
                 stored_as: StoredAs::Delta,
                 created_reference: *created_reference,
                 original_size: source.size,
@@ -219,6 +265,10 @@ impl Engine {
                 reason,
                 reference_name: encoded.reference_name,
                 expansion: form.expansion(),
+            };
+            return Ok(Stored {
+                report,
+                seen: written.seen,
             });
         }
         Err(Error::storage(
@@ -262,7 +312,7 @@ impl Engine {
         let codec = self.codec.clone();
         let progress = progress.clone();
         progress.start(Phase::Encoding, size);
-        blocking("encoder", move || {
+        self.cpu_bound("encoder", move || {
             let delta = PrivateFile::new()?;
             let mut w = io::BufWriter::with_capacity(1 << 20, delta.file());
             let mut done = 0u64;

@@ -77,6 +77,14 @@ pub(super) struct EncodedAgainst<'a> {
     pub bytes: &'a File,
 }
 
+/// A delta written.
+pub(super) struct Written {
+    pub stored_key: String,
+    /// Whether a HEAD after the write's last step found it (`false` also when the HEAD
+    /// failed: the caller looks again).
+    pub seen: bool,
+}
+
 impl Engine {
     /// Writes `delta` as `<key>.delta` with `meta` (made at `created_at`), then confirms that
     /// `reference` is still the deltaspace's live one and removes the other form of `key`.
@@ -93,7 +101,7 @@ impl Engine {
         reference: EncodedAgainst<'_>,
         options: &PutRequestOptions,
         progress: &KeyProgress,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Written>> {
         let stored_key = format!("{key}{DELTA_SUFFIX}");
         fail::fail_point!("put::before_delta_write", |_| Err(crate::error::Error::io(
             "failpoint put::before_delta_write",
@@ -115,12 +123,8 @@ impl Engine {
             )
             .await?;
         progress.advance(size);
-        // Described for the listing index now, before anything else can happen to it.
-        let indexed = match &outcome {
-            PutOutcome::Stored { etag } => {
-                self.index_entry(bucket, &stored_key, etag.as_deref(), size, &metadata)
-                    .await
-            }
+        let etag = match outcome {
+            PutOutcome::Stored { etag } => etag,
             PutOutcome::AlreadyExists => None,
         };
         fail::fail_point!("put::after_delta_write");
@@ -149,10 +153,27 @@ impl Engine {
             &options.object.protection,
         )
         .await?;
-        if let Some(entry) = indexed {
+        // One HEAD, now that nothing of this upload is left to change the object, answers
+        // both whether it is still there (a newer writer of the other form may have removed
+        // it) and what the listing index records of it.
+        fail::fail_point!("index::before_head");
+        let seen = match self.store.head_object(bucket, &stored_key).await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::debug!(%bucket, key = %stored_key, "not indexed: {}", crate::error::chain(&e));
+                None
+            }
+        };
+        let entry = seen.as_ref().and_then(|head| {
+            super::index::entry_of_written(&stored_key, etag.as_deref(), size, &metadata, head)
+        });
+        if let Some(entry) = entry {
             self.index_written_delta(bucket, crate::deltaspace::of_key(&stored_key), entry)
                 .await;
         }
-        Ok(Some(stored_key))
+        Ok(Some(Written {
+            stored_key,
+            seen: seen.is_some(),
+        }))
     }
 }

@@ -19,6 +19,7 @@ mod progress;
 mod purge;
 mod put;
 pub(crate) mod reason;
+mod recent;
 mod reference;
 mod source;
 mod stream;
@@ -111,6 +112,10 @@ pub struct Engine {
     activity: Arc<activity::ActivityCounters>,
     /// Listing index entries waiting to be stored, shared by clones.
     index: Arc<index::IndexLog>,
+    /// One slot per core for the work that keeps a core busy, shared by clones.
+    cpu: Arc<tokio::sync::Semaphore>,
+    /// What was seen of the store moments ago, shared by clones.
+    recent: Arc<recent::Recent>,
 }
 
 impl Engine {
@@ -131,7 +136,36 @@ impl Engine {
             progress: None,
             activity,
             index: Arc::default(),
+            cpu: Arc::new(tokio::sync::Semaphore::new(cores())),
+            recent: Arc::default(),
         }
+    }
+
+    /// Whether `bucket` exists, from a `HeadBucket` made moments ago by this engine or a
+    /// clone if one said it did (`recent`). Only a "yes" is remembered: a bucket removed
+    /// since then fails the write itself (`NoSuchBucket`), never silently.
+    pub(crate) async fn bucket_exists_recently(&self, bucket: &str) -> crate::Result<bool> {
+        if self.recent.bucket_exists(bucket) {
+            return Ok(true);
+        }
+        let exists = self.store.bucket_exists(bucket).await?;
+        if exists {
+            self.recent.saw_bucket(bucket);
+        }
+        Ok(exists)
+    }
+
+    /// Runs `f` on the blocking pool once a core is free: encoding, decoding and expanding
+    /// run one per core however many transfers are in flight, so that the concurrency a
+    /// tree transfer uses to hide request latency multiplies neither CPU contention nor the
+    /// codec's memory.
+    pub(crate) async fn cpu_bound<T: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+    ) -> crate::Result<T> {
+        let _slot = self.cpu.acquire().await;
+        blocking(what, f).await
     }
 
     /// What this engine (and every clone of it) has done so far.
@@ -169,6 +203,11 @@ impl Engine {
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
     }
+}
+
+/// Cores this process may use (at least 1).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Serializes timestamps as RFC 3339.

@@ -58,11 +58,13 @@ impl Default for TransferOptions {
     }
 }
 
-/// One file per core: encoding is CPU-bound, and memory per transfer is bounded.
+/// Files in flight at once in a tree transfer unless told otherwise. Most of a small file's
+/// time is request latency (`aws s3` keeps 10 requests in flight for the same reason); the
+/// engine runs encoding and decoding one per core whatever this is, so it multiplies
+/// neither CPU contention nor the codec's memory. On the project's 2-core S3 server, 2,000
+/// small deltas took 27.5 s at 2 files in flight, 10.6 s at 16, 10.0 s at 24.
 pub fn default_concurrency() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .max(2)
+    16
 }
 
 /// Something that happened to one file.

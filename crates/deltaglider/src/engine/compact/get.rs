@@ -7,10 +7,10 @@ use liblzma::stream::Stream;
 
 use super::expanded;
 use crate::deltaspace;
+use crate::engine::Engine;
 use crate::engine::get::{Resolved, drain_into};
 use crate::engine::reference::is_compact_reference;
 use crate::engine::source::PrivateFile;
-use crate::engine::{Engine, blocking};
 use crate::error::{Error, IoContext, Result};
 use crate::storage::ObjectBody;
 
@@ -68,7 +68,7 @@ impl Engine {
             .await
             .ctx(|| format!("cannot download {what}"))?;
         let (codec, what) = (self.codec.clone(), what.to_string());
-        blocking("decoder", move || {
+        self.cpu_bound("decoder", move || {
             expanded::decode_expanded(&*codec, &reference, delta.file()).map_err(|e| match e {
                 Error::Codec { operation, detail } => Error::Codec {
                     operation,

@@ -9,8 +9,9 @@ use std::fs::File;
 
 use super::expanded::{self, Expanded, Mismatch};
 use crate::deltaspace;
+use crate::engine::delta_upload::Stored;
 use crate::engine::delta_upload::{Created, DeltaForm, EncodeTarget};
-use crate::engine::put::{PutReport, PutRequestOptions};
+use crate::engine::put::PutRequestOptions;
 use crate::engine::source::{PrivateFile, Source};
 use crate::engine::{Engine, StorageFormat, blocking, now};
 use crate::error::{IoContext, Result};
@@ -40,13 +41,17 @@ impl Engine {
                 deltaspace::compact_reference_key_for(key),
             ),
         };
-        Ok(
-            if self.store.head_object(bucket, &other_key).await?.is_some() {
-                other
-            } else {
-                self.settings.format
-            },
-        )
+        let space = deltaspace::of_key(key);
+        if let Some(format) = self.recent.format(bucket, space) {
+            return Ok(format);
+        }
+        let format = if self.store.head_object(bucket, &other_key).await?.is_some() {
+            other
+        } else {
+            self.settings.format
+        };
+        self.recent.saw_format(bucket, space, format);
+        Ok(format)
     }
 
     /// Stores an eligible, non-empty snapshot in the compact format: a delta between
@@ -57,9 +62,11 @@ impl Engine {
         key: &str,
         source: &Source,
         options: &PutRequestOptions,
-    ) -> Result<PutReport> {
+    ) -> Result<Stored> {
         let (snapshot, limits) = (source.reopen()?, self.settings.expansion_limits.clone());
-        let expanded = blocking("expand", move || expanded::expand_file(snapshot, &limits)).await?;
+        let expanded = self
+            .cpu_bound("expand", move || expanded::expand_file(snapshot, &limits))
+            .await?;
         let form = CompactForm {
             expanded: &expanded,
         };

@@ -48,7 +48,7 @@ impl Engine {
         match resolved.stored_as {
             StoredAs::Delta if resolved.meta.format.is_some() => {
                 let expanded = self.compact_expanded(bucket, resolved, &what).await?;
-                crate::engine::blocking("restore", move || {
+                self.cpu_bound("restore", move || {
                     let mut capped = output(out);
                     crate::engine::compact::restore_into(&expanded, &mut capped)
                         .map_err(too_long)?;
@@ -81,7 +81,7 @@ impl Engine {
                     .ctx(|| format!("cannot download {what}"))?;
                 let recompressed_with = crate::codec::recompressed_with(&delta);
                 let codec = self.codec.clone();
-                crate::engine::blocking("decoder", move || {
+                self.cpu_bound("decoder", move || {
                     let mut capped = output(out);
                     codec
                         .decode(&reference, &delta, &mut capped)

@@ -4,6 +4,7 @@
 //! takes the next turn, so no upload waits on entries that arrived after its own.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -21,6 +22,17 @@ pub(crate) struct IndexLog {
     /// Deltaspaces whose merged segments could not be deleted (a policy that lets this
     /// writer add objects but not delete them): merging them again would only add segments.
     no_merge: Mutex<HashSet<Slot>>,
+    /// Delta uploads under way in this engine and its clones: each will bring an entry.
+    uploads: AtomicUsize,
+}
+
+/// A delta upload under way, counted until it is dropped.
+pub(crate) struct UploadUnderWay<'a>(&'a AtomicUsize);
+
+impl Drop for UploadUnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +93,18 @@ impl Drop for Turn<'_> {
 impl IndexLog {
     fn lock(&self) -> MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a delta upload until the guard is dropped.
+    pub(crate) fn upload_started(&self) -> UploadUnderWay<'_> {
+        self.uploads.fetch_add(1, Ordering::SeqCst);
+        UploadUnderWay(&self.uploads)
+    }
+
+    /// Whether uploads other than the caller's are under way: their entries are moments
+    /// away, and a turn that waits for them stores one segment where it would store many.
+    pub(super) fn others_under_way(&self) -> bool {
+        self.uploads.load(Ordering::SeqCst) > 1
     }
 
     /// Queues `entry`; returns its sequence number.
@@ -163,6 +187,20 @@ impl IndexLog {
 }
 
 impl Turn<'_> {
+    /// Adds to `batch` the entries queued since it was taken; their uploads, waiting,
+    /// are done when this turn is.
+    pub(super) fn top_up(&mut self, batch: &mut Batch) {
+        let mut queues = self.log.lock();
+        let Some(q) = queues.by_slot.get_mut(self.slot) else {
+            return;
+        };
+        for (n, e) in std::mem::take(&mut q.entries) {
+            batch.last = batch.last.max(n);
+            batch.entries.push(e);
+        }
+        self.last = Some(batch.last);
+    }
+
     /// The batch is stored (or was tried): the waiting uploads go on.
     pub(super) fn finish(mut self) {
         if let Some(last) = self.last.take() {
@@ -204,6 +242,41 @@ mod tests {
         log.turn(&slot, &batch).finish();
         assert!(matches!(log.step(&slot, b), Step::Done));
         assert!(matches!(log.step(&slot, c), Step::Store(_)));
+    }
+
+    #[test]
+    fn a_turn_topped_up_is_done_for_every_entry_it_took() {
+        let log = IndexLog::default();
+        let slot: Slot = ("b".into(), "s".into());
+        let a = log.push(&slot, entry("a.delta"));
+        let Step::Store(mut batch) = log.step(&slot, a) else {
+            panic!("the first upload stores");
+        };
+        let mut turn = log.turn(&slot, &batch);
+        let b = log.push(&slot, entry("b.delta"));
+        let c = log.push(&slot, entry("c.delta"));
+        assert!(matches!(log.step(&slot, b), Step::Wait(_)));
+        turn.top_up(&mut batch);
+        let names: Vec<_> = batch.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a.delta", "b.delta", "c.delta"]);
+        turn.finish();
+        for seq in [a, b, c] {
+            assert!(matches!(log.step(&slot, seq), Step::Done), "{seq}");
+        }
+        assert!(log.lock().by_slot.is_empty());
+    }
+
+    #[test]
+    fn uploads_are_counted_while_under_way() {
+        let log = IndexLog::default();
+        let one = log.upload_started();
+        assert!(!log.others_under_way());
+        let two = log.upload_started();
+        assert!(log.others_under_way());
+        drop(one);
+        assert!(!log.others_under_way());
+        drop(two);
+        assert_eq!(log.uploads.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub(crate) const MERGE_AT: usize = 8;
 /// its deltas get a HEAD each, as without an index.
 const MAX_SEGMENTS: usize = 1000;
 
+/// How long a turn to store entries waits for those of the other uploads under way: about
+/// the time a small file's upload takes, so that a tree transfer stores a segment per
+/// several files rather than per file (each costs a PUT, a LIST, and later part of a merge).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// A listing page reads a deltaspace's index once it has this many deltas of it to
 /// describe; fewer are cheaper to HEAD than the index is to read.
 const MIN_DELTAS: usize = 2;
@@ -99,6 +104,31 @@ pub(crate) fn entry_name(key: &str) -> &str {
     }
 }
 
+/// The entry of the delta just stored as `stored_key` (with the tag the store returned
+/// for the write), from a HEAD made after the write: only if the store still has the object
+/// written (its tag, size and the recorded fields of `metadata`), with the store's time for
+/// it. `None` leaves the delta to a HEAD per listing.
+pub(super) fn entry_of_written(
+    stored_key: &str,
+    etag: Option<&str>,
+    size: u64,
+    metadata: &UserMetadata,
+    head: &ObjectInfo,
+) -> Option<Entry> {
+    let etag = etag.map(segment::unquoted).filter(|e| !e.is_empty())?;
+    let entry = Entry::written(
+        entry_name(stored_key),
+        etag,
+        size,
+        segment::whole_seconds(head.last_modified?),
+        metadata,
+    );
+    let same = head.size == size
+        && head.etag.as_deref().map(segment::unquoted) == Some(etag)
+        && head.metadata.as_ref().map(segment::indexed) == Some(entry.metadata.clone());
+    same.then_some(entry)
+}
+
 /// The indexes read during one listing, per deltaspace (`None`: could not be read; the
 /// listing does without).
 #[derive(Debug, Default)]
@@ -107,40 +137,6 @@ pub(crate) struct IndexViews {
 }
 
 impl Engine {
-    /// The entry of the delta just stored as `stored_key`, from one HEAD, when the store
-    /// returned its tag: only if the store still has the object written (its tag, size and
-    /// the recorded fields of `metadata`), with the store's time for it. `None` leaves the
-    /// delta to a HEAD per listing.
-    pub(super) async fn index_entry(
-        &self,
-        bucket: &str,
-        stored_key: &str,
-        etag: Option<&str>,
-        size: u64,
-        metadata: &UserMetadata,
-    ) -> Option<Entry> {
-        let etag = etag.map(segment::unquoted).filter(|e| !e.is_empty())?;
-        fail::fail_point!("index::before_head");
-        let head = match self.store.head_object(bucket, stored_key).await {
-            Ok(head) => head?,
-            Err(e) => {
-                tracing::debug!(%bucket, key = %stored_key, "not indexed: {}", crate::error::chain(&e));
-                return None;
-            }
-        };
-        let entry = Entry::written(
-            entry_name(stored_key),
-            etag,
-            size,
-            segment::whole_seconds(head.last_modified?),
-            metadata,
-        );
-        let same = head.size == size
-            && head.etag.as_deref().map(segment::unquoted) == Some(etag)
-            && head.metadata.as_ref().map(segment::indexed) == Some(entry.metadata.clone());
-        same.then_some(entry)
-    }
-
     /// Records `entry`, of the delta just stored in `bucket`'s deltaspace `space`, in its
     /// index. Returns once it is stored (or was tried), by this upload or by another of
     /// this engine storing several at once. Never fails the upload: an entry that cannot be
@@ -156,8 +152,14 @@ impl Engine {
             match self.index.step(&slot, seq) {
                 Step::Done => return,
                 Step::Wait(batch_done) => batch_done.await,
-                Step::Store(batch) => {
-                    let turn = self.index.turn(&slot, &batch);
+                Step::Store(mut batch) => {
+                    let mut turn = self.index.turn(&slot, &batch);
+                    if self.index.others_under_way() {
+                        // Concurrent uploads (a tree transfer) share one segment: the
+                        // entries of the next few moments join this one's.
+                        tokio::time::sleep(LINGER).await;
+                        turn.top_up(&mut batch);
+                    }
                     if let Err(e) = self.store_segment(&slot, batch.entries).await {
                         tracing::debug!(%bucket, %space, "listing index not updated: {}", crate::error::chain(&e));
                     }

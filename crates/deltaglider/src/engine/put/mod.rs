@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::io::AsyncRead;
 
+use super::delta_upload::Stored;
 use super::reason::StoreReason;
 use super::source::Source;
 use super::{Engine, StorageFormat, StoredAs, blocking};
@@ -177,7 +178,7 @@ impl Engine {
                 reason,
             });
         }
-        if !self.store.bucket_exists(bucket).await? {
+        if !self.bucket_exists_recently(bucket).await? {
             return Err(Error::NoSuchBucket(bucket.to_string()));
         }
         Ok(())
@@ -200,17 +201,20 @@ impl Engine {
                 reason,
                 reference_name: None,
             };
-            let report = if !eligible {
-                let why = whole(None, StoreReason::NotEligible);
-                self.put_direct(bucket, key, source, options, why).await?
+            let why = if !eligible {
+                Some(whole(None, StoreReason::NotEligible))
             } else if options.no_delta {
-                let why = whole(Some("--no-delta"), StoreReason::NoDelta);
-                self.put_direct(bucket, key, source, options, why).await?
+                Some(whole(Some("--no-delta"), StoreReason::NoDelta))
             } else if source.size == 0 {
-                let why = whole(Some("empty file"), StoreReason::Empty);
-                self.put_direct(bucket, key, source, options, why).await?
+                Some(whole(Some("empty file"), StoreReason::Empty))
             } else {
-                match self.deltaspace_format(bucket, key).await? {
+                None
+            };
+            let Stored { report, seen } = match why {
+                Some(why) => {
+                    Stored::unseen(self.put_direct(bucket, key, source, options, why).await?)
+                }
+                None => match self.deltaspace_format(bucket, key).await? {
                     StorageFormat::Compatible => {
                         self.put_delta(&CompatibleForm, bucket, key, source, options)
                             .await?
@@ -218,8 +222,11 @@ impl Engine {
                     StorageFormat::Compact => {
                         self.put_compact(bucket, key, source, options).await?
                     }
-                }
+                },
             };
+            if seen {
+                return Ok(report);
+            }
             // Ours is almost always there (one request); only if it is not does the other
             // form, written by a newer concurrent upload, count.
             let other = if report.stored_key == key {

@@ -69,6 +69,10 @@ impl Engine {
             return Ok(None);
         }
         let compact_key = deltaspace::join(space, COMPACT_REFERENCE_NAME);
+        // Whatever happens next, what this engine saw of the references may not hold.
+        self.recent.forget_reference(bucket, &compact_key);
+        self.recent
+            .forget_reference(bucket, &deltaspace::join(space, deltaspace::REFERENCE_NAME));
         let compact = if self
             .store
             .head_object(bucket, &compact_key)
