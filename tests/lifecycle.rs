@@ -66,6 +66,16 @@ impl Gate {
     }
 }
 
+/// Ends a test's interleaving: every failpoint back to doing nothing, while the test still
+/// holds its scenario (the lock that runs one scenario at a time) until its iteration ends.
+/// Dropping the scenario here instead would let the test's later sweeps and reads hit the
+/// failpoints another test has just set up (a gate taken by the wrong deleter).
+fn settle(_scenario: &fail::FailScenario<'_>) {
+    for (name, _) in fail::list() {
+        fail::remove(name);
+    }
+}
+
 /// Two engines ("processes") over the same store, with a bucket made for the test.
 struct World {
     a: Engine,
@@ -252,7 +262,7 @@ async fn a_failed_first_writer_never_deletes_the_reference_another_writer_uses()
         gate.release(0);
         let err = first.await.unwrap().unwrap_err();
         assert!(err.to_string().contains("failpoint"), "{err}");
-        drop(scenario);
+        settle(&scenario);
         w.assert_recoverable("rel/app-2.zip", &v2()).await;
         assert!(!w.exists("rel/app-1.zip.delta").await);
     }
@@ -277,7 +287,7 @@ async fn compact_first_uploads_racing_leave_both_recoverable() {
         gate.release(0);
         let first = first.await.unwrap().unwrap();
         assert!(first.created_reference);
-        drop(scenario);
+        settle(&scenario);
         w.assert_recoverable("rel/app-1.zip", &v1()).await;
         w.assert_recoverable("rel/app-2.zip", &v2()).await;
         let keys = w.keys().await;
@@ -307,7 +317,7 @@ async fn rm_of_the_last_delta_racing_a_new_upload_keeps_the_reference() {
         gate.release(0);
         let report = rm.await.unwrap().unwrap();
         assert_eq!(report.reference_removed, None, "the reference is in use");
-        drop(scenario);
+        settle(&scenario);
         w.assert_recoverable("rel/app-2.zip", &v2()).await;
         assert!(w.exists("rel/reference.bin").await);
         assert!(
@@ -342,7 +352,7 @@ async fn a_batch_delete_of_the_last_delta_racing_a_new_upload_keeps_the_referenc
         gate.release(0);
         let results = rm.await.unwrap();
         assert!(results[0].error.is_none(), "{results:?}");
-        drop(scenario);
+        settle(&scenario);
         w.assert_recoverable("rel/app-2.zip", &v2()).await;
         assert!(!w.exists("rel/app-1.zip.delta").await);
         assert!(w.exists("rel/reference.bin").await);
@@ -387,7 +397,7 @@ async fn reference_removed_under_a_delta_is_restored(
         gate.release(0);
         let stored = upload.await.unwrap().unwrap();
         assert_eq!(stored.stored_as, StoredAs::Delta);
-        drop(scenario);
+        settle(&scenario);
         assert!(
             w.exists(&format!("rel/{reference}")).await,
             "the writer restores the reference"
@@ -410,7 +420,7 @@ async fn an_upload_into_a_space_whose_reference_was_just_deleted_makes_a_new_one
         assert!(stored.created_reference);
         gate.release(0);
         rm.await.unwrap().unwrap();
-        drop(scenario);
+        settle(&scenario);
         w.assert_recoverable("rel/app-2.zip", &v2()).await;
         // the deleter could not put its reference back (another took the place); nothing
         // needs the retired copy, and a sweep collects it
@@ -450,7 +460,7 @@ async fn a_second_deleter_and_a_new_first_upload_cannot_make_a_deleter_remove_th
         gate.release(0);
         let report = rm.await.unwrap().unwrap();
         assert_eq!(report.reference_removed, None, "the reference is in use");
-        drop(scenario);
+        settle(&scenario);
         w.assert_recoverable("rel/app-3.zip", &v3()).await;
         let left = w.leftovers().await;
         assert!(left.is_empty(), "left behind: {left:?}");
@@ -552,7 +562,7 @@ async fn a_deleter_that_dies_after_removing_a_used_reference_loses_nothing() {
         fail::cfg("delete::after_reference_delete", "return").unwrap();
         gate.release(0);
         assert!(rm.await.unwrap().is_err());
-        drop(scenario);
+        settle(&scenario);
         assert!(!w.exists("rel/reference.bin").await);
         // the acknowledged delta still rebuilds, from the retired copy
         w.assert_recoverable("rel/app-2.zip", &v2()).await;
@@ -596,7 +606,7 @@ async fn concurrent_whole_and_delta_uploads_of_one_key_leave_exactly_one_object(
                 gate.release(i);
                 reports.push(tasks[i].take().unwrap().await.unwrap().unwrap());
             }
-            drop(scenario);
+            settle(&scenario);
             let forms = [
                 w.exists(&key).await,
                 w.exists(&format!("{key}.delta")).await,
@@ -653,7 +663,7 @@ async fn a_source_that_changes_while_it_is_read_is_refused_and_nothing_is_stored
                 .await
                 .unwrap_err();
         assert!(matches!(err, Error::SourceChanged { .. }), "{err}");
-        drop(scenario);
+        settle(&scenario);
         assert!(w.keys().await.is_empty(), "{:?}", w.keys().await);
     }
 }
@@ -669,7 +679,7 @@ async fn a_source_that_changes_after_it_was_read_is_stored_as_it_was_read() {
         })
         .unwrap();
         let report = put(&w.a, &w, &f, "rel/app-1.zip").await;
-        drop(scenario);
+        settle(&scenario);
         assert_eq!(report.original_size, v1().len() as u64);
         w.assert_recoverable("rel/app-1.zip", &v1()).await;
     }

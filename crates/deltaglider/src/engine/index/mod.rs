@@ -9,11 +9,12 @@
 //! same entity tag, size and modification time, so a delta written or rewritten by anyone
 //! else (another tool, an older version, a writer whose segment never arrived) matches no
 //! entry and gets its HEAD. Segments are never rewritten in place: concurrent writers each
-//! add their own, and a writer that finds more than [`MERGE_AT`] merges them into one and
-//! deletes those it merged (docs/format.md, "Listing index").
+//! add their own, and a writer that finds more than [`tiers::MERGE_AT`] in a tier of similar sizes
+//! merges those into one and deletes them (`tiers`; docs/format.md, "Listing index").
 
 mod log;
 mod segment;
+mod tiers;
 mod view;
 
 use std::collections::HashMap;
@@ -37,12 +38,7 @@ use crate::storage::{ListRequest, ObjectInfo, ObjectStoreExt, PutOptions, PutSou
 /// Where the segments of the deltaspaces' indexes live.
 pub(crate) const INDEX_PREFIX: &str = ".deltaglider/index/";
 
-/// A writer that sees more segments than this in a deltaspace merges them.
-pub(crate) const MERGE_AT: usize = 8;
-
-/// A deltaspace with more segments than this (merges failing or forbidden) is not read:
-/// its deltas get a HEAD each, as without an index.
-const MAX_SEGMENTS: usize = 1000;
+use tiers::MAX_SEGMENTS;
 
 /// How long a turn to store entries waits for those of the other uploads under way: about
 /// the time a small file's upload takes, so that a tree transfer stores a segment per
@@ -169,8 +165,8 @@ impl Engine {
         }
     }
 
-    /// Stores `entries` as a new segment of its deltaspace's index, then merges the index
-    /// if it has grown too many segments.
+    /// Stores `entries` as a new segment of its deltaspace's index, then merges a tier of
+    /// the index that has grown too many segments.
     async fn store_segment(&self, slot: &Slot, entries: Vec<Entry>) -> Result<()> {
         let (bucket, space) = (slot.0.as_str(), slot.1.as_str());
         let body = Segment::new(entries).to_bytes();
@@ -186,11 +182,9 @@ impl Engine {
             "failpoint index::after_segment_write",
             std::io::Error::other("injected")
         )));
-        let mut segments = self.index_segments(bucket, space).await?;
-        if segments.len() > MERGE_AT {
-            // over the cap, the oldest first: the index becomes readable again
-            segments.truncate(MAX_SEGMENTS);
-            self.merge_index(slot, &segments).await?;
+        let segments = self.index_segments(bucket, space).await?;
+        if let Some(group) = tiers::to_merge(&segments) {
+            self.merge_index(slot, &group).await?;
         }
         Ok(())
     }
