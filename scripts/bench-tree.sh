@@ -2,8 +2,9 @@
 # Tree transfers of many small files on S3: `deltaglider cp -r` up and down, `sync` of an
 # unchanged tree and `rm -r`, against `aws s3` doing the same with the files as plain
 # objects, on the project's Ceph server, in one run. The files are consecutive edits of one
-# 64 KiB file, so that every file after the first is stored as a delta. Prints each time and
-# its ratio to `aws s3` (the target: within 1.2x); the downloaded trees must be byte-exact.
+# 64 KiB file (4 more bytes each), stored as deltas of the first until they differ too much
+# from it. Prints each time and its ratio to `aws s3` (the target: within 1.2x); the
+# downloaded trees must be byte-exact.
 #   scripts/bench-tree.sh            (installs what it needs; starts the S3 server if it is
 #                                     not running and stops it afterwards, never one it did
 #                                     not start)
@@ -12,31 +13,10 @@
 set -euo pipefail
 [ -n "${DG_BENCH_TRACE:-}" ] && set -x
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-export DG_PY_VENV=${DG_PY_VENV:-$root/target/py-venv}
+name=tree
+# shellcheck source=scripts/bench-setup.sh
+. "$(dirname "$0")/bench-setup.sh"
 files=${DG_BENCH_TREE_FILES:-2000}
-say() { printf 'bench-tree: %s\n' "$*" >&2; }
-
-scripts/install-deps.sh
-say "building (cargo build --release --bin deltaglider)"
-cargo build --release --quiet --bin deltaglider
-dg=${CARGO_TARGET_DIR:-$root/target}/release/deltaglider
-started=
-if ! scripts/s3-server.sh status 2>/dev/null; then
-  started=1
-fi
-eval "$(scripts/s3-server.sh start)"
-export AWS_EC2_METADATA_DISABLED=true
-work=$(mktemp -d "${TMPDIR:-/tmp}/dg-bench-tree.XXXXXX")
-bucket=dg-bench-tree-$$
-aws=$DG_PY_VENV/bin/aws
-cleanup() {
-  "$dg" rb --force "s3://$bucket" >/dev/null 2>&1 || true
-  rm -rf "$work"
-  if [ -n "$started" ]; then scripts/s3-server.sh stop || true; fi
-}
-trap cleanup EXIT
 
 say "generating $files files of 64 KiB"
 python3 - "$work/files" "$files" <<'PY'
@@ -95,7 +75,7 @@ row() {
     $(($2 / 1000)) $(($2 % 1000)) $(($3 / 1000)) $(($3 % 1000)) \
     $(($3 / $2)) $((($3 * 100 / $2) % 100))
 }
-printf '%s files of 64 KiB (deltas after the first; aws stores them whole), one run:\n' "$files"
+printf '%s files of 64 KiB (mostly deltas; aws stores them whole), one run:\n' "$files"
 row "cp -r up" "$a_up" "$d_up"
 row "cp -r down" "$a_down" "$d_down"
 row "sync, nothing changed" "$a_sync" "$d_sync"
