@@ -69,7 +69,8 @@ impl Engine {
         events: EventSink<'_>,
     ) -> Result<TransferSummary> {
         let prefix = as_dir_prefix(prefix);
-        if !self.store().bucket_exists(bucket).await? {
+        // Remembered: each file's upload then checks the bucket without asking again.
+        if !self.bucket_exists_recently(bucket).await? {
             return Err(Error::NoSuchBucket(bucket.to_string()));
         }
         let scan = scan_local_tree(dir, &options.filters, options.follow_symlinks)?;

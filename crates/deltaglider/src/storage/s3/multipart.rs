@@ -119,7 +119,6 @@ impl S3Store {
         let result = self
             .send_parts(bucket, key, path, size, part_size, &upload_id, options)
             .await;
-        guard.armed = false;
         if !matches!(result, Ok(PutOutcome::Stored { .. })) {
             // Never leave invisible parts billed behind a failed upload.
             let aborted = abort(
@@ -133,6 +132,9 @@ impl S3Store {
                 tracing::warn!("{e}; `deltaglider purge` aborts it later");
             }
         }
+        // Armed until here: a write cancelled during its own abort still aborts (twice at
+        // worst; an upload already gone is no error).
+        guard.armed = false;
         result
     }
 
